@@ -1,0 +1,168 @@
+"""DataStorage throughput and query latency on BTC-like synthetic trades (a script, not a test).
+
+    python benchmarks/storage_bench.py [--hours 1] [--rate 30] [--batch 50] [--seed 7]
+
+Prints: batched trade ingest rate (events/s, including retention pruning and reallocations), the median and p99
+latency of each query on a one-hour tape, an "evaluation" of 15 mixed window queries as the analyzers make them,
+and peak RSS (``resource.getrusage``, whole process, so it includes numpy/python and the pre-built events).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bot.clock import FixedClock
+from bot.events import BookSnapshot, Trade
+from bot.storage import DataStorage
+from settings import Settings
+
+SYM = "BTCUSDT"
+
+
+def make_trades(n: int, rate: float, t0: float, seed: int, id_prefix: str = "id") -> list[Trade]:
+    """Poisson arrivals at ``rate``/s, a 0.1-tick random walk around 65 000, lognormal sizes, ~50 % buys."""
+    rng = np.random.default_rng(seed)
+    ts = t0 + np.cumsum(rng.exponential(1.0 / rate, n))
+    ticks = np.cumsum(rng.choice([-1, 0, 0, 1], n))
+    price = np.round(65_000.0 + 0.1 * ticks, 1)
+    size = np.round(rng.lognormal(-4.0, 1.2, n), 3) + 0.001
+    buy = rng.random(n) < 0.5
+    return [
+        Trade(SYM, float(t), float(p), float(s), "Buy" if b else "Sell", f"{id_prefix}{i}")
+        for i, (t, p, s, b) in enumerate(zip(ts, price, size, buy, strict=True))
+    ]
+
+
+def bench_ingest(trades: list[Trade], batch: int) -> tuple[float, DataStorage, FixedClock]:
+    clock = FixedClock(trades[0].ts)
+    ds = DataStorage(Settings(), clock, [SYM])
+    batches = [trades[i : i + batch] for i in range(0, len(trades), batch)]
+    ends = [b[-1].ts for b in batches]
+    apply = ds.apply_batch
+    t = time.perf_counter()
+    for b, end in zip(batches, ends, strict=True):
+        clock.t = end
+        apply(b)
+    dt = time.perf_counter() - t
+    return len(trades) / dt, ds, clock
+
+
+def timeit_us(fn: Callable[[], object], reps: int) -> tuple[float, float]:
+    samples = []
+    for _ in range(reps):
+        t = time.perf_counter_ns()
+        fn()
+        samples.append((time.perf_counter_ns() - t) / 1000.0)
+    samples.sort()
+    return statistics.median(samples), samples[int(0.99 * (len(samples) - 1))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--hours", type=float, default=1.0)
+    ap.add_argument("--rate", type=float, default=30.0)
+    ap.add_argument("--batch", type=int, default=50)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--reps", type=int, default=3000)
+    args = ap.parse_args()
+
+    n = int(args.hours * 3600 * args.rate)
+    t0 = 1_786_300_000.0
+    trades = make_trades(n, args.rate, t0, args.seed)
+    runs = [bench_ingest(trades, args.batch) for _ in range(5)]
+    rates = sorted(r[0] for r in runs)
+    _, ds, clock = runs[-1]
+    print(
+        f"ingest: {n:,} trades ({args.hours} h at {args.rate}/s) in batches of {args.batch}, 5 runs: "
+        f"median {rates[2]:,.0f} trades/s (min {rates[0]:,.0f}, max {rates[-1]:,.0f})"
+    )
+
+    # a 3x longer stream exercises pruning + reallocation in steady state
+    long_trades = make_trades(3 * n, args.rate, t0, args.seed + 1)
+    rates_long = sorted(bench_ingest(long_trades, args.batch)[0] for _ in range(3))
+    del long_trades
+    print(f"ingest with retention pruning active ({3 * n:,} trades, 3 h), 3 runs: median {rates_long[1]:,.0f} trades/s")
+    for bs in (1, 10, 200):
+        r = bench_ingest(trades[: n // 2], bs)[0]
+        print(f"ingest, batches of {bs}: {r:,.0f} trades/s")
+
+    now = clock.now()
+    mid = trades[-1].price
+    bids = [(mid - 0.1 * i, 1.0 + i % 7) for i in range(50)]
+    asks = [(mid + 0.1 * (i + 1), 1.0 + i % 5) for i in range(50)]
+    ds.apply(BookSnapshot(SYM, now, bids, asks, 1))
+    last = ds.last_seq(SYM)
+    inf = math.inf
+    print(f"tape: {ds.count_between(SYM, -inf, inf):,} trades retained; now = t0 + {now - t0:.0f}s")
+
+    queries: dict[str, Callable[[], object]] = {
+        "side_sums 30s": lambda: ds.side_sums(SYM, now - 30, inf),
+        "side_sums 1h": lambda: ds.side_sums(SYM, now - 3600, inf),
+        "price_stats 60s": lambda: ds.price_stats(SYM, now - 60, inf),
+        "price_stats 1h": lambda: ds.price_stats(SYM, now - 3600, inf),
+        "count_between 300s": lambda: ds.count_between(SYM, now - 300, now),
+        "trades_since 30s": lambda: ds.trades_since(SYM, now - 30),
+        "trades_between 30s": lambda: ds.trades_between(SYM, now - 30, now),
+        "last_n 100": lambda: ds.last_n(SYM, 100),
+        "trades_after_seq 50": lambda: ds.trades_after_seq(SYM, last - 50),
+        "book_top bid 50": lambda: ds.book_top(SYM, "bid", 50),
+        "best": lambda: ds.best(SYM),
+        "suspicious_orders": lambda: ds.suspicious_orders(SYM, now - 300),
+        "view + .price.sum() 30s": lambda: ds.trades_since(SYM, now - 30).price.sum(),
+    }
+    print(f"{'query':28s} {'median µs':>10s} {'p99 µs':>8s}")
+    for name, fn in queries.items():
+        med, p99 = timeit_us(fn, args.reps)
+        print(f"{name:28s} {med:10.2f} {p99:8.2f}")
+
+    def evaluation() -> None:
+        # what VolumeAnalyzer + ImbalanceAnalyzer ask per evaluation (§4/§5): ~15 window queries
+        ds.price_stats(SYM, now - 3600, inf)
+        for w in (10.0, 30.0, 60.0, 120.0):
+            ds.side_sums(SYM, now - w, inf)
+        ds.side_sums(SYM, now - 30, now - 15)
+        ds.side_sums(SYM, now - 15, inf)
+        ds.trades_since(SYM, now - 30)
+        ds.side_sums(SYM, now - 30, inf)
+        ds.count_between(SYM, now - 300, now)
+        ds.count_between(SYM, now - 30, inf)
+        ds.last_n(SYM, 50)
+        ds.trades_after_seq(SYM, last - 30)
+        ds.book_top(SYM, "bid", 50)
+        ds.book_top(SYM, "ask", 50)
+
+    med, p99 = timeit_us(evaluation, args.reps)
+    print(f"{'evaluation (15 queries)':28s} {med:10.2f} {p99:8.2f}")
+
+    # live-like: one second of new trades lands between evaluations, so the first aggregate query pays the lazy
+    # prefix-sum/min-max catch-up for those trades
+    fresh = make_trades(int(args.rate) * 500, args.rate, now, args.seed + 2, id_prefix="live")
+    per_s = int(args.rate)
+    samples = []
+    for k in range(500):
+        chunk = fresh[k * per_s : (k + 1) * per_s]
+        clock.t = chunk[-1].ts
+        ds.apply_batch(chunk)
+        now = clock.t
+        t = time.perf_counter_ns()
+        evaluation()
+        samples.append((time.perf_counter_ns() - t) / 1000.0)
+    samples.sort()
+    print(f"{'evaluation after 1 s of trades':28s} {statistics.median(samples):10.2f} {samples[int(0.99 * 499)]:8.2f}")
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"peak RSS: {peak_kb / 1024:.0f} MiB (whole process, incl. {n:,} pre-built Trade objects)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""Per-symbol trade tape: numpy columns, retention pruning, prefix sums, O(log n) window queries (STRATEGY.md §3).
+
+Layout: live trades are ``[lo, n)`` of fixed-capacity column buffers. Pruning only advances ``lo``; when a batch
+does not fit, the live part is copied into *fresh* buffers (doubling if more than half is live). Old buffers are
+never written below ``n`` again, so :class:`TradeView` slices handed out earlier stay valid snapshots.
+Unused ``ts`` slots hold +inf so ``searchsorted`` can run on the whole buffer without slicing.
+
+Prefix sums ``cum[i]`` (sum over ``[0, i)``) in one ``(cap + 1, 6)`` float64 matrix so a window aggregate is a
+single row difference. Columns: buy count, buy notional, sell notional, Σq, Σq², Σ|Δp| with q = price − ref; ref is
+re-chosen (and every sum recomputed from scratch) at each reallocation, which keeps q small and also resets the
+round-off accumulated by the running sums. Round-off of a window's Σq² is ~1e-16 · Σ(q²) over the buffer.
+
+Ingest only writes the columns; prefix sums and the min/max index are brought up to date lazily (``_sync``) by
+the first aggregate query after new trades, or at ingest once ``SYNC_BACKLOG`` rows are pending. Batching that work
+is what makes ingest cheap (the same numpy call covers many batches), and the backlog bound caps a query's cost.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from bot.storage.minmax import RangeMinMax
+from bot.storage.types import PriceStats, SideSums, TradeView
+
+_C_NBUY, _C_NOTBUY, _C_NOTSELL, _C_Q, _C_Q2, _C_ADP = range(6)
+_NCUM = 6
+_NAN = math.nan
+_EMPTY_STATS = PriceStats(0, _NAN, _NAN, _NAN, _NAN, _NAN)
+
+DEFAULT_CAPACITY = 4096
+SYNC_BACKLOG = 2048
+ID_GENERATION = 10_000
+"""Trade ids are remembered in two rotating generations of this size: at least the last 10k ids per symbol."""
+
+
+class TradeTape:
+    """The trade series of one symbol. ``seq`` of buffer index i is ``seq0 + i``; the first trade ever is seq 1."""
+
+    def __init__(self, retention_sec: float, capacity: int = DEFAULT_CAPACITY) -> None:
+        self.retention_sec = float(retention_sec)
+        self.lo = 0
+        self.n = 0
+        self.seq0 = 1
+        self.ref = 0.0
+        self.last_ts = -math.inf
+        self.last_price: float | None = None
+        self.synced = 0  # prefix sums and min/max cover rows [0, synced)
+        self._ids_cur: set[str] = set()
+        self._ids_prev: set[str] = set()
+        self._alloc(max(64, capacity))
+
+    # --- buffers ------------------------------------------------------------------------------------------------
+
+    def _alloc(self, cap: int) -> None:
+        self.cap = cap
+        self.ts = np.full(cap, np.inf)
+        self.price = np.empty(cap)
+        self.size = np.empty(cap)
+        self.notional = np.empty(cap)
+        self.is_buy = np.empty(cap, dtype=bool)
+        self.seq = np.arange(self.seq0, self.seq0 + cap, dtype=np.int64)  # fixed per buffer: seq0 + index
+        self.cum = np.empty((cap + 1, _NCUM))
+        self.cum[0] = 0.0
+        self.mm = RangeMinMax(self.price)
+        self.cols = (self.ts, self.price, self.size, self.notional, self.is_buy, self.seq)
+
+    def _reallocate(self, need: int) -> None:
+        """Move live trades ``[lo, n)`` to fresh buffers at index 0 with room for ``need`` more; rebuild indexes."""
+        live = self.n - self.lo
+        cap = self.cap
+        while live + need > cap // 2:  # keep at least half free: reallocation stays amortised O(1)
+            cap *= 2
+        old = self.cols
+        lo, n = self.lo, self.n
+        self.seq0 += lo
+        self._alloc(cap)
+        for dst, src in zip(self.cols[:5], old[:5], strict=True):
+            dst[:live] = src[lo:n]
+        self.lo, self.n, self.synced = 0, live, 0
+        self._sync()
+
+    def _sync(self) -> None:
+        """Extend prefix sums and the min/max index over rows ``[synced, n)``."""
+        s, e = self.synced, self.n
+        if s >= e:
+            return
+        p = self.price[s:e]
+        if s == 0:
+            self.ref = float(p[0])  # rebase: q stays small relative to the prices actually held
+        buy = self.is_buy[s:e]
+        notional = self.notional[s:e]
+        q = p - self.ref
+        rows = np.empty((e - s, _NCUM))
+        rows[:, _C_NBUY] = buy
+        np.multiply(notional, buy, out=rows[:, _C_NOTBUY])
+        np.subtract(notional, rows[:, _C_NOTBUY], out=rows[:, _C_NOTSELL])
+        rows[:, _C_Q] = q
+        np.multiply(q, q, out=rows[:, _C_Q2])
+        adp = rows[:, _C_ADP]
+        adp[0] = abs(p[0] - self.price[s - 1]) if s else 0.0
+        if e - s > 1:
+            np.abs(np.diff(p), out=adp[1:])
+        out = self.cum[s + 1 : e + 1]
+        np.cumsum(rows, axis=0, out=out)
+        out += self.cum[s]
+        self.mm.extend(e)
+        self.synced = e
+
+    # --- ingest -------------------------------------------------------------------------------------------------
+
+    def filter_ids(self, ids: tuple[str, ...] | list[str]) -> list[int] | None:
+        """Indices of the batch to keep (first sighting of each id), or None if all are new (the usual case)."""
+        batch = set(ids)
+        if len(batch) == len(ids) and batch.isdisjoint(self._ids_cur) and batch.isdisjoint(self._ids_prev):
+            self._remember(batch)
+            return None
+        keep: list[int] = []
+        seen: set[str] = set()
+        cur, prev = self._ids_cur, self._ids_prev
+        for i, tid in enumerate(ids):
+            if tid in seen or tid in cur or tid in prev:
+                continue
+            seen.add(tid)
+            keep.append(i)
+        self._remember(seen)
+        return keep
+
+    def _remember(self, ids: set[str]) -> None:
+        self._ids_cur |= ids
+        if len(self._ids_cur) >= ID_GENERATION:
+            self._ids_prev = self._ids_cur
+            self._ids_cur = set()
+
+    def append(
+        self,
+        ts: np.ndarray,
+        price: np.ndarray,
+        size: np.ndarray,
+        is_buy: np.ndarray,
+        now: float,
+        notional: np.ndarray | None = None,
+    ) -> None:
+        """Append validated, de-duplicated trades (in arrival order); ts is clamped monotone here."""
+        m = len(ts)
+        if m == 0:
+            return
+        np.maximum.accumulate(ts, out=ts)
+        if ts[0] < self.last_ts:
+            np.maximum(ts, self.last_ts, out=ts)
+        if self.n + m > self.cap:
+            self.prune(now)
+            self._reallocate(m)
+        s, e = self.n, self.n + m
+        self.ts[s:e] = ts
+        self.price[s:e] = price
+        self.size[s:e] = size
+        if notional is None:
+            np.multiply(price, size, out=self.notional[s:e])
+        else:
+            self.notional[s:e] = notional
+        self.is_buy[s:e] = is_buy
+        self.n = e
+        self.last_ts = float(ts[-1])
+        self.last_price = float(price[-1])
+        if e - self.synced >= SYNC_BACKLOG:
+            self._sync()
+        self.prune(now)
+
+    def prune(self, now: float) -> None:
+        """Drop trades with ts < now − retention (advance ``lo``; memory is reclaimed at the next reallocation)."""
+        cutoff = now - self.retention_sec
+        lo = self.lo
+        if lo < self.n and self.ts[lo] < cutoff:
+            self.lo = int(self.ts.searchsorted(cutoff, "left"))
+
+    # --- queries ------------------------------------------------------------------------------------------------
+
+    def _bounds(self, t0: float, t1: float) -> tuple[int, int]:
+        lo = self.lo
+        a = int(self.ts.searchsorted(t0, "left"))
+        b = int(self.ts.searchsorted(t1, "left"))
+        if a < lo:
+            a = lo
+        if b < a:
+            b = a
+        return a, b
+
+    def view(self, a: int, b: int) -> TradeView:
+        return TradeView(self.cols, a, b)
+
+    def since(self, t: float) -> TradeView:
+        a = max(self.lo, int(self.ts.searchsorted(t, "left")))
+        return TradeView(self.cols, a, self.n)
+
+    def between(self, t0: float, t1: float) -> TradeView:
+        a, b = self._bounds(t0, t1)
+        return TradeView(self.cols, a, b)
+
+    def last_n(self, k: int) -> TradeView:
+        n = self.n
+        return TradeView(self.cols, max(self.lo, n - max(0, k)), n)
+
+    def after_seq(self, seq: int) -> TradeView:
+        n = self.n
+        a = seq - self.seq0 + 1
+        a = min(max(a, self.lo), n)
+        return TradeView(self.cols, a, n)
+
+    def count_between(self, t0: float, t1: float) -> int:
+        a, b = self._bounds(t0, t1)
+        return b - a
+
+    def side_sums(self, t0: float, t1: float) -> SideSums:
+        if self.synced < self.n:
+            self._sync()
+        a, b = self._bounds(t0, t1)
+        if a == b:
+            return SideSums(0, 0, 0.0, 0.0)
+        nb, vb, vs = (self.cum[b, :3] - self.cum[a, :3]).tolist()
+        nbuy = round(nb)
+        return SideSums(nbuy, b - a - nbuy, vb, vs)
+
+    def price_stats(self, t0: float, t1: float) -> PriceStats:
+        if self.synced < self.n:
+            self._sync()
+        a, b = self._bounds(t0, t1)
+        k = b - a
+        if k == 0:
+            return _EMPTY_STATS
+        cb, ca = self.cum[b], self.cum[a]
+        sq = float(cb[_C_Q] - ca[_C_Q])
+        sq2 = float(cb[_C_Q2] - ca[_C_Q2])
+        mean_q = sq / k
+        if k > 1:
+            var = (sq2 - sq * mean_q) / (k - 1)
+            std = math.sqrt(var) if var > 0.0 else 0.0
+            mac = float(cb[_C_ADP] - self.cum[a + 1, _C_ADP]) / (k - 1)
+        else:
+            std = 0.0
+            mac = 0.0
+        lo, hi = self.mm.query(a, b)
+        mean = self.ref + mean_q
+        # round-off can put the mean a hair outside [min, max] for flat windows
+        mean = min(max(mean, lo), hi)
+        return PriceStats(k, lo, hi, mean, std, mac)
+
+    def last_seq(self) -> int:
+        return self.seq0 + self.n - 1
+
+    def __len__(self) -> int:
+        return self.n - self.lo
