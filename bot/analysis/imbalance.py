@@ -1,0 +1,394 @@
+"""ImbalanceAnalyzer (STRATEGY.md §4): order-book pressure, its history, and the Bayesian trade belief.
+
+``compute(sym, now, σ)`` takes σ = std% from *this* evaluation's VolumeAnalyzer (defect §12.12 was a stale σ). It reads
+storage only (book_top, suspicious_orders, trade views) and never a clock. Without a valid book it returns
+:data:`NEUTRAL_IMBALANCE` and leaves every piece of state untouched.
+
+Per-symbol state: I_prev (book-imbalance EMA), the history ring, the Bayesian belief with its trade cursor, and the
+incremental volume profile. The belief is kept as a deviation d = p − 0.5 so that a mirrored market (buys ↔ sells)
+gives exactly the mirrored belief in floating point.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from bot.analysis.adaptive import AdaptParams, adapt
+from bot.analysis.results import (
+    BEARISH,
+    BULLISH,
+    NEUTRAL,
+    NEUTRAL_IMBALANCE,
+    BayesianBelief,
+    ClusterStats,
+    DepthStats,
+    ImbalanceResult,
+)
+
+__all__ = ["ImbalanceAnalyzer", "history_size", "profile_bin"]
+
+_INF = math.inf
+_nextafter = math.nextafter
+_PROFILE_MIN_TRADES = 10
+_PROFILE_UNITS = 100.0  # profile weights are whole cents of notional: exact float sums, so add/remove is lossless
+_PROFILE_MARGIN = 256  # spare bins on each side when the dense histogram is (re)allocated
+_PROFILE_TRIM_EVERY = 1000  # rebuild now and then so a trending price cannot grow the histogram without bound
+
+
+def history_size(base_samples: int, sigma: float, ad: AdaptParams) -> int:
+    """§4.2 ring size: clamp(round(adapt(historical_samples, σ)), 5, 50)."""
+    n = math.floor(adapt(float(base_samples), sigma, ad) + 0.5)
+    return 5 if n < 5 else 50 if n > 50 else n
+
+
+def profile_bin(tick: float, mid: float) -> float:
+    """§4.7 bin: max(tickSize, 0.01 if mid > 100, 0.001 if mid > 10, else 0.0001)."""
+    floor = 0.01 if mid > 100 else 0.001 if mid > 10 else 0.0001
+    return tick if tick > floor else floor
+
+
+class _Profile:
+    """Dense notional-per-bin histogram over the trades with seq in [first, last] (the look-back window).
+
+    Weights are integer cents held in float64, so sums are exact and moving the window (add the trades that entered,
+    subtract those that left) gives bit for bit the histogram a from-scratch rebuild would: the POC does not depend
+    on the evaluation cadence. Each in-window trade's (bin index, weight) is kept in seq order, so a trade leaving the
+    window is subtracted without querying storage again (storage seq numbers are consecutive).
+    """
+
+    __slots__ = ("base", "bin", "first", "hist", "inv", "last", "lo", "q_idx", "q_w", "updates")
+
+    def __init__(self) -> None:
+        self.bin = 0.0
+        self.inv = 0.0
+        self.first = 0  # seq of the oldest trade in the window (0: empty)
+        self.last = 0
+        self.base = 0
+        self.hist = np.zeros(0, dtype=np.float64)
+        self.q_idx = np.zeros(0, dtype=np.int64)  # queue of in-window trades: live part is [lo, lo + last − first + 1)
+        self.q_w = np.zeros(0, dtype=np.float64)
+        self.lo = 0
+        self.updates = 0
+
+    def _fit(self, imin: int, imax: int) -> None:
+        """Make the histogram cover bins [imin, imax], keeping its contents."""
+        base, n = self.base, len(self.hist)
+        if n and imin >= base and imax < base + n:
+            return
+        lo = min(imin, base) if n else imin
+        hi = max(imax, base + n - 1) if n else imax
+        lo -= _PROFILE_MARGIN
+        hi += _PROFILE_MARGIN
+        new = np.zeros(hi - lo + 1, dtype=np.float64)
+        if n:
+            new[base - lo : base - lo + n] = self.hist
+        self.hist, self.base = new, lo
+
+    def _push(self, price: np.ndarray, notional: np.ndarray) -> None:
+        """Add trades (oldest first) to the histogram and the queue."""
+        k = len(price)
+        if k == 0:
+            return
+        idx = np.rint(price * self.inv).astype(np.int64)
+        w = np.rint(notional * _PROFILE_UNITS)
+        self._fit(int(idx.min()), int(idx.max()))
+        if k > 64:
+            self.hist += np.bincount(idx - self.base, weights=w, minlength=len(self.hist))
+        else:
+            np.add.at(self.hist, idx - self.base, w)
+        live = self.last - self.first + 1 if self.first else 0
+        end = self.lo + live
+        if end + k > len(self.q_idx):  # compact to the front, growing so appends stay amortised O(1)
+            cap = max(2 * (live + k), 1024)
+            qi = np.empty(cap, dtype=np.int64)
+            qw = np.empty(cap, dtype=np.float64)
+            qi[:live] = self.q_idx[self.lo : end]
+            qw[:live] = self.q_w[self.lo : end]
+            self.q_idx, self.q_w, self.lo, end = qi, qw, 0, live
+        self.q_idx[end : end + k] = idx
+        self.q_w[end : end + k] = w
+
+    def _pop(self, j: int) -> None:
+        """Subtract the oldest ``j`` in-window trades."""
+        lo = self.lo
+        np.subtract.at(self.hist, self.q_idx[lo : lo + j] - self.base, self.q_w[lo : lo + j])
+        self.lo = lo + j
+
+    def rebuild(self, view: Any, bin_size: float) -> None:
+        self.bin = bin_size
+        inv = 1.0 / bin_size
+        # 1/0.1 etc. as the exact integer: bin prices come out as idx / 10 = 100.5, not idx · 0.1 = 100.50000000000001
+        self.inv = float(round(inv)) if abs(inv - round(inv)) < 1e-6 * inv else inv
+        self.hist = np.zeros(0, dtype=np.float64)
+        self.base = 0
+        self.first = self.last = 0
+        self.lo = 0
+        self._push(view.price, view.notional)
+
+    def update(self, view: Any, bin_size: float) -> None:
+        """Move the window to ``view`` (the trades now in the look-back, oldest first)."""
+        self.updates += 1
+        k = len(view)
+        if k == 0:
+            self.first = self.last = 0
+            self.lo = 0
+            self.hist = np.zeros(0, dtype=np.float64)
+            return
+        seq = view.seq
+        new_first, new_last = int(seq[0]), int(seq[k - 1])
+        if (
+            bin_size != self.bin
+            or self.first == 0
+            or new_first < self.first  # look-back grew (σ regime change): older trades needed, start over
+            or new_first > self.last
+            or new_last - new_first + 1 != k  # seq not consecutive (never with DataStorage): be safe, rebuild
+            or self.updates % _PROFILE_TRIM_EVERY == 0
+        ):
+            self.rebuild(view, bin_size)
+        else:
+            if new_first > self.first:
+                self._pop(new_first - self.first)
+            j = self.last + 1 - new_first  # trades of the view already in the histogram
+            if j < k:
+                self.first = new_first
+                self._push(view.price[j:], view.notional[j:])
+        self.first, self.last = new_first, new_last
+
+    def poc(self) -> float:
+        i = int(np.argmax(self.hist))
+        return (self.base + i) / self.inv
+
+
+class _SymbolState:
+    __slots__ = ("belief", "history", "i_prev", "profile", "trade_cursor")
+
+    def __init__(self) -> None:
+        self.i_prev: float | None = None
+        self.history: deque[float] = deque()
+        self.belief = 0.0  # d = p − 0.5
+        self.trade_cursor = 0  # last trade seq already counted by the belief
+        self.profile = _Profile()
+
+
+class ImbalanceAnalyzer:
+    """Computes §4 for one symbol per call."""
+
+    def __init__(self, settings: Any, storage: Any, instruments: Mapping[str, Any]) -> None:
+        im = settings.imbalance
+        oh = settings.ohara
+        self._storage = storage
+        self._instruments = instruments
+        self._ad = AdaptParams.from_settings(settings)
+        self._depth_calc = int(im.depth_limit_for_calc)
+        self._depth_levels = int(im.depth_levels)
+        self._wi_weights = tuple(float(x) for x in im.weighted_levels_weights)
+        self._n_top = max(self._depth_calc, self._depth_levels, len(self._wi_weights))
+        self._alpha = float(im.smoothing_factor)
+        self._cap = float(im.universal_imbalance_cap)
+        self._eps = float(im.min_volume_epsilon)
+        self._hist_on = bool(im.enable_historical_imbalance)
+        self._hist_base = int(im.historical_samples)
+        self._spoof_on = bool(im.enable_spoof_filter)
+        self._spoof_lookback = float(settings.data_retention.spoof_lookback_sec)
+        self._cluster_min = float(im.cluster_lookback_minutes)
+        self._bayes_on = bool(oh.enable_bayesian_updating)
+        self._bayes_step = float(oh.bayesian_update_step)
+        self._bayes_decay = float(oh.bayesian_decay_factor)
+        self._bull_d = float(oh.bayesian_bullish_threshold) - 0.5
+        self._bear_d = float(oh.bayesian_bearish_threshold) - 0.5
+        self._bayes_window = float(oh.bayesian_window_sec)
+        self._bayes_max = int(oh.bayesian_max_trades)
+        self._bayes_min = int(oh.bayesian_min_trades)
+        self._ticks: dict[str, float] = {}
+        self._state: dict[str, _SymbolState] = {}
+
+    def _tick(self, sym: str) -> float:
+        t = self._ticks.get(sym)
+        if t is None:
+            t = self._ticks[sym] = float(self._instruments[sym].tick_size)
+        return t
+
+    def compute(self, sym: str, now: float, sigma: float) -> ImbalanceResult:
+        storage = self._storage
+        if not storage.book_valid(sym, now):
+            return NEUTRAL_IMBALANCE
+        mid = storage.mid(sym)
+        if mid is not None:
+            mid = float(mid)
+        bids = storage.book_top(sym, "bid", self._n_top)
+        asks = storage.book_top(sym, "ask", self._n_top)
+        if mid is None or len(bids) == 0 or len(asks) == 0:
+            return NEUTRAL_IMBALANCE
+        st = self._state.get(sym)
+        if st is None:
+            st = self._state[sym] = _SymbolState()
+        eps = self._eps
+        cap = self._cap
+        # ≤ 50 levels: plain Python lists beat numpy's per-call overhead for these sums
+        bid_n = bids[:, 2].tolist()
+        ask_n = asks[:, 2].tolist()
+
+        # §4.1 book imbalance with the spoof filter
+        nc = self._depth_calc
+        B = sum(bid_n[:nc])
+        A = sum(ask_n[:nc])
+        spoof = 0.0
+        if self._spoof_on:
+            recs = storage.suspicious_orders(sym, now - self._spoof_lookback)
+            if recs:
+                sub_b, sub_a = self._spoof_subtraction(recs, bids[:nc], asks[:nc], self._tick(sym))
+                spoof = sub_b + sub_a
+                B = B - sub_b if sub_b < B else 0.0
+                A = A - sub_a if sub_a < A else 0.0
+        tot = B + A
+        raw = 100.0 * (B - A) / tot if tot >= eps else 0.0
+        raw = -cap if raw < -cap else cap if raw > cap else raw
+        i_prev = st.i_prev
+        i_t = raw if i_prev is None else (1.0 - self._alpha) * i_prev + self._alpha * raw
+        st.i_prev = i_t
+
+        # §4.2 history ring
+        ring = st.history
+        size = history_size(self._hist_base, sigma, self._ad)
+        while len(ring) >= size:  # keep the newest size − 1, then append → size
+            ring.popleft()
+        ring.append(i_t)
+        n = len(ring)
+        if not self._hist_on or n < 3:
+            hist, trend, ivol, combined = i_t, 0.0, 0.0, i_t
+        else:
+            hist = sum(ring) / n
+            trend = ring[-1] - ring[0]
+            ivol = math.sqrt(sum((x - hist) * (x - hist) for x in ring) / (n - 1))
+            combined = 0.7 * i_t + 0.3 * hist
+            at = abs(trend)
+            if at > 10.0:
+                combined += trend * min(at / 50.0, 0.2)
+            combined = -100.0 if combined < -100.0 else 100.0 if combined > 100.0 else combined
+
+        # §4.3 depth ratio over the top depth_levels; d = (ratio − 0.5)·200 written antisymmetrically
+        nd = self._depth_levels
+        bl = sum(bid_n[:nd])
+        al = sum(ask_n[:nd])
+        lt = bl + al
+        if lt > 0:
+            ratio = bl / lt
+            d = 100.0 * (bl - al) / lt
+        else:
+            ratio, d = 0.5, 0.0
+
+        # §4.4 weighted top-5 imbalance
+        wb = wa = 0.0
+        for wk, nb_, na_ in zip(self._wi_weights, bid_n, ask_n, strict=False):
+            wb += wk * nb_
+            wa += wk * na_
+        if len(bid_n) != len(ask_n):  # a side thinner than the weights: finish the other side alone
+            m = min(len(bid_n), len(ask_n))
+            wb += sum(wk * x for wk, x in zip(self._wi_weights[m:], bid_n[m:], strict=False))
+            wa += sum(wk * x for wk, x in zip(self._wi_weights[m:], ask_n[m:], strict=False))
+        wt = wb + wa
+        wi = 100.0 * (wb - wa) / wt if wt >= eps else 0.0
+
+        # §4.5
+        e = 0.4 * combined + 0.3 * hist + 0.2 * wi + 0.1 * d
+
+        bayes = self._bayesian(sym, now, st)
+        cluster = self._cluster(sym, now, sigma, mid, st)
+
+        return ImbalanceResult(
+            valid=True,
+            imbalance_score=i_t,
+            raw_imbalance=raw,
+            bid_notional=B,
+            ask_notional=A,
+            spoof_filtered_volume=spoof,
+            historical_imbalance=hist,
+            imbalance_trend=trend,
+            imbalance_volatility=ivol,
+            history_size=n,
+            combined_imbalance=combined,
+            depth=DepthStats(bid_liq=bl, ask_liq=al, ratio=ratio, d=d),
+            weighted_imbalance=wi,
+            effective_imbalance=e,
+            cluster=cluster,
+            bayesian=bayes,
+        )
+
+    @staticmethod
+    def _spoof_subtraction(
+        recs: list[Any], bids: np.ndarray, asks: np.ndarray, tick: float
+    ) -> tuple[float, float]:
+        """§4.1: per record on a price still in the current book side, subtract min(current, recorded) notional.
+
+        Several records at one price together never subtract more than the level's current notional (the same
+        resting liquidity is not removed twice).
+        """
+        half = tick / 2.0
+        left: dict[tuple[str, int], float] = {}
+        sub = {"bid": 0.0, "ask": 0.0}
+        for r in recs:
+            book = bids if r.side == "bid" else asks
+            if len(book) == 0:
+                continue
+            hit = np.flatnonzero(np.abs(book[:, 0] - r.price) <= half)
+            if len(hit) == 0:
+                continue
+            i = int(hit[0])
+            key = (r.side, i)
+            cur = left.get(key, float(book[i, 2]))
+            take = r.notional if r.notional < cur else cur
+            left[key] = cur - take
+            sub[r.side] += take
+        return sub["bid"], sub["ask"]
+
+    def _bayesian(self, sym: str, now: float, st: _SymbolState) -> BayesianBelief:
+        """§4.6: each trade counted at most once (seq cursor), then decay toward 0.5 every evaluation.
+
+        The cursor is a trade seq rather than the previous evaluation time so a trade stamped at or before that time
+        but delivered after it is still counted once, never skipped.
+        """
+        storage = self._storage
+        d = st.belief
+        if self._bayes_on:
+            new = storage.trades_after_seq(sym, st.trade_cursor)
+            if len(new):
+                ts = new.ts
+                b = int(np.searchsorted(ts, now, side="right"))  # trades after now wait for a later evaluation
+                if b:
+                    t0 = now - self._bayes_window
+                    if storage.count_between(sym, t0, _nextafter(now, _INF)) >= self._bayes_min:
+                        # the newest bayesian_max_trades of the uncounted trades inside [now − window, now]
+                        a = max(int(np.searchsorted(ts, t0, side="left")), b - self._bayes_max)
+                        if b > a:
+                            nb = int(np.count_nonzero(new.is_buy[a:b]))
+                            d += self._bayes_step * (nb - (b - a - nb))
+                            d = -0.5 if d < -0.5 else 0.5 if d > 0.5 else d
+                    st.trade_cursor = int(new.seq[b - 1])
+        d *= self._bayes_decay
+        st.belief = d
+        if d > self._bull_d:
+            return BayesianBelief(p=0.5 + d, signal=BULLISH, confidence=2.0 * d)
+        if d < self._bear_d:
+            return BayesianBelief(p=0.5 + d, signal=BEARISH, confidence=-2.0 * d)
+        return BayesianBelief(p=0.5 + d, signal=NEUTRAL, confidence=0.0)
+
+    def _cluster(self, sym: str, now: float, sigma: float, mid: float, st: _SymbolState) -> ClusterStats:
+        """§4.7 volume-profile POC over the adapted look-back (5–60 min)."""
+        lb = adapt(self._cluster_min, sigma, self._ad)
+        lb = 5.0 if lb < 5.0 else 60.0 if lb > 60.0 else lb
+        bin_size = profile_bin(self._tick(sym), mid)
+        view = self._storage.trades_between(sym, now - lb * 60.0, _nextafter(now, _INF))
+        prof = st.profile
+        prof.update(view, bin_size)
+        k = len(view)
+        if k < _PROFILE_MIN_TRADES:
+            return ClusterStats(trades=k, lookback_min=lb, bin_size=bin_size)
+        poc = prof.poc()
+        return ClusterStats(
+            poc_price=poc, poc_distance_pct=100.0 * (poc - mid) / mid, trades=k, lookback_min=lb, bin_size=bin_size
+        )

@@ -1,0 +1,482 @@
+"""VolumeAnalyzer (STRATEGY.md §5): trade-flow features of one symbol at one instant.
+
+Every number comes from windowed DataStorage queries (prefix sums, zero-copy views), never from a copy of the trade
+history, and the analyzer never writes to storage nor reads a clock: ``now`` is an argument. Windows "over
+[now − W, now]" include trades stamped exactly ``now``; storage windows are half-open ``[t0, t1)``, so the upper bound
+passed is ``nextafter(now, +inf)``.
+
+Per-symbol state (small explicit objects below) is limited to what §5 calls incremental: the volume-bucket ring with
+its EMAs (§5.5) and the trade-size ring with its seq cursor (§5.6). Both are cadence-independent: a bucket or a trade
+enters exactly once however often, or rarely, ``compute`` is called.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from bot.analysis.adaptive import AdaptParams, adapt, adapt_with, window_multiplier
+from bot.analysis.results import (
+    CONFIRMED,
+    HIGH,
+    MEDIUM_BUY,
+    MEDIUM_SELL,
+    MODERATE,
+    NEUTRAL,
+    NORMAL,
+    STRONG_BUY,
+    STRONG_SELL,
+    UNKNOWN,
+    VERY_HIGH,
+    VERY_LOW,
+    WEAK,
+    Confirmation,
+    FrequencyStats,
+    LargeOrderFlow,
+    TapeStats,
+    VolumeResult,
+)
+
+__all__ = ["VolumeAnalyzer", "adapt", "classify_buy_ratio", "classify_confirmation", "classify_frequency"]
+
+_INF = math.inf
+_nextafter = math.nextafter
+_add_reduce = np.add.reduce
+_add_reduceat = np.add.reduceat
+_count_nonzero = np.count_nonzero
+_searchsorted = np.searchsorted
+
+# §5.2 defaults when the volatility window holds too few trades.
+DEFAULT_RANGE_PCT = 0.1
+DEFAULT_ATR_PCT = 0.05
+DEFAULT_STD_PCT = 0.1
+
+# Relative price difference below which two half-window means count as equal (float noise is not a price move).
+_PRICE_EQ_REL = 1e-12
+
+
+def classify_buy_ratio(buy_ratio: float) -> str:
+    """§5.6 bands on large buy notional / large notional."""
+    if buy_ratio > 0.7:
+        return STRONG_BUY
+    if buy_ratio > 0.6:
+        return MEDIUM_BUY
+    if buy_ratio > 0.4:
+        return NEUTRAL
+    if buy_ratio > 0.3:
+        return MEDIUM_SELL
+    return STRONG_SELL
+
+
+def classify_frequency(ratio: float, very_high: float, high: float, very_low: float) -> str:
+    """§5.7 rate-ratio regime."""
+    if ratio >= very_high:
+        return VERY_HIGH
+    if ratio >= high:
+        return HIGH
+    if ratio <= very_low:
+        return VERY_LOW
+    return NORMAL
+
+
+def classify_confirmation(z: float, confirm_z: float, weak_z: float) -> str:
+    """§5.8 status once the price move is large enough (z None is passed as 0)."""
+    if z > confirm_z:
+        return CONFIRMED
+    if z > 0:
+        return MODERATE
+    if z < weak_z:
+        return WEAK
+    return NEUTRAL
+
+
+class _Buckets:
+    """§5.5 state: ring of completed bucket notionals, fast/slow EMAs, and the next bucket index to append.
+
+    Bucket k covers [k·B, (k+1)·B); it is complete once now ≥ (k+1)·B. μ and σ of the ring change only when a bucket
+    is appended, so they are cached then (population σ, ddof=0).
+    """
+
+    __slots__ = ("ema_fast", "ema_slow", "mu", "next_k", "ring", "sd")
+
+    def __init__(self, capacity: int) -> None:
+        self.next_k: int | None = None
+        self.ring: deque[float] = deque(maxlen=capacity)
+        self.ema_fast: float | None = None
+        self.ema_slow: float | None = None
+        self.mu = 0.0
+        self.sd = 0.0
+
+
+class _SizeRing:
+    """§5.6 trade-size ring: newest ≤ capacity trade notionals, none older than the look-back.
+
+    A linear buffer of twice the capacity with a [lo, hi) live region: appends are slice copies and eviction is an
+    index move; the region is compacted to the front only when the buffer end is reached (amortised O(1) per trade).
+    """
+
+    __slots__ = ("cap", "cursor", "hi", "lo", "mu", "n", "sd", "ts")
+
+    def __init__(self, capacity: int) -> None:
+        self.cap = capacity
+        self.cursor = 0  # storage seq numbers start at 1
+        self.ts = np.empty(2 * capacity, dtype=np.float64)
+        self.n = np.empty(2 * capacity, dtype=np.float64)
+        self.lo = 0
+        self.hi = 0
+        self.mu = 0.0
+        self.sd = 0.0
+
+    def __len__(self) -> int:
+        return self.hi - self.lo
+
+    def feed(self, ts: np.ndarray, notional: np.ndarray) -> None:
+        cap = self.cap
+        k = len(ts)
+        if k >= cap:
+            ts, notional, k = ts[k - cap :], notional[k - cap :], cap
+            self.lo = self.hi = 0
+        elif self.hi + k > 2 * cap:
+            keep_from = max(self.lo, self.hi - (cap - k))
+            m = self.hi - keep_from
+            self.ts[:m] = self.ts[keep_from : self.hi].copy()
+            self.n[:m] = self.n[keep_from : self.hi].copy()
+            self.lo, self.hi = 0, m
+        hi = self.hi
+        self.ts[hi : hi + k] = ts
+        self.n[hi : hi + k] = notional
+        self.hi = hi + k
+        if self.hi - self.lo > cap:
+            self.lo = self.hi - cap
+
+    def evict_before(self, cutoff: float) -> None:
+        lo, hi = self.lo, self.hi
+        if hi > lo and self.ts[lo] < cutoff:
+            self.lo = lo + int(np.searchsorted(self.ts[lo:hi], cutoff, side="left"))
+
+    def refresh_stats(self) -> None:
+        n = self.hi - self.lo
+        if n == 0:
+            self.mu = self.sd = 0.0
+            return
+        seg = self.n[self.lo : self.hi]
+        mu = float(_add_reduce(seg)) / n
+        ex2 = float(_add_reduce(seg * seg)) / n  # numpy's pairwise sum, not BLAS: same bits on every machine
+        var = ex2 - mu * mu
+        self.mu = mu
+        # one pass; round-off ~1e-16·E[x²], so anything below 1e-12·E[x²] is equal sizes, not dispersion
+        self.sd = math.sqrt(var) if var > 1e-12 * ex2 else 0.0
+
+
+class _SymbolState:
+    __slots__ = ("buckets", "sizes")
+
+    def __init__(self, bucket_capacity: int, size_capacity: int) -> None:
+        self.buckets = _Buckets(bucket_capacity)
+        self.sizes = _SizeRing(size_capacity)
+
+
+class VolumeAnalyzer:
+    """Computes §5 for one symbol per call; holds only the incremental per-symbol state of §5.5 and §5.6."""
+
+    def __init__(self, settings: Any, storage: Any) -> None:
+        v = settings.volume
+        self._storage = storage
+        self._ad = AdaptParams.from_settings(settings)
+        self._eps = float(settings.imbalance.min_volume_epsilon)
+        self._short = float(v.short_window_sec)
+        self._min_trades = int(v.default_min_trades)
+        self._vol_win = float(v.volatility_window_sec)
+        self._vol_min = int(v.volatility_min_trades)
+        if v.enable_multi_timeframe_momentum:
+            self._mom_windows: tuple[float, ...] | None = tuple(float(w) for w in v.momentum_windows)
+            self._mom_weights = tuple(float(w) for w in v.momentum_weights)
+        else:
+            self._mom_windows = None  # short window only, weight 1
+            self._mom_weights = (1.0,)
+        self._tape_large = float(v.tape_large_trade_notional)
+        self._spike_pct = float(settings.signals.spike_acceleration_pct)
+        self._bucket = float(v.volume_bucket_sec)
+        self._bucket_cap = int(v.volume_lookback_periods)
+        self._bucket_min = int(v.volume_min_samples)
+        self._alpha_fast = 2.0 / (20 + 1)
+        self._alpha_slow = 2.0 / (100 + 1)
+        self._freq_on = bool(v.enable_trade_frequency_analysis)
+        self._freq_min = int(v.frequency_min_baseline_trades)
+        self._freq_base = float(v.frequency_baseline_window_sec)
+        self._freq_cur = float(v.frequency_current_window_sec)
+        self._freq_vh = float(v.frequency_very_high_multiplier)
+        self._freq_h = float(v.frequency_high_multiplier)
+        self._freq_vl = float(v.frequency_very_low_multiplier)
+        self._conf_on = bool(v.enable_volume_confirmation)
+        self._conf_n = int(v.volume_confirmation_trades)
+        self._conf_min_pct = float(v.volume_confirmation_min_price_change_pct)
+        self._conf_z = float(v.volume_confirmation_zscore)
+        self._weak_z = float(v.volume_weak_zscore)
+        self._lo_on = bool(v.enable_large_order_flow)
+        self._lo_window = float(v.large_order_flow_window_sec)
+        self._lo_cap = int(v.large_order_lookback_periods)
+        self._lo_age = float(v.large_order_lookback_sec)
+        self._lo_min = int(v.large_order_min_samples)
+        self._lo_z = float(v.large_trade_zscore)
+        self._state: dict[str, _SymbolState] = {}
+
+    def _sym_state(self, sym: str) -> _SymbolState:
+        st = self._state.get(sym)
+        if st is None:
+            st = self._state[sym] = _SymbolState(self._bucket_cap, self._lo_cap)
+        return st
+
+    # ------------------------------------------------------------------ §5 entry point
+    def compute(self, sym: str, now: float) -> VolumeResult:
+        storage = self._storage
+        st = self._sym_state(sym)
+        hi = _nextafter(now, _INF)
+
+        # §5.2 volatility over [now − volatility_window_sec, now]
+        ps = storage.price_stats(sym, now - self._vol_win, hi)
+        n_vol = ps.n
+        if n_vol >= self._vol_min and n_vol >= 2 and ps.mean > 0:
+            inv = 100.0 / ps.mean
+            range_pct = (ps.max - ps.min) * inv
+            atr_pct = ps.mean_abs_change * inv
+            std_pct = ps.std * inv
+        else:
+            range_pct, atr_pct, std_pct = DEFAULT_RANGE_PCT, DEFAULT_ATR_PCT, DEFAULT_STD_PCT
+        vscore = 10.0 * (range_pct + atr_pct + std_pct) / 3.0
+        vscore = 100.0 if vscore > 100.0 else vscore
+        ad = self._ad
+        m = window_multiplier(std_pct, ad)
+        short = adapt_with(self._short, m, ad)
+
+        # §5.4 tape over the adapted short window (one zero-copy view serves count, large trades, halves)
+        tv = storage.trades_between(sym, now - short, hi)
+        tape, short_count = self._tape(tv, now, short)
+
+        # §5.3 momentum
+        windows = (short,) if self._mom_windows is None else tuple(adapt_with(w, m, ad) for w in self._mom_windows)
+        comps = tuple(self._momentum(sym, now - w, hi) for w in windows)
+        mom = 0.0
+        for wk, mk in zip(self._mom_weights, comps, strict=True):
+            mom += wk * mk
+
+        # §5.5 activity z-score
+        b = st.buckets
+        self._advance_buckets(sym, now, b)
+        cv_s = storage.side_sums(sym, _nextafter(now - self._bucket, _INF), hi)
+        cv = cv_s.notional_buy + cv_s.notional_sell
+        nb = len(b.ring)
+        if nb >= self._bucket_min:
+            z: float | None = (cv - b.mu) / b.sd if b.sd > 0 else 0.0
+            ema_ratio = cv / b.ema_slow if b.ema_slow else None
+        else:
+            z = ema_ratio = None
+
+        large = self._large_orders(sym, now, hi, st.sizes) if self._lo_on else LargeOrderFlow()
+        freq = self._frequency(sym, now, hi) if self._freq_on else FrequencyStats()
+        conf = self._confirmation(sym, 0.0 if z is None else z) if self._conf_on else Confirmation()
+
+        return VolumeResult(
+            data_ok=n_vol >= self._vol_min and short_count >= self._min_trades,
+            short_trades_count=short_count,
+            volatility_trades_count=n_vol,
+            short_window_sec=short,
+            momentum_windows_sec=windows,
+            momentum_score=mom,
+            momentum_components=comps,
+            tape=tape,
+            volatility=range_pct,
+            recent_volatility=std_pct,
+            volatility_score=vscore,
+            range_pct=range_pct,
+            atr_pct=atr_pct,
+            std_pct=std_pct,
+            volume_z=z,
+            ema_ratio=ema_ratio,
+            current_volume=cv,
+            ema_fast=b.ema_fast,
+            ema_slow=b.ema_slow,
+            bucket_count=nb,
+            frequency=freq,
+            confirmation=conf,
+            large_orders=large,
+        )
+
+    # ------------------------------------------------------------------ pieces
+    def _momentum(self, sym: str, t0: float, hi: float) -> float:
+        """§5.3 m_k: notional flow imbalance, 0 with fewer than default_min_trades trades."""
+        s = self._storage.side_sums(sym, t0, hi)
+        if s.count_buy + s.count_sell < self._min_trades:
+            return 0.0
+        tot = s.notional_buy + s.notional_sell
+        if tot < self._eps:
+            return 0.0
+        return 100.0 * (s.notional_buy - s.notional_sell) / tot
+
+    def _tape(self, tv: Any, now: float, short: float) -> tuple[TapeStats, int]:
+        """§5.4 large-trade net, acceleration (V2 vs V1 halves in time) and absorption (halves by count)."""
+        k = len(tv)
+        if k == 0:
+            return TapeStats(), 0
+        notional = tv.notional
+        is_buy = tv.is_buy
+        large = notional >= self._tape_large
+        lbm = large & is_buy
+        lb = int(_count_nonzero(lbm))
+        ls = int(_count_nonzero(large)) - lb
+
+        j = int(_searchsorted(tv.ts, now - short / 2.0, "left"))
+        if 0 < j < k:
+            v1, v2 = _add_reduceat(notional, (0, j)).tolist()
+        elif j == 0:
+            v1, v2 = 0.0, float(_add_reduce(notional))
+        else:
+            v1, v2 = float(_add_reduce(notional)), 0.0
+        acc = 100.0 * (v2 - v1) / (v1 if v1 > self._eps else self._eps)
+        acc = -100.0 if acc < -100.0 else 1000.0 if acc > 1000.0 else acc
+
+        bull = bear = False
+        if k >= 2:
+            h = k // 2
+            price = tv.price
+            s1, s2 = _add_reduceat(price, (0, h)).tolist()
+            p1 = s1 / h
+            p2 = s2 / (k - h)
+            tol = _PRICE_EQ_REL * p1
+            if p2 < p1 - tol or p2 > p1 + tol:
+                lb2 = int(_count_nonzero(lbm[h:]))
+                ls2 = int(_count_nonzero(large[h:])) - lb2
+                bull = p2 < p1 and lb2 > ls2
+                bear = p2 > p1 and ls2 > lb2
+        return (
+            TapeStats(
+                large_buys=lb,
+                large_sells=ls,
+                large_net=lb - ls,
+                acceleration=acc,
+                spike=acc > self._spike_pct,
+                absorb_bull=bull,
+                absorb_bear=bear,
+            ),
+            k,
+        )
+
+    def _advance_buckets(self, sym: str, now: float, b: _Buckets) -> None:
+        """§5.5: append every bucket completed since the last call, each once, empty ones included.
+
+        On the first call the ring is back-filled from storage (at most capacity buckets, starting no earlier than the
+        bucket of the oldest stored trade), so the z-score does not depend on when the bot started evaluating.
+        """
+        B = self._bucket
+        cap = self._bucket_cap
+        cur_k = math.floor(now / B)  # buckets < cur_k are complete
+        if b.next_k is None:
+            first = cur_k - cap
+            old = self._storage.trades_between(sym, first * B, cur_k * B)
+            if len(old) == 0:
+                b.next_k = cur_k
+                return
+            b.next_k = max(first, math.floor(float(old.ts[0]) / B))
+        k0 = max(b.next_k, cur_k - cap)
+        if k0 >= cur_k:
+            return
+        between = self._storage.trades_between
+        af, asl = self._alpha_fast, self._alpha_slow
+        ring = b.ring
+        ef, es = b.ema_fast, b.ema_slow
+        for k in range(k0, cur_k):
+            # summed from the trades themselves, not prefix-sum differences: those are re-based when storage
+            # reallocates, and the same bucket must give the same bits whenever it is appended (cadence-free)
+            v = between(sym, k * B, (k + 1) * B)
+            x = float(_add_reduce(v.notional)) if len(v) else 0.0
+            ring.append(x)
+            if ef is None or es is None:
+                ef = es = x
+            else:
+                ef += af * (x - ef)
+                es += asl * (x - es)
+        b.ema_fast, b.ema_slow = ef, es
+        b.next_k = cur_k
+        n = len(ring)
+        mu = sum(ring) / n
+        b.mu = mu
+        b.sd = math.sqrt(sum((x - mu) * (x - mu) for x in ring) / n)
+
+    def _large_orders(self, sym: str, now: float, hi: float, ring: _SizeRing) -> LargeOrderFlow:
+        """§5.6: feed new trades into the size ring once (seq cursor), then classify the window's z-large trades."""
+        storage = self._storage
+        new = storage.trades_after_seq(sym, ring.cursor)
+        changed = False
+        if len(new):
+            ring.cursor = int(new.seq[-1])
+            ring.feed(new.ts, new.notional)
+            changed = True
+        before = ring.lo
+        ring.evict_before(now - self._lo_age)
+        if changed or ring.lo != before:
+            ring.refresh_stats()
+        samples = len(ring)
+        if samples < self._lo_min or ring.sd <= 0.0:
+            return LargeOrderFlow(samples=samples)
+        thr = ring.mu + self._lo_z * ring.sd
+        w = storage.trades_between(sym, now - self._lo_window, hi)
+        if len(w) == 0:
+            return LargeOrderFlow(samples=samples, threshold=thr)
+        notional = w.notional
+        big = notional > thr
+        bigb = big & w.is_buy
+        tc = int(_count_nonzero(big))
+        if tc == 0:
+            return LargeOrderFlow(samples=samples, threshold=thr)
+        bc = int(_count_nonzero(bigb))
+        sc = tc - bc
+        tn = float(_add_reduce(notional * big))
+        bn = float(_add_reduce(notional * bigb)) if bc else 0.0
+        sn = tn - bn if sc else 0.0
+        tot = bn + sn
+        ratio = bn / tot if tot > 0 else 0.5
+        return LargeOrderFlow(
+            direction=classify_buy_ratio(ratio),
+            buy_count=bc,
+            sell_count=sc,
+            buy_notional=bn,
+            sell_notional=sn,
+            buy_ratio=ratio,
+            samples=samples,
+            threshold=thr,
+        )
+
+    def _frequency(self, sym: str, now: float, hi: float) -> FrequencyStats:
+        """§5.7: trade rate over the current window against the baseline rate [now − baseline, now)."""
+        storage = self._storage
+        n_base = storage.count_between(sym, now - self._freq_base, now)
+        base = n_base * 60.0 / self._freq_base
+        cur = storage.count_between(sym, now - self._freq_cur, hi) * 60.0 / self._freq_cur
+        if n_base < self._freq_min or base <= 0:
+            return FrequencyStats(regime=UNKNOWN, ratio=None, baseline_per_min=base, current_per_min=cur)
+        ratio = cur / base
+        return FrequencyStats(
+            regime=classify_frequency(ratio, self._freq_vh, self._freq_h, self._freq_vl),
+            ratio=ratio,
+            baseline_per_min=base,
+            current_per_min=cur,
+        )
+
+    def _confirmation(self, sym: str, z: float) -> Confirmation:
+        """§5.8: price move over the last N trades, graded by the activity z-score."""
+        v = self._storage.last_n(sym, self._conf_n)
+        if len(v) < 2:
+            return Confirmation()
+        price = v.price
+        p0 = float(price[0])
+        dp = 100.0 * (float(price[-1]) - p0) / p0
+        if abs(dp) <= self._conf_min_pct:
+            return Confirmation(price_change_pct=dp)
+        return Confirmation(
+            status=classify_confirmation(z, self._conf_z, self._weak_z),
+            direction=1 if dp > 0 else -1,
+            price_change_pct=dp,
+        )
