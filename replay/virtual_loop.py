@@ -22,7 +22,7 @@ from bot.clock import LoopClock
 
 T = TypeVar("T")
 
-DEADLOCK_WALL_TIMEOUT_SEC = 30.0
+DEADLOCK_WALL_TIMEOUT_SEC = 5.0
 
 
 class VirtualTimeDeadlock(RuntimeError):

@@ -1,9 +1,9 @@
-"""Seeding: per-candle numpy streams (regenerable alone) and a counter-based hash for price-keyed book noise.
+"""Seeding: counter-based draws, so any minute (and any print slot) can be regenerated alone, vectorised.
 
-Every candle draws from its own ``Generator(PCG64(SeedSequence([seed, crc32(symbol), open_time_ms])))`` a fixed number
-of uniforms and normals (the count depends only on K and the print cap), so candle i gives the same numbers whether
-it is generated alone or inside a day. Noise that belongs to a *price level* (presence on the lattice, refreshing
-sizes) must not depend on which candle asks for it, so it comes from a SplitMix64 hash of (key, tick, epoch).
+Every random number of the generator is a pure function of (run seed, symbol, purpose, coordinates): a SplitMix64 hash
+of a key derived from (seed, symbol, purpose) and the coordinates — candle open time and column for per-candle draws,
+(tick, epoch) for the noise that belongs to a *price level*. So candle i gives the same numbers whether it is generated
+alone, inside a day, or inside a run truncated after it, and no per-candle ``Generator`` object is ever built.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
 _INV53 = 1.0 / 9007199254740992.0
+_TWO_PI = 2.0 * np.pi
 
 
 def symbol_key(symbol: str) -> int:
@@ -26,20 +27,6 @@ def symbol_key(symbol: str) -> int:
 
 def derived_key(seed: int, symbol: str, purpose: int) -> np.uint64:
     return np.random.SeedSequence([seed, symbol_key(symbol), purpose]).generate_state(1, np.uint64)[0]
-
-
-def candle_streams(seed: int, symbol: str, open_time_ms: np.ndarray, n_uniform: int, n_normal: int
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """(N, n_uniform) uniforms in [0, 1) and (N, n_normal) standard normals, one independent stream per candle."""
-    n = len(open_time_ms)
-    U = np.empty((n, n_uniform))
-    Z = np.empty((n, n_normal))
-    sk = symbol_key(symbol)
-    for i, t in enumerate(np.asarray(open_time_ms).tolist()):
-        g = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, sk, t])))
-        U[i] = g.random(n_uniform)
-        Z[i] = g.standard_normal(n_normal)
-    return U, Z
 
 
 def splitmix64(x: np.ndarray) -> np.ndarray:
@@ -63,12 +50,12 @@ def _mix(key: np.uint64, parts: tuple[np.ndarray, ...]) -> np.ndarray:
         raise ValueError(f"at most {len(_C)} hash parts")
     acc = _u64(parts[0]) * _C[0]
     for p, c in zip(parts[1:], _C[1:], strict=False):
-        acc += _u64(p) * c
+        acc = acc + _u64(p) * c  # not in place: the parts may broadcast to a larger shape
     return splitmix64(acc ^ np.uint64(key))
 
 
 def hash_uniform(key: np.uint64, *parts: np.ndarray) -> np.ndarray:
-    """Uniform in (0, 1) from (key, parts...)."""
+    """Uniform in (0, 1) from (key, parts...); parts broadcast against each other."""
     return ((_mix(key, parts) >> _S11).astype(np.float64) + 0.5) * _INV53
 
 
@@ -77,3 +64,35 @@ def hash_normal(key: np.uint64, *parts: np.ndarray) -> np.ndarray:
     slightly heavier than normal, which only matters for the clipped level-size noise it feeds)."""
     u = hash_uniform(key, *parts)
     return np.log(u / (1.0 - u)) * (np.sqrt(3.0) / np.pi)
+
+
+def hash_gauss(key: np.uint64, *parts: np.ndarray) -> np.ndarray:
+    """Exact standard normal (Box–Muller on two hashed uniforms) for draws whose distribution shape is fitted."""
+    p = np.broadcast_arrays(*(np.asarray(x, np.int64) for x in parts))
+    u1 = hash_uniform(key, *p[:-1], 2 * p[-1])
+    u2 = hash_uniform(key, *p[:-1], 2 * p[-1] + 1)
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(_TWO_PI * u2)
+
+
+class CandleDraws:
+    """Per-candle draws: ``uniform(purpose, n)`` / ``normal(purpose, n)`` give (N, n) arrays whose row i depends only
+    on (seed, symbol, purpose, open time of candle i, column); ``*_at`` draw for scattered (row, column) cells."""
+
+    def __init__(self, seed: int, symbol: str, open_time_ms: np.ndarray) -> None:
+        self.seed, self.symbol = seed, symbol
+        self.t = np.asarray(open_time_ms, np.int64)
+
+    def _key(self, purpose: int) -> np.uint64:
+        return derived_key(self.seed, self.symbol, purpose)
+
+    def uniform(self, purpose: int, n: int) -> np.ndarray:
+        return hash_uniform(self._key(purpose), self.t[:, None], np.arange(n, dtype=np.int64)[None, :])
+
+    def normal(self, purpose: int, n: int) -> np.ndarray:
+        return hash_gauss(self._key(purpose), self.t[:, None], np.arange(n, dtype=np.int64)[None, :])
+
+    def uniform_at(self, purpose: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return hash_uniform(self._key(purpose), self.t[rows], np.asarray(cols, np.int64))
+
+    def normal_at(self, purpose: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return hash_gauss(self._key(purpose), self.t[rows], np.asarray(cols, np.int64))
