@@ -1,0 +1,277 @@
+"""Decision cadence and entry/exit gating (STRATEGY.md §10).
+
+Tick ``k`` runs at ``t_k = t_0 + k·decision_interval_sec`` on the injected clock, with ``t_0`` the next multiple of the
+interval in epoch time. That alignment is what makes replay's strict no-repaint mode a pure settings choice: with a
+60 s interval every decision lands on a candle open. Each tick processes one batch of ``symbol_batch_size`` symbols
+(round-robin over ``trade_pairs`` in order), all with ``now = t_k``.
+
+A tick at ``t_k`` sees exactly the market events with ``ts <= t_k``: it wakes :data:`SETTLE_SEC` after ``t_k`` and
+first awaits the feed consumer's barrier (``sync``), so every batch the feed released up to then is in storage.
+
+Overruns: a tick that ends after the next grid time is counted and logged, the next tick starts immediately (its
+``now`` is the actual clock time, because storage already holds events up to it), and the grid points that passed
+meanwhile are counted as missed, never replayed. Batch rotation advances by one per tick actually run, so an overrun
+cannot starve a batch.
+
+The orchestrator owns only cadence and gating state (last open attempt, last close per symbol). Positions are read
+from the executor's book; the executor's ``on_closed`` callback feeds :meth:`Orchestrator.on_closed`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from loguru import logger
+
+from bot.analysis import evaluate
+from bot.execution.positions import PositionState
+from bot.risk import side_dir
+
+if TYPE_CHECKING:
+    from bot.analysis import ImbalanceAnalyzer, Signal, SignalGenerator, VolumeAnalyzer
+    from bot.clock import Clock
+    from bot.storage import DataStorage
+    from settings import Settings
+
+OPEN_STATE = PositionState.OPEN
+SETTLE_SEC = 1e-5
+"""A tick scheduled for ``t_k`` wakes this much later, still evaluating with ``now = t_k``. Converting epoch time to
+loop time rounds at ~1e-7 s (float ulp near 1.7e9), so a feed release due exactly at ``t_k`` may be scheduled a hair
+after the tick's own wake-up; waking 10 µs late lets it land first. Exchange timestamps have 1 ms resolution, so no
+event can fall inside the margin (live, 10 µs is noise)."""
+_DIR = {"BUY": 1, "SELL": -1}  # signal action → direction; HOLD (absent) → 0
+
+# maybe_open / maybe_close outcomes (also the keys of Orchestrator.outcomes)
+OPENED = "opened"
+OPEN_REFUSED = "open_refused"  # executor.open returned False (sizing, book, ...)
+WAIT_OPEN_GAP = "min_time_between_trades"  # check 1
+WAIT_REOPEN = "reopen_cooldown"  # check 2
+NOT_ACTIONABLE = "not_actionable"  # check 3
+OHARA_LOW = "ohara_too_low"  # check 4
+NO_SLOT = "no_free_slot"  # check 5
+HOLD_TOO_SHORT = "min_hold"
+HAS_INTENT = "close_pending"
+NO_EXIT = "no_exit"
+REVERSE = "REVERSE"
+OPPOSITE_SIGNAL = "OPPOSITE_SIGNAL"
+CLOSE_REFUSED = "close_refused"
+SKIP_BOOK = "book_invalid"
+
+
+class PositionView(Protocol):
+    """What the orchestrator reads from an executor record."""
+
+    state: Any
+    side: Any
+    opened_at: float | None
+    close_intent: Any
+
+
+class ExecutorPort(Protocol):
+    def record(self, sym: str) -> Any: ...
+    def live_count(self) -> int: ...
+    def open(self, sym: str, direction: int, signal: Signal) -> bool: ...
+    def close(self, sym: str, reason: str, *, reenter_signal: Signal | None = None) -> bool: ...
+
+
+class SignalSink(Protocol):
+    def append(self, sig: Signal) -> None: ...
+
+
+def batches_of(symbols: Sequence[str], size: int) -> list[tuple[str, ...]]:
+    """Split symbols, in order, into consecutive batches of ``size`` (the last may be shorter)."""
+    if size < 1:
+        raise ValueError(f"symbol_batch_size must be >= 1, got {size}")
+    if not symbols:
+        raise ValueError("no symbols to trade")
+    return [tuple(symbols[i:i + size]) for i in range(0, len(symbols), size)]
+
+
+def first_tick_time(now: float, interval: float) -> float:
+    """The next multiple of ``interval`` in epoch seconds at or after ``now`` (60 s lands on minute opens)."""
+    if not interval > 0:
+        raise ValueError(f"decision_interval_sec must be > 0, got {interval}")
+    return math.ceil(now / interval) * interval
+
+
+class Orchestrator:
+    """Runs the §10 loop: cadence, per-symbol evaluation, signal logging, maybe_close / maybe_open."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock,
+        storage: DataStorage,
+        volume: VolumeAnalyzer,
+        imbalance: ImbalanceAnalyzer,
+        signals: SignalGenerator,
+        executor: ExecutorPort,
+        *,
+        signal_log: SignalSink | None = None,
+        symbols: Sequence[str] | None = None,
+        sync: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        t = settings.trading
+        self._clock = clock
+        self._storage = storage
+        self._vol = volume
+        self._imb = imbalance
+        self._gen = signals
+        self.executor = executor
+        self.signal_log = signal_log
+        self._sync = sync
+        self.symbols: tuple[str, ...] = tuple(symbols if symbols is not None else t.trade_pairs)
+        self.batches = batches_of(self.symbols, t.symbol_batch_size)
+        self.interval = float(t.decision_interval_sec)
+        # gating parameters, read once (the settings object is frozen)
+        self._min_gap = t.min_time_between_trades_sec
+        self._reopen = t.reopen_cooldown_sec
+        self._min_hold = t.min_position_hold_time_sec
+        self._entry_strength = t.entry_signal_min_strength
+        self._close_strength = t.close_on_opposite_strength
+        self._reverse = t.reverse_on_opposite
+        self._min_ohara = settings.ohara.min_ohara_score_for_trade
+        self._max_open = settings.risk.max_open_positions
+        # gating state
+        self.last_open_attempt: dict[str, float] = {}
+        self.last_close: dict[str, float] = {}
+        # cadence accounting
+        self.t0: float | None = None
+        self.ticks = 0
+        self.overruns = 0
+        self.missed_ticks = 0
+        self.tick_times: list[float] | None = None  # set to [] to record each tick's now (tests, diagnostics)
+        self.outcomes: dict[str, int] = {}
+        self.last_signal: dict[str, Signal] = {}
+        self._stopping = False
+
+    # ------------------------------------------------------------------------------------------------ cadence
+    async def run(self, until: float | None = None) -> None:
+        """Tick until ``stop()``, cancellation, or the next tick would start after ``until`` (epoch seconds)."""
+        clock, iv = self._clock, self.interval
+        self._stopping = False
+        t0 = self.t0 = first_tick_time(clock.now(), iv)
+        g = 0  # grid index of the next on-time tick
+        late_now: float | None = None  # set when the previous tick overran: run the next one right away
+        while not self._stopping:
+            if late_now is None:
+                now = t0 + g * iv
+                if until is not None and now > until:
+                    return
+                delay = now - clock.now() + SETTLE_SEC
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                    if self._stopping:
+                        return
+            else:
+                now = late_now
+                if until is not None and now > until:
+                    return
+            await self.tick(now)
+            end = clock.now()
+            if late_now is None:
+                g += 1
+            else:
+                g = math.floor((now - t0) / iv) + 1
+                if t0 + g * iv <= now:
+                    g += 1
+            t_next = t0 + g * iv
+            if end > t_next:
+                missed = math.floor((end - t0) / iv) - g + 1
+                self.overruns += 1
+                self.missed_ticks += missed
+                logger.warning("tick overrun: tick at {:.3f} ended at {:.3f} (+{:.3f}s); {} grid tick(s) missed, "
+                               "overruns so far {}", now, end, end - now, missed, self.overruns)
+                late_now = end
+            else:
+                late_now = None
+
+    def stop(self) -> None:
+        """Stop after the current tick (a sleeping loop returns when it wakes; callers usually cancel the task)."""
+        self._stopping = True
+
+    async def tick(self, now: float) -> None:
+        """One decision tick: catch up with the feed, then the next batch's symbols in order, all with ``now``."""
+        if self._sync is not None:
+            await self._sync()
+        batch = self.batches[self.ticks % len(self.batches)]
+        self.ticks += 1
+        if self.tick_times is not None:
+            self.tick_times.append(now)
+        first = True
+        for sym in batch:
+            if not first:
+                await asyncio.sleep(0)  # between symbols, let socket readers run (§10: CPU work must not block them)
+            first = False
+            self.process_symbol(sym, now)
+
+    # ----------------------------------------------------------------------------------------------- per symbol
+    def process_symbol(self, sym: str, now: float) -> Signal | None:
+        """§10 per-symbol steps 1–3. Returns the signal, or None when the book is invalid or stale (nothing runs)."""
+        if not self._storage.book_valid(sym, now):
+            self._count(SKIP_BOOK)
+            return None
+        sig = evaluate(sym, now, self._storage, self._vol, self._imb, self._gen)
+        self.last_signal[sym] = sig
+        if self.signal_log is not None:
+            self.signal_log.append(sig)
+        rec = self.executor.record(sym)
+        if rec is None:
+            self.maybe_open(sym, sig, now)
+        elif rec.state is OPEN_STATE:
+            self.maybe_close(sym, sig, rec, now)
+        return sig
+
+    def maybe_close(self, sym: str, sig: Signal, pos: PositionView, now: float) -> str:
+        """Opposite-signal exits on pre-cooldown values; REVERSE when the re-entry would pass the entry gates."""
+        opened_at = pos.opened_at
+        if opened_at is not None and now - opened_at < self._min_hold:
+            return self._count(HOLD_TOO_SHORT)
+        if pos.close_intent:
+            return self._count(HAS_INTENT)
+        pos_dir = side_dir(pos.side)
+        raw_dir = _DIR.get(sig.raw_action, 0)
+        if raw_dir != -pos_dir or sig.raw_strength < self._close_strength:
+            return self._count(NO_EXIT)
+        if self._reverse and _DIR.get(sig.action, 0) == -pos_dir and self._entry_ok(sig):
+            ok = self.executor.close(sym, REVERSE, reenter_signal=sig)
+            return self._count(REVERSE if ok else CLOSE_REFUSED)
+        ok = self.executor.close(sym, OPPOSITE_SIGNAL)
+        return self._count(OPPOSITE_SIGNAL if ok else CLOSE_REFUSED)
+
+    def maybe_open(self, sym: str, sig: Signal, now: float) -> str:
+        """The five entry checks in order; the first failing one is returned (and counted)."""
+        last = self.last_open_attempt.get(sym)
+        if last is not None and now - last < self._min_gap:
+            return self._count(WAIT_OPEN_GAP)
+        closed = self.last_close.get(sym)
+        if closed is not None and now - closed < self._reopen:
+            return self._count(WAIT_REOPEN)
+        d = _DIR.get(sig.action, 0)
+        if d == 0 or sig.strength < self._entry_strength:
+            return self._count(NOT_ACTIONABLE)
+        if sig.ohara_score < self._min_ohara:
+            return self._count(OHARA_LOW)
+        if self.executor.live_count() >= self._max_open:
+            return self._count(NO_SLOT)
+        ok = self.executor.open(sym, d, sig)
+        self.last_open_attempt[sym] = now
+        if ok:
+            logger.info("{} open {} requested: strength {} ohara {}", sym, sig.action, sig.strength, sig.ohara_score)
+        return self._count(OPENED if ok else OPEN_REFUSED)
+
+    def _entry_ok(self, sig: Signal) -> bool:
+        """maybe_open checks 3–4 (actionable and strong enough; O'Hara score) for a REVERSE re-entry."""
+        return (_DIR.get(sig.action, 0) != 0 and sig.strength >= self._entry_strength
+                and sig.ohara_score >= self._min_ohara)
+
+    def on_closed(self, rec: Any) -> None:
+        """Executor callback when a position reaches CLOSED: starts the symbol's reopen cooldown."""
+        self.last_close[rec.symbol] = self._clock.now()
+
+    def _count(self, outcome: str) -> str:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        return outcome
