@@ -80,6 +80,10 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self._vselector = VirtualSelector(start)
         super().__init__(self._vselector)
         self._vselector.next_timer = self._next_timer_when
+        # asyncio runs a timer once ``when < time() + _clock_resolution``. Its default (the monotonic clock's 1 ns) is
+        # below the float spacing of epoch seconds (~2.4e-7 at 1.7e9), so ``time() + 1e-9 == time()`` and a timer due
+        # exactly now would never run. 1 µs is above that spacing and far below anything the bot schedules.
+        self._clock_resolution = 1e-6
 
     def _next_timer_when(self) -> float | None:
         scheduled = self._scheduled  # asyncio's timer heap (CPython BaseEventLoop); earliest first

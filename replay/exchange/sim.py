@@ -613,6 +613,10 @@ class SimExchange:
         return WalletUpdate(total_equity=equity, total_margin_balance=equity, available_balance=self._available(),
                             wallet_balance=self.ledger.balance, ts=self._clock.now())
 
+    def equity(self) -> Decimal:
+        """Mark-to-market equity at the last trade price (for equity curves; not part of the Exchange port)."""
+        return self.ledger.balance + self._unrealised()
+
     def _unrealised(self) -> Decimal:
         total = ZERO
         for sym, pos in self._positions.items():
