@@ -1,0 +1,64 @@
+"""Replay throughput: a 30-day BTCUSDT run in both no-repaint modes, each in its own process.
+
+Prints wall seconds, simulated days per wall second, market events per second and peak RSS. A benchmark, not a test:
+it asserts nothing. Usage: ``python benchmarks/replay_bench.py [--days 30] [--symbol BTCUSDT] [--modes strict,live]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def child(symbol: str, days: float, mode: str, out: Path) -> None:
+    sys.path.insert(0, str(ROOT))
+    from replay.engine import SymbolJob, run_symbol
+    from settings import Settings
+    from settings.search import with_overrides
+
+    settings = with_overrides(Settings(), {"backtest.strict_repainting_check": mode == "strict"})
+    job = SymbolJob(symbol=symbol, settings_json=settings.model_dump_json(), out_dir=str(out), seed=42, days=days)
+    t0 = time.perf_counter()
+    r = run_symbol(job)
+    wall = time.perf_counter() - t0
+    sim_days = (r.end_ts - r.start_ts) / 86_400.0
+    print(json.dumps({"mode": mode, "wall_s": wall, "sim_days": sim_days, "events": r.events, "batches": r.batches,
+                      "trades": r.metrics["total_trades"],
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--symbol", default="BTCUSDT")
+    ap.add_argument("--days", type=float, default=30.0)
+    ap.add_argument("--modes", default="strict,live")
+    ap.add_argument("--child", choices=["strict", "live"])
+    args = ap.parse_args()
+    if args.child:
+        with tempfile.TemporaryDirectory() as tmp:
+            child(args.symbol, args.days, args.child, Path(tmp))
+        return
+    print(f"replay benchmark: {args.symbol}, {args.days:g} days, one process per mode")
+    head = ("mode", "wall s", "sim days/s", "events/s", "events", "trades", "peak RSS MB")
+    print(f"{head[0]:<8} {head[1]:>8} {head[2]:>11} {head[3]:>11} {head[4]:>11} {head[5]:>7} {head[6]:>12}")
+    for mode in args.modes.split(","):
+        out = subprocess.run([sys.executable, __file__, "--child", mode, "--symbol", args.symbol, "--days",
+                              str(args.days)], capture_output=True, text=True, check=False, cwd=ROOT)
+        if out.returncode != 0:
+            print(f"{mode:<8} failed:\n{out.stderr[-3000:]}")
+            continue
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"{mode:<8} {r['wall_s']:8.1f} {r['sim_days'] / r['wall_s']:11.3f} {r['events'] / r['wall_s']:11,.0f} "
+              f"{r['events']:11,d} {r['trades']:7d} {r['peak_rss_mb']:12.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""``BacktestEngine``: a whole replay run, from settings to a run folder (ARCHITECTURE.md §7).
+
+It snapshots the config (``BacktestConfig``), fans the symbols out (:mod:`replay.engine`), writes the artifacts, the
+manifest and the report, and rotates old runs. Nothing is written as a finished run unless every symbol succeeded:
+the manifest — the marker of a complete run — is written last, and a failed run's folder is removed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from replay.artifacts import PROJECT_ROOT, git_commit, new_run_dir, rotate_runs, versions, write_json
+from replay.engine import SymbolJob, SymbolResult, aggregate, run_jobs, write_symbol_artifacts
+from replay.report import write_report
+from settings import Settings
+from settings.snapshot import BacktestConfig
+
+QUICK_DAYS = 1.0
+QUICK_MAX_SYMBOLS = 2
+MODE_TEXT = {
+    True: "strict no-repaint: decisions at candle opens on earlier candles' events only",
+    False: "live cadence: decisions every decision_interval_sec inside candles (see generator dependence)",
+}
+
+
+@dataclass(slots=True)
+class RunOutcome:
+    run_dir: Path
+    results: dict[str, SymbolResult]
+    summary: dict[str, Any]
+
+
+class BacktestEngine:
+    """Runs the real bot over bundled/cached/REST 1m data in virtual time and writes a run folder."""
+
+    def __init__(self, settings: Settings | None = None, *, data_dir: Path | None = None) -> None:
+        self.settings = settings or Settings()
+        self.report_path = Path(self.settings.backtest.report_path)
+        self.executor: Executor | None = None
+        self.data_dir = data_dir
+
+    def configure_from_settings(self, settings: Settings) -> BacktestEngine:
+        self.settings = settings
+        rp = Path(settings.backtest.report_path)
+        self.report_path = rp if rp.is_absolute() else Path.cwd() / rp
+        return self
+
+    def run_quick_test(self, symbols: Sequence[str] | None = None, *, seed: int | None = None,
+                       progress: bool = False) -> RunOutcome:
+        """A sanity check: the last day of at most two symbols."""
+        chosen = list(symbols or self.settings.trading.trade_pairs)[:QUICK_MAX_SYMBOLS]
+        return self.run_full_test(chosen, days=QUICK_DAYS, seed=seed, progress=progress, label="quick")
+
+    def run_full_test(self, symbols: Sequence[str], *, days: float | None = None, start: str | None = None,
+                      end: str | None = None, seed: int | None = None, progress: bool = False,
+                      label: str = "") -> RunOutcome:
+        """Every selected symbol; per-symbol and aggregate results in one run folder."""
+        if not symbols:
+            raise ValueError("no symbols selected")
+        seed = self.settings.backtest.seed if seed is None else seed
+        run_dir = new_run_dir(self.report_path, f"{label + '-' if label else ''}{'-'.join(symbols)}-s{seed}")
+        sink = logger.add(run_dir / "backtest.log", level=self.settings.backtest.log_level_backtest,
+                          format="{time:YYYY-MM-DDTHH:mm:ss.SSS}Z {level} {message}", enqueue=False)
+        try:
+            return self._run(run_dir, list(symbols), days, start, end, seed, progress)
+        except BaseException:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        finally:
+            logger.remove(sink)
+
+    def _test_on_symbol(self, symbol: str, run_dir: Path, *, days: float | None, start: str | None,
+                        end: str | None, seed: int, progress: bool = False,
+                        pessimistic: bool = False) -> SymbolResult:
+        job = self._job(symbol, run_dir, days, start, end, seed, progress, pessimistic)
+        return run_jobs([job])[0]
+
+    def _job(self, symbol: str, run_dir: Path, days: float | None, start: str | None, end: str | None, seed: int,
+             progress: bool, pessimistic: bool = False) -> SymbolJob:
+        return SymbolJob(symbol=symbol, settings_json=self.settings.model_dump_json(), out_dir=str(run_dir),
+                         seed=seed, days=days, start=start, end=end, pessimistic=pessimistic, progress=progress,
+                         data_dir=str(self.data_dir) if self.data_dir else None)
+
+    def _run(self, run_dir: Path, symbols: list[str], days: float | None, start: str | None, end: str | None,
+             seed: int, progress: bool) -> RunOutcome:
+        bt = self.settings.backtest
+        logger.info("run {} symbols={} days={} start={} end={} seed={} mode={}", run_dir.name, symbols, days, start,
+                    end, seed, "strict" if bt.strict_repainting_check else "live-cadence")
+        jobs = [self._job(s, run_dir, days, start, end, seed, progress) for s in symbols]
+        results = {r.symbol: r for r in run_jobs(jobs, self.executor)}
+        robustness = [] if bt.strict_repainting_check else self._robustness(run_dir, symbols, days, start, end, seed)
+        for r in results.values():
+            write_symbol_artifacts(run_dir, r, self.settings)
+            logger.info("{}: {} trades, net {} USDT, {} events", r.symbol, r.metrics["total_trades"],
+                        r.metrics["total_pnl_usdt"], r.events)
+        summary = {
+            "mode": MODE_TEXT[bt.strict_repainting_check],
+            "seed": seed,
+            "symbols": {s: _headline(r) for s, r in results.items()},
+            "aggregate": aggregate(results, bt.initial_balance_usdt),
+            "robustness": robustness,
+        }
+        write_json(run_dir / "summary.json", summary)
+        if bt.generate_html_report:
+            first = next(iter(results.values()))
+            facts = {"mode": summary["mode"], "seed": seed, "symbols": ", ".join(symbols),
+                     "window (UTC)": f"{_iso(first.start_ts)} → {_iso(first.end_ts)}",
+                     "data source": bt.data_source, "fees": f"maker {bt.maker_fee}, taker {bt.taker_fee}",
+                     "latency": f"{bt.latency_model}: entry {bt.latency_entry_ms} ms, "
+                                f"response {bt.latency_response_ms} ms",
+                     "simplifications": "synthetic intrabar market from 1m OHLCV; each symbol on its own account; "
+                                        "positions open at the end are marked to market, not closed"}
+            write_report(run_dir / "report.html", report_path=self.report_path, title=f"Replay {run_dir.name}",
+                         facts=facts, per_symbol={s: r.metrics for s, r in results.items()},
+                         equity={s: r.equity for s, r in results.items()},
+                         trades={s: r.trades for s, r in results.items()}, robustness=robustness)
+        first = next(iter(results.values()))
+        config = BacktestConfig.from_settings(self.settings, symbols=symbols, start_ms=int(first.start_ts * 1000),
+                                              end_ms=int(first.end_ts * 1000), seed=seed)
+        manifest = {
+            "run_id": run_dir.name,
+            "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+            "seed": seed,
+            "settings_hash": config.settings_hash,
+            "settings": self.settings.snapshot_dict(),
+            "symbols": symbols,
+            "window": {s: [_iso(r.start_ts), _iso(r.end_ts)] for s, r in results.items()},
+            "data_hash": {s: r.data_hash for s, r in results.items()},
+            "data_source": bt.data_source,
+            "mode": summary["mode"],
+            "versions": versions(),
+            "git_commit": git_commit(),
+            "command": " ".join([Path(sys.executable).name, "-m", "replay", *sys.argv[1:]]),
+            "project_root": str(PROJECT_ROOT),
+        }
+        write_json(run_dir / "manifest.json", manifest)
+        if bt.auto_cleanup:
+            rotate_runs(self.report_path, keep_last_n=bt.keep_last_n_runs, max_age_days=bt.cleanup_interval_days,
+                        protect=run_dir)
+        return RunOutcome(run_dir, results, summary)
+
+    def _robustness(self, run_dir: Path, symbols: list[str], days: float | None, start: str | None, end: str | None,
+                    seed: int) -> list[dict[str, Any]]:
+        """Live-cadence mode: the same run over other generator seeds and a pessimistic path (ARCHITECTURE.md §5)."""
+        scratch = run_dir / "robustness"
+        variants = [(seed + k, False) for k in range(1, self.settings.backtest.generator_seeds + 1)]
+        variants.append((seed, True))
+        jobs = [self._job(s, scratch / f"{'pess' if p else 's' + str(v)}", days, start, end, v, False, p)
+                for v, p in variants for s in symbols]
+        rows = []
+        for job, r in zip(jobs, run_jobs(jobs, self.executor), strict=True):
+            rows.append({"symbol": r.symbol, "variant": "pessimistic path" if job.pessimistic else f"seed {job.seed}",
+                         "trades": r.metrics["total_trades"], "net_pnl_usdt": r.metrics["total_pnl_usdt"],
+                         "pnl_bps": r.metrics["total_pnl_bps"], "win_rate": r.metrics["win_rate"],
+                         "max_dd_pct": r.metrics["max_drawdown_pct"]})
+        shutil.rmtree(scratch, ignore_errors=True)
+        return rows
+
+
+def _headline(r: SymbolResult) -> dict[str, Any]:
+    keys = ("total_trades", "win_rate", "profit_factor", "total_pnl_usdt", "total_pnl_bps", "max_drawdown_pct",
+            "sharpe", "fees_paid_usdt", "open_positions_at_end")
+    return {k: r.metrics.get(k) for k in keys} | {"events": r.events}
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

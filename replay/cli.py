@@ -1,0 +1,127 @@
+"""``python -m replay``: replay the real bot over 1m data in virtual time and write a run folder."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from loguru import logger
+from pydantic import ValidationError
+
+DESCRIPTION = "Replay the real bot over 1m data in virtual time against a simulated Bybit; write a run folder."
+EPILOG = """examples:
+  python -m replay --symbol BTCUSDT --days 30          30 days of bundled BTCUSDT data, strict no-repaint mode
+  python -m replay --symbols BTCUSDT,ETHUSDT --days 7  two symbols in parallel processes
+  python -m replay --symbol SOLUSDT --start 2025-06-10 --end 2025-06-12 --seed 7
+  python -m replay --quick                             a sanity check: last day of two symbols
+  python -m replay --symbol BTCUSDT --days 3 --live-cadence   live decision cadence + generator-dependence report
+
+Settings come from defaults < --settings FILE (TOML) < NAPORRR_* environment variables (e.g.
+NAPORRR_BACKTEST__SEED=7, NAPORRR_RISK__MIN_SL_PCT=0.003)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m replay", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sel = p.add_argument_group("what to replay")
+    sel.add_argument("--symbol", help="one symbol, e.g. BTCUSDT")
+    sel.add_argument("--symbols", help="comma-separated symbols, e.g. BTCUSDT,ETHUSDT")
+    sel.add_argument("--days", type=float,
+                     help="the most recent N days available (default: backtest.data_lookback_days)")
+    sel.add_argument("--start", help="window start, UTC (ISO date or datetime)")
+    sel.add_argument("--end", help="window end, UTC (exclusive)")
+    sel.add_argument("--quick", action="store_true", help="sanity check: last day, at most two symbols")
+    run = p.add_argument_group("how")
+    run.add_argument("--seed", type=int, help="seed for every random draw (default: backtest.seed)")
+    run.add_argument("--settings", type=Path, metavar="FILE", help="TOML settings file")
+    run.add_argument("--live-cadence", action="store_true",
+                     help="decide at the live cadence inside candles (default: strict no-repaint mode)")
+    run.add_argument("--data-source", choices=["bundled", "rest_api"], help="override backtest.data_source")
+    run.add_argument("--data-dir", type=Path, metavar="DIR",
+                     help="folder of {SYMBOL}_1m_*.csv.gz files (open_time_ms,open,high,low,close,volume) to use "
+                          "instead of the bundled data")
+    run.add_argument("--report-path", type=Path, help="override backtest.report_path (default logs/backtest)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument("-v", "--verbose", action="store_true", help="log the bot's operational events to stderr")
+    return p
+
+
+def _symbols(args: argparse.Namespace, default: Sequence[str]) -> list[str]:
+    if args.symbol and args.symbols:
+        raise ValueError("give --symbol or --symbols, not both")
+    raw = args.symbols or args.symbol
+    if not raw:
+        return list(default)
+    out = [s.strip().upper() for s in raw.split(",") if s.strip()]
+    if not out:
+        raise ValueError("--symbols is empty")
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logger.remove()
+    logger.add(sys.stderr, level="INFO" if args.verbose else "WARNING", format="{level}: {message}")
+    try:
+        return _main(args)
+    except KeyboardInterrupt:
+        print("interrupted: no run folder was kept", file=sys.stderr)
+        return 130
+    except (ValueError, KeyError, FileNotFoundError, ValidationError, OSError) as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        errs = exc.errors()
+        return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errs[:3])
+    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    return " ".join(str(text).split())
+
+
+def _main(args: argparse.Namespace) -> int:
+    from replay.backtest import BacktestEngine
+    from settings import load_settings
+    from settings.search import with_overrides
+
+    settings = load_settings(args.settings)
+    overrides: dict[str, object] = {}
+    if args.live_cadence:
+        overrides["backtest.strict_repainting_check"] = False
+    if args.data_source:
+        overrides["backtest.data_source"] = args.data_source
+    if args.report_path:
+        overrides["backtest.report_path"] = str(args.report_path)
+    if overrides:
+        settings = with_overrides(settings, overrides)
+    if args.data_dir is not None and not args.data_dir.is_dir():
+        raise FileNotFoundError(f"--data-dir {args.data_dir}: no such folder")
+    engine = BacktestEngine(data_dir=args.data_dir).configure_from_settings(settings)
+    progress = settings.backtest.enable_progress_bar and not args.no_progress and sys.stderr.isatty()
+    default_symbols = ["BTCUSDT"]
+    if args.quick:
+        outcome = engine.run_quick_test(_symbols(args, ["BTCUSDT", "ETHUSDT"]), seed=args.seed, progress=progress)
+    else:
+        if args.start is None and args.days is None:
+            args.days = float(settings.backtest.data_lookback_days)
+        outcome = engine.run_full_test(_symbols(args, default_symbols), days=args.days, start=args.start,
+                                       end=args.end, seed=args.seed, progress=progress)
+    print(_summary_table(outcome.summary))
+    print(f"run folder: {outcome.run_dir}")
+    return 0
+
+
+def _summary_table(summary: dict) -> str:
+    cols = [("symbol", 10), ("trades", 7), ("win%", 6), ("PF", 6), ("net USDT", 11), ("net bps", 9),
+            ("maxDD%", 7), ("Sharpe", 7), ("fees", 9)]
+    lines = [summary["mode"], "  ".join(f"{c:>{w}}" for c, w in cols)]
+    for sym, m in summary["symbols"].items():
+        pf = m["profit_factor"]
+        vals = [sym, m["total_trades"], f"{100 * m['win_rate']:.1f}", f"{pf:.2f}" if isinstance(pf, float) else pf,
+                f"{m['total_pnl_usdt']:.2f}", f"{m['total_pnl_bps']:.1f}", f"{m['max_drawdown_pct']:.2f}",
+                f"{m['sharpe']:.2f}", f"{m['fees_paid_usdt']:.2f}"]
+        lines.append("  ".join(f"{v!s:>{w}}" for v, (_, w) in zip(vals, cols, strict=True)))
+    return "\n".join(lines)

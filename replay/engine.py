@@ -1,0 +1,266 @@
+"""The run engine: one symbol's replay in one process, many symbols fanned out over a process pool.
+
+``_test_on_symbol`` is the whole contract of a replay: load validated candles, build the synthetic market for them,
+start a virtual-time loop at the first candle's open, assemble the bot with :func:`bot.app.build_bot` (the live
+composition root, unmodified) against the simulated exchange, release the market on the virtual clock, then turn the
+bot's own trades.csv and the exchange's ledger into trades, equity and metrics.
+
+No-repaint modes are settings, never branches in ``bot/`` (ARCHITECTURE.md §5): strict mode sets the decision interval
+to the candle length with one batch holding every symbol, so the orchestrator's ticks land on candle opens and each
+decision sees only earlier candles' events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.app import build_bot
+from bot.clock import LoopClock
+from bot.instruments import InstrumentRegistry
+from replay.artifacts import array_hash, write_csv, write_json
+from replay.data import load_candles
+from replay.exchange import SimExchange
+from replay.feed import ScheduledFeed
+from replay.metrics import ClosedTrade, EquityPoint, compute_metrics
+from replay.synthetic import GeneratorParams, SymbolProfile, SyntheticMarketBuilder, profile_from_candles
+from replay.synthetic.candles import Candles
+from replay.virtual_loop import VirtualTimeLoop
+from settings import Settings
+from settings.search import with_overrides
+
+CANDLE_SEC = 60.0
+EQUITY_SAMPLE_SEC = 300.0
+TRADE_COLUMNS = ("position_id", "symbol", "side", "qty", "entry_price", "exit_price", "opened_at", "closed_at",
+                 "hold_sec", "reason", "sl", "tp", "maker_qty", "taker_qty", "fees", "gross_pnl", "net_pnl",
+                 "pnl_bps", "norm_pnl_usdt")
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolJob:
+    """Everything one worker process needs; picklable (settings travel as JSON)."""
+
+    symbol: str
+    settings_json: str
+    out_dir: str
+    seed: int
+    days: float | None = None
+    start: str | None = None
+    end: str | None = None
+    pessimistic: bool = False
+    progress: bool = False
+    data_dir: str | None = None  # a folder of {SYMBOL}_1m_*.csv.gz instead of the bundled data
+
+
+@dataclass(slots=True)
+class SymbolResult:
+    symbol: str
+    metrics: dict[str, Any]
+    trades: list[ClosedTrade]
+    equity: list[EquityPoint]
+    data_hash: str
+    start_ts: float
+    end_ts: float
+    events: int
+    batches: int
+    open_positions_at_end: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def replay_settings(settings: Settings, symbols: Sequence[str], log_dir: Path) -> Settings:
+    """The settings the bot runs with in replay: its symbols, its log folder and, in strict mode, candle cadence."""
+    updates: dict[str, Any] = {"trading.trade_pairs": list(symbols), "data_retention.log_dir": str(log_dir)}
+    if settings.backtest.strict_repainting_check:
+        updates["trading.decision_interval_sec"] = CANDLE_SEC
+        updates["trading.symbol_batch_size"] = len(symbols)
+    return with_overrides(settings, updates)
+
+
+def _f(x: str) -> float:
+    return float(x) if x not in ("", None) else 0.0
+
+
+def read_closed_trades(path: Path, mids: Callable[[str, float], float | None] | None = None) -> list[ClosedTrade]:
+    """Round trips from the bot's own trades.csv (OPEN row + CLOSE row per position_id)."""
+    if not path.exists():
+        return []
+    opens: dict[str, dict[str, str]] = {}
+    out: list[ClosedTrade] = []
+    with path.open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            if row["event"] == "OPEN":
+                opens[row["position_id"]] = row
+                continue
+            if row["event"] != "CLOSE":
+                continue
+            o = opens.get(row["position_id"], row)
+            entry = _f(row["entry_price"])
+            closed = _ts(row["ts"])
+            hold = _f(row["hold_sec"])
+            out.append(ClosedTrade(
+                position_id=row["position_id"], symbol=row["symbol"], side=row["side"], qty=_f(row["qty"]),
+                entry_price=entry, exit_price=_f(row["price"]), opened_ts=closed - hold, closed_ts=closed,
+                reason=row["reason"], fees=_f(row["fees"]), gross_pnl=_f(row["gross_pnl"]), net_pnl=_f(row["net_pnl"]),
+                maker_qty=_f(row["maker_qty"]), taker_qty=_f(row["taker_qty"]), sl=_f(o.get("sl", "") or row["sl"]),
+                tp=_f(o.get("tp", "") or row["tp"])))
+    return out
+
+
+def _ts(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+async def _replay(settings: Settings, symbol: str, candles: Candles, builder: SyntheticMarketBuilder,
+                  instruments: InstrumentRegistry, log_dir: Path, seed: int,
+                  progress: Callable[[float], None] | None, observers: Sequence[Callable[..., None]] = ()
+                  ) -> tuple[list[EquityPoint], ScheduledFeed, int, Any]:
+    loop = asyncio.get_running_loop()
+    clock = LoopClock(loop.time(), loop)
+    exchange = SimExchange(settings, clock, instruments, seed=seed)
+    sinks = [functools.partial(obs, clock) for obs in observers]
+    bot = build_bot(settings, clock, exchange, instruments=instruments, log_dir=log_dir, symbols=[symbol],
+                    sinks=sinks)
+    feed = ScheduledFeed(clock, builder.iter_batches(candles), sinks=[exchange.on_market], progress=progress)
+    equity: list[EquityPoint] = []
+    end_ts = float(candles.open_time_ms[-1]) / 1000.0 + CANDLE_SEC
+
+    async def sample_equity() -> None:
+        t = clock.now()
+        while t <= end_ts:
+            equity.append(EquityPoint(t, float(exchange.equity())))
+            await asyncio.sleep(EQUITY_SAMPLE_SEC)
+            t = clock.now()
+
+    sampler = asyncio.create_task(sample_equity())
+    try:
+        await bot.run(feed, until=end_ts)
+    finally:
+        sampler.cancel()
+    equity.append(EquityPoint(clock.now(), float(exchange.equity())))
+    open_at_end = sum(1 for p in await exchange.get_positions() if p.size > 0)
+    return equity, feed, open_at_end, exchange
+
+
+def run_symbol(job: SymbolJob, observers: Sequence[Callable[..., None]] = ()) -> SymbolResult:
+    """One symbol's replay, start to finish, in this process (the unit a process pool runs).
+
+    ``observers`` are called as ``observer(clock, batch)`` with every batch the bot's storage applied (tests use this
+    to prove the bot never sees an event stamped after its clock).
+    """
+    settings = Settings.model_validate_json(job.settings_json)
+    instruments = InstrumentRegistry.bundled()
+    instrument = instruments[job.symbol]
+    extra = {"data_dir": Path(job.data_dir)} if job.data_dir else {}
+    candles = load_candles(job.symbol, days=job.days, start=job.start, end=job.end, settings=settings, **extra)
+    out_dir = Path(job.out_dir)
+    log_dir = out_dir / f"bot_{job.symbol}"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    rsettings = replay_settings(settings, [job.symbol], log_dir)
+    profile: SymbolProfile = profile_from_candles(candles, instrument)
+    params = GeneratorParams.load_defaults()
+    builder = SyntheticMarketBuilder(instrument, profile, params, seed=job.seed,
+                                     points_per_candle=settings.backtest.intrabar_points_per_candle,
+                                     pessimistic=job.pessimistic)
+    start_ts = float(candles.open_time_ms[0]) / 1000.0
+    end_ts = float(candles.open_time_ms[-1]) / 1000.0 + CANDLE_SEC
+    bar = _progress_bar(job.symbol, start_ts, end_ts) if job.progress else None
+
+    def on_progress(ts: float) -> None:
+        if bar is not None:
+            bar.update(round((ts - start_ts) / 86_400.0, 4) - bar.n)
+
+    with asyncio.Runner(loop_factory=lambda: VirtualTimeLoop(start_ts)) as runner:
+        equity, feed, open_at_end, exchange = runner.run(
+            _replay(rsettings, job.symbol, candles, builder, instruments, log_dir, job.seed, on_progress, observers))
+    if bar is not None:
+        bar.close()
+    trades = read_closed_trades(log_dir / "trades.csv")
+    metrics = compute_metrics(trades, equity, start_ts=start_ts, end_ts=end_ts,
+                              initial_equity=settings.backtest.initial_balance_usdt,
+                              entry_attempts=getattr(exchange, "entry_orders", None))
+    metrics["open_positions_at_end"] = open_at_end
+    metrics["ledger_reconciles"] = bool(exchange.ledger.reconcile())
+    data_hash = array_hash(candles.open_time_ms, candles.open, candles.high, candles.low, candles.close,
+                           candles.volume)
+    return SymbolResult(job.symbol, metrics, trades, equity, data_hash, start_ts, end_ts, feed.released_events,
+                        feed.released_batches, open_at_end, {"profile": profile.as_dict()})
+
+
+def _progress_bar(symbol: str, start_ts: float, end_ts: float) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=round((end_ts - start_ts) / 86_400.0, 4), unit="day", desc=f"replay {symbol}",
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} simulated days "
+                           "[{elapsed}<{remaining}]")
+
+
+def write_symbol_artifacts(run_dir: Path, result: SymbolResult, settings: Settings) -> None:
+    """trades_{S}.csv, equity_{S}.csv, metrics_{S}.json: byte-stable for the same data, settings and seed."""
+    bt = settings.backtest
+    if bt.save_trade_log:
+        write_csv(run_dir / f"trades_{result.symbol}.csv", TRADE_COLUMNS, (_trade_row(t) for t in result.trades))
+    if bt.save_equity_curve:
+        write_csv(run_dir / f"equity_{result.symbol}.csv", ("ts", "equity"),
+                  ((_iso(p.ts), f"{p.equity:.8f}") for p in result.equity))
+    write_json(run_dir / f"metrics_{result.symbol}.json", result.metrics)
+
+
+def _iso(ts: float) -> str:
+    from bot.timefmt import iso_utc
+
+    return iso_utc(ts)
+
+
+def _trade_row(t: ClosedTrade) -> list[str]:
+    from replay.metrics import NORMALISED_NOTIONAL_USDT
+
+    return [t.position_id, t.symbol, t.side, f"{t.qty:.10g}", f"{t.entry_price:.10g}", f"{t.exit_price:.10g}",
+            _iso(t.opened_ts), _iso(t.closed_ts), f"{t.closed_ts - t.opened_ts:.3f}", t.reason, f"{t.sl:.10g}",
+            f"{t.tp:.10g}", f"{t.maker_qty:.10g}", f"{t.taker_qty:.10g}", f"{t.fees:.8f}", f"{t.gross_pnl:.8f}",
+            f"{t.net_pnl:.8f}", f"{t.pnl_bps:.4f}", f"{t.pnl_bps * NORMALISED_NOTIONAL_USDT / 1e4:.6f}"]
+
+
+def run_jobs(jobs: Sequence[SymbolJob], executor: Executor | None = None) -> list[SymbolResult]:
+    """Run symbol jobs in order; more than one fans out over a process pool (one replay = one process)."""
+    if len(jobs) <= 1 and executor is None:
+        return [run_symbol(j) for j in jobs]
+    owns = executor is None
+    pool = executor or ProcessPoolExecutor(max_workers=min(len(jobs), _cpu_count()))
+    try:
+        return list(pool.map(run_symbol, jobs))
+    finally:
+        if owns:
+            pool.shutdown()
+
+
+def _cpu_count() -> int:
+    import os
+
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def aggregate(results: Mapping[str, SymbolResult], initial_equity: float) -> dict[str, Any]:
+    """Portfolio view: each symbol ran on its own account of ``initial_equity``; totals add up PnL and trades."""
+    trades = [t for r in results.values() for t in r.trades]
+    trades.sort(key=lambda t: (t.closed_ts, t.symbol, t.position_id))
+    if not results:
+        return {}
+    start = min(r.start_ts for r in results.values())
+    end = max(r.end_ts for r in results.values())
+    # Sum the symbols' equity curves on a common grid (each sampled every EQUITY_SAMPLE_SEC from its start).
+    grid: dict[float, float] = {}
+    for r in results.values():
+        for p in r.equity:
+            grid[p.ts] = grid.get(p.ts, 0.0) + p.equity - initial_equity
+    eq = [EquityPoint(ts, initial_equity * len(results) + v) for ts, v in sorted(grid.items())]
+    m = compute_metrics(trades, eq, start_ts=start, end_ts=end, initial_equity=initial_equity * len(results))
+    m["symbols"] = sorted(results)
+    return m

@@ -1,0 +1,177 @@
+"""The replay harness end to end: the CLI on the bundled data, determinism, no-repaint, and bad input."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.clock import Clock
+from bot.events import EventBatch
+from replay.artifacts import rotate_runs
+from replay.engine import SymbolJob, replay_settings, run_symbol
+from settings import Settings
+from settings.search import with_overrides
+
+ROOT = Path(__file__).resolve().parent.parent
+BTC_FILE = ROOT / "data" / "klines" / "bybit-linear-1m" / "BTCUSDT_1m_2025-05-30_2025-06-29.csv.gz"
+WINDOW = ("2025-06-20T00:00", "2025-06-20T12:00")
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "replay", "--no-progress", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=300, check=False)
+
+
+def _job(tmp: Path, *, seed: int = 42, start: str = WINDOW[0], end: str = WINDOW[1], **over: object) -> SymbolJob:
+    settings = with_overrides(Settings(), over) if over else Settings()
+    return SymbolJob(symbol="BTCUSDT", settings_json=settings.model_dump_json(), out_dir=str(tmp), seed=seed,
+                     start=start, end=end)
+
+
+def test_cli_runs_on_bundled_data_and_writes_every_artifact(tmp_path: Path) -> None:
+    out = _cli("--symbol", "BTCUSDT", "--days", "1", "--report-path", str(tmp_path / "bt"), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "BTCUSDT" in out.stdout and "strict no-repaint" in out.stdout
+    run_dir = Path(out.stdout.strip().splitlines()[-1].removeprefix("run folder: "))
+    assert run_dir.parent == tmp_path / "bt" / "runs"
+    for name in ("manifest.json", "trades_BTCUSDT.csv", "equity_BTCUSDT.csv", "metrics_BTCUSDT.json", "summary.json",
+                 "report.html", "backtest.log"):
+        assert (run_dir / name).is_file(), name
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["seed"] == 42 and len(manifest["settings_hash"]) == 64
+    assert len(manifest["data_hash"]["BTCUSDT"]) == 64 and manifest["git_commit"]
+    assert "api_key" not in json.dumps(manifest["settings"]) or manifest["settings"].get("api_key") is None
+    metrics = json.loads((run_dir / "metrics_BTCUSDT.json").read_text())
+    assert metrics["ledger_reconciles"] is True
+    trades = (run_dir / "trades_BTCUSDT.csv").read_text().splitlines()
+    assert len(trades) - 1 == metrics["total_trades"]
+    assert (tmp_path / "bt" / "plotly.min.js").is_file()
+    assert "strict no-repaint" in (run_dir / "report.html").read_text()
+
+
+def test_same_seed_gives_byte_identical_trades_and_metrics(tmp_path: Path) -> None:
+    a = run_symbol(_job(tmp_path / "a"))
+    b = run_symbol(_job(tmp_path / "b"))
+    assert a.trades, "the window should trade, or this test proves nothing"
+    assert a.trades == b.trades
+    assert json.dumps(a.metrics, sort_keys=True) == json.dumps(b.metrics, sort_keys=True)
+    ta = (tmp_path / "a" / "bot_BTCUSDT" / "trades.csv").read_bytes()
+    assert ta == (tmp_path / "b" / "bot_BTCUSDT" / "trades.csv").read_bytes()
+    sa = (tmp_path / "a" / "bot_BTCUSDT" / "signals.csv").read_bytes()
+    assert sa == (tmp_path / "b" / "bot_BTCUSDT" / "signals.csv").read_bytes()
+    run_symbol(_job(tmp_path / "c", seed=43))
+    assert (tmp_path / "c" / "bot_BTCUSDT" / "signals.csv").read_bytes() != sa, "the seed must matter"
+
+
+def _decisions(path: Path, until_iso: str) -> list[str]:
+    rows = path.read_text().splitlines()
+    return [r for r in rows[1:] if r.split(",", 1)[0] < until_iso]
+
+
+def test_strict_mode_decisions_do_not_change_when_later_data_is_deleted(tmp_path: Path) -> None:
+    """No-repaint, strict mode: the decision at each candle open is a function of earlier candles only."""
+    full = run_symbol(_job(tmp_path / "full", start="2025-06-20T00:00", end="2025-06-20T06:00"))
+    assert full.metrics["total_trades"] >= 0
+    full_signals = tmp_path / "full" / "bot_BTCUSDT" / "signals.csv"
+    assert len(full_signals.read_text().splitlines()) > 300
+    for cut in ("2025-06-20T01:37", "2025-06-20T03:00", "2025-06-20T04:11"):
+        run_symbol(_job(tmp_path / cut, start="2025-06-20T00:00", end=cut))
+        cut_iso = cut + ":00.000Z"
+        truncated = _decisions(tmp_path / cut / "bot_BTCUSDT" / "signals.csv", cut_iso)
+        assert truncated, cut
+        assert truncated == _decisions(full_signals, cut_iso), f"decisions before {cut} changed with later data"
+        # every decision sits on a candle open
+        assert all(r.split(",", 1)[0].endswith(":00.000Z") for r in truncated)
+
+
+def test_bot_never_observes_an_event_stamped_after_its_clock(tmp_path: Path) -> None:
+    seen = {"batches": 0, "late": 0}
+
+    def observer(clock: Clock, batch: EventBatch) -> None:
+        now = clock.now()
+        seen["batches"] += 1
+        seen["late"] += sum(1 for ev in batch if ev.ts > now)
+
+    run_symbol(_job(tmp_path, start="2025-06-20T00:00", end="2025-06-20T02:00"), observers=[observer])
+    assert seen["batches"] == 120 * 12
+    assert seen["late"] == 0
+
+
+def test_replay_settings_put_strict_decisions_on_candle_opens(tmp_path: Path) -> None:
+    s = replay_settings(Settings(), ["BTCUSDT", "ETHUSDT"], tmp_path)
+    assert s.trading.decision_interval_sec == 60.0 and s.trading.symbol_batch_size == 2
+    live = replay_settings(with_overrides(Settings(), {"backtest.strict_repainting_check": False}), ["BTCUSDT"],
+                           tmp_path)
+    assert live.trading.decision_interval_sec == Settings().trading.decision_interval_sec
+
+
+def _write_csv(path: Path, lines: list[str]) -> None:
+    with gzip.open(path, "wt") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+@pytest.fixture(scope="module")
+def real_rows() -> list[str]:
+    with gzip.open(BTC_FILE, "rt") as f:
+        return [next(f).strip() for _ in range(2 * 1440 + 1)]
+
+
+BAD_CASES = {
+    "gap": (lambda r: r[:2000] + r[2004:], "4 missing minutes"),
+    "nan": (lambda r: [*r[:50], r[50].rsplit(",", 2)[0] + ",nan," + r[50].rsplit(",", 1)[1], *r[51:]], "line 51"),
+    "duplicate": (lambda r: [*r[:70], r[69], *r[70:]], "duplicated minute"),
+    "high_below_low": (lambda r: [*r[:30], _swap_hl(r[30]), *r[31:]], "line 31"),
+    "empty": (lambda r: [], "empty"),
+}
+
+
+def _swap_hl(row: str) -> str:
+    t, o, h, lo, c, v = row.split(",")
+    return ",".join([t, o, lo, h, c, v])
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CASES))
+def test_bad_data_gives_one_clear_line_and_no_run_folder(case: str, tmp_path: Path, real_rows: list[str]) -> None:
+    mutate, expected = BAD_CASES[case]
+    data = tmp_path / "data"
+    data.mkdir()
+    _write_csv(data / "BTCUSDT_1m_test.csv.gz", mutate(real_rows) if case != "empty" else [])
+    report = tmp_path / "bt"
+    out = _cli("--symbol", "BTCUSDT", "--days", "1", "--data-dir", str(data), "--report-path", str(report),
+               cwd=tmp_path)
+    assert out.returncode == 2
+    err = out.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), out.stderr
+    assert expected in err[0], err[0]
+    assert "Traceback" not in out.stderr
+    assert not list((report / "runs").glob("*")) if (report / "runs").exists() else True
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (("--symbol", "NOPEUSDT", "--days", "1"), "NOPEUSDT"),
+    (("--symbol", "BTCUSDT", "--days", "31"), "BTCUSDT"),
+    (("--symbol", "BTCUSDT", "--start", "2024-01-01", "--end", "2024-01-02"), "2024-01-01"),
+])
+def test_bad_requests_fail_in_one_line(args: tuple[str, ...], expected: str, tmp_path: Path) -> None:
+    out = _cli(*args, "--report-path", str(tmp_path / "bt"), cwd=tmp_path)
+    assert out.returncode == 2
+    err = out.stderr.strip().splitlines()
+    assert len(err) == 1 and expected in err[0], out.stderr
+    assert not (tmp_path / "bt" / "runs").exists() or not list((tmp_path / "bt" / "runs").iterdir())
+
+
+def test_rotation_keeps_the_newest_runs(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    for i in range(5):
+        d = runs / f"2025010{i}T000000Z-x"
+        d.mkdir(parents=True)
+        (d / "manifest.json").write_text("{}")
+    (runs / "not-a-run").mkdir()
+    removed = rotate_runs(tmp_path, keep_last_n=2)
+    assert sorted(p.name for p in removed) == ["20250100T000000Z-x", "20250101T000000Z-x", "20250102T000000Z-x"]
+    assert sorted(p.name for p in runs.iterdir()) == ["20250103T000000Z-x", "20250104T000000Z-x", "not-a-run"]
