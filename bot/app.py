@@ -223,7 +223,8 @@ def build_bot(settings: Settings, clock: Clock, exchange: Exchange, *, instrumen
     def on_closed(rec: PositionRecord) -> None:
         closed_hook[0].on_closed(rec)
 
-    executor = Executor(settings, clock, exchange, storage, risk, registry, trade_log, on_closed=on_closed)
+    executor = Executor(settings, clock, exchange, storage, risk, registry, trade_log, on_closed=on_closed,
+                        symbols=syms)
     orchestrator = Orchestrator(settings, clock, storage, volume, imbalance, signals, executor,
                                 signal_log=signal_log, symbols=syms, sync=consumer.caught_up)
     closed_hook.append(orchestrator)

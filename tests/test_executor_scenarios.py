@@ -543,3 +543,99 @@ def test_stop_cancels_working_entry_and_protects_partial_fill() -> None:
         assert await h.sim.get_open_orders(SYM) == []             # the remainder was cancelled
         assert not h.exe.open(SYM, -1, signal(2, -1))              # stopped: no new entries
     run(body)
+
+
+# ---------------------------------------------------------------------------------------------------- races
+def _assert_reconciles_with_ledger(h: Harness) -> None:
+    """Σ net PnL over CLOSE rows + funding == ledger balance − start, to the cent; one CLOSE per position."""
+    closes = [r for r in h.log.rows if r["event"] == "CLOSE"]
+    assert len(closes) == len({r["position_id"] for r in closes})
+    assert not [r for r in h.log.rows if r["reason"] in ("ADOPTED", "EXTERNAL")]
+    funding = sum((c.funding for c in h.exe.closed), D(0))
+    net = sum((D(r["net_pnl"]) for r in closes), D(0))
+    assert abs(net + (-funding) - (h.sim.ledger.balance - D(1000))) < D("0.01")
+    exits = [f.exec_id for c in h.exe.closed for f in c.exit_fills]
+    assert len(exits) == len(set(exits))                         # each exit fill belongs to exactly one position
+
+
+def test_reconcile_snapshot_older_than_close_fill_never_adopts() -> None:
+    """The REST position snapshot (LONG) is taken before the close fill, the REST executions after it: the record
+    closes inside the reconciliation and the stale snapshot must not be adopted as an unknown position."""
+    async def body() -> None:
+        h = await Harness().start()
+        rec = await opened_long(h)
+        await h.at(40.0)
+        task = asyncio.create_task(h.exe.reconcile())            # get_positions reaches the engine at 40.02
+        await h.at(40.01)
+        assert h.exe.close(SYM, "OPPOSITE_SIGNAL")               # the close fills at 40.03 (between the snapshots)
+        await task
+        assert rec.state is PositionState.CLOSED and rec.close_reason == "OPPOSITE_SIGNAL"
+        assert h.exe.record(SYM) is None                         # no phantom adopted from the stale snapshot
+        await h.at(60.0)                                         # past close_confirm_timeout_sec: nothing follows
+        assert h.exe.closed == [rec] and h.exe.record(SYM) is None and h.sim.position(SYM)[0] == 0
+        assert [r["event"] for r in h.log.rows] == ["OPEN", "CLOSE"]
+        _assert_reconciles_with_ledger(h)
+        await h.stop()
+    run(body)
+
+
+def test_periodic_reconcile_overlapping_exchange_tp_never_adopts() -> None:
+    """The monitor's periodic reconciliation takes its position snapshot (LONG), the exchange TP fills, then the
+    REST executions close the record: the record closes once, TP_HIT, and nothing is adopted or force-flattened."""
+    async def body() -> None:
+        h = await Harness().start()
+        rec = await opened_long(h)
+        first = h.exe._last_reconcile
+        await h.at(50.0)
+        while h.exe._last_reconcile == first:                     # the periodic reconciliation starts (≈60 s)
+            await asyncio.sleep(0.005)
+        t_rec = h.exe._last_reconcile - EPOCH - T0
+        # snapshot at t_rec+0.02, executions fetched at t_rec+0.06: the TP (60587.9) fills at t_rec+0.03
+        await h.market(t_rec + 0.03, book(t_rec + 0.03, 60590.0, 60590.1), trade(t_rec + 0.03, 60590.0, 0.5, "Buy"))
+        await h.at(t_rec + 30.0)
+        assert h.exe.closed == [rec] and rec.close_reason == "TP_HIT" and h.exe.record(SYM) is None
+        assert [r["event"] for r in h.log.rows] == ["OPEN", "CLOSE"] and h.exe.orphans == []
+        _assert_reconciles_with_ledger(h)
+        await h.stop()
+    run(body)
+
+
+def test_stale_events_neither_flatten_nor_attach_to_a_newer_position() -> None:
+    """A flat position event older than the record's fills is ignored; an exchange-side exit fill (no link of ours)
+    older than the record's first fill belongs to an earlier position and is an orphan, never this record's exit."""
+    async def body() -> None:
+        from bot.ports import Execution, PositionUpdate
+
+        h = await Harness().start()
+        rec = await opened_long(h)
+        before = rec.exchange_position
+        h.exe.apply_event(PositionUpdate(SYM, "", D(0), D(0), ts=EPOCH + T0 + 0.5))
+        assert rec.exchange_position is before
+        late = Execution(symbol=SYM, exec_id="late-exit-1", order_id="x", order_link_id="", side="Sell",
+                         exec_price=D("60000.0"), exec_qty=D("0.016"), exec_fee=D(0), fee_rate=TAKER, is_maker=False,
+                         ts=EPOCH + T0 + 0.5, create_type="CreateByTakeProfit", stop_order_type="TakeProfit")
+        h.exe.apply_event(late)
+        h.exe.apply_event(late)                                   # a REST copy of the same fill: deduplicated
+        assert rec.state is PositionState.OPEN and rec.qty == D("0.016") and rec.exit_fills == []
+        assert [o.exec_id for o in h.exe.orphans] == ["late-exit-1"]
+        await h.at(20.0)
+        assert rec.state is PositionState.OPEN and h.exe.closed == []
+        await h.stop()
+    run(body)
+
+
+def test_start_uses_the_symbols_the_bot_was_built_with() -> None:
+    """Leverage and the instrument check cover the constructor's ``symbols``, not every configured trade pair."""
+    async def body() -> None:
+        s = Settings(trading={"trade_pairs": [SYM, "NOSUCHUSDT"]})
+        clock = virtual_clock(EPOCH)
+        sim = SimExchange(s, clock, REG, seed=1, latency=ConstantLatency(20, 20), initial_balance=D(1000))
+        storage = DataStorage(s, clock, [SYM])
+        risk = RiskManager(s, REG)
+        with pytest.raises(RuntimeError, match="NOSUCHUSDT"):
+            await Executor(s, clock, sim, storage, risk, REG, TradeLog(None)).start()
+        exe = Executor(s, clock, sim, storage, risk, REG, TradeLog(None), symbols=[SYM])
+        await exe.start()
+        assert exe.symbols == (SYM,)
+        await exe.stop()
+    run(body)

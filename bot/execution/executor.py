@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -30,7 +30,7 @@ from bot.execution.positions import (
 )
 from bot.execution.rate_limit import OrderRateLimiter
 from bot.execution.trade_log import TradeLog
-from bot.instruments import InstrumentRegistry, to_decimal
+from bot.instruments import Instrument, InstrumentRegistry, to_decimal
 from bot.ports import (
     ERR_LEVERAGE_NOT_MODIFIED,
     ERR_RATE_LIMIT,
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 ADOPT_EXEC_LOOKBACK_SEC = 86_400.0
+VWAP_EXTRA_DECIMALS = 2
 
 
 class SignalLike(Protocol):
@@ -76,8 +77,11 @@ class Executor:
 
     def __init__(self, settings: Settings, clock: Clock, exchange: Exchange, storage: StorageLike, risk: RiskManager,
                  instruments: InstrumentRegistry, trade_log: TradeLog | None,
-                 on_closed: Callable[[PositionRecord], None] | None = None) -> None:
+                 on_closed: Callable[[PositionRecord], None] | None = None,
+                 symbols: Sequence[str] | None = None) -> None:
+        """``symbols``: the symbols the bot trades (leverage is set for them at start); default ``trade_pairs``."""
         self.settings = settings
+        self.symbols = tuple(symbols) if symbols is not None else tuple(settings.trading.trade_pairs)
         self.xs = settings.execution
         self.clock = clock
         self.exchange = exchange
@@ -112,6 +116,9 @@ class Executor:
         self._stopping = False
         self._last_exec_ts = 0.0
         self._last_reconcile = 0.0
+        # symbol → exchange time of the newest account change the book has applied (a trade execution, a close):
+        # a position snapshot/event not newer than it predates what we know and must not adopt or flatten
+        self._fence: dict[str, float] = {}
         self.last_event_at = 0.0
 
     # ================================================================================================ API
@@ -125,7 +132,7 @@ class Executor:
         self.limiter = OrderRateLimiter(self.clock, self.settings.trading.max_orders_per_second,
                                         self.settings.trading.max_orders_per_minute)
         live_filters = await self.exchange.get_instruments()
-        pairs = self.settings.trading.trade_pairs
+        pairs = self.symbols
         missing = [s for s in pairs if s not in live_filters or s not in self.instruments]
         if missing:
             raise RuntimeError(f"traded symbols unknown to the exchange or the registry: {missing}")
@@ -203,7 +210,9 @@ class Executor:
         from bot.execution.entry import run_entry  # entry imports this module's types
 
         self._entry_tasks[rec.position_id] = self._spawn(run_entry(self, rec, p0), f"entry-{rec.position_id}")
-        logger.info("open {} {} q={} P0={} pid={}", sym, rec.side_name, decision.qty, p0, rec.position_id)
+        inst = self.instruments[sym]
+        logger.info("open {} {} q={} P0={} pid={}", sym, rec.side_name, inst.fmt_qty(decision.qty), _px(inst, p0),
+                    rec.position_id)
         return True
 
     def close(self, sym: str, reason: str, *, reenter_signal: SignalLike | None = None) -> bool:
@@ -294,6 +303,31 @@ class Executor:
                 return rec
         return self.book.live(symbol)
 
+    def _rec_for_exec(self, ex: Execution) -> PositionRecord | None:
+        """Our orderLinkId names the record (live or finished). A fill without one (exchange TP/SL, liquidation,
+        manual) goes to the live record only if it is not older on the exchange than that record's first fill (or
+        adopting snapshot): a late exit of an earlier position must not land on its successor."""
+        link = parse_link_id(ex.order_link_id, self.prefix)
+        if link is not None:
+            rec = self.book.by_pid(link.position_id)
+            if rec is not None:
+                return rec
+        rec = self.book.live(ex.symbol)
+        if rec is None or ex.exec_type == "Funding":
+            return rec
+        if rec.exchange_since is None:
+            return rec if side_dir(ex.side) == rec.side else None  # an exit of a record that holds nothing yet
+        return rec if ex.ts >= rec.exchange_since else None
+
+    def _advance_fence(self, symbol: str, ts: float) -> None:
+        if ts > self._fence.get(symbol, float("-inf")):
+            self._fence[symbol] = ts
+
+    def _predates(self, p: PositionUpdate) -> bool:
+        """A REST position snapshot not newer than the last account change applied for its symbol (equal times are
+        ambiguous: the next reconciliation decides)."""
+        return p.ts <= self._fence.get(p.symbol, float("-inf"))
+
     def apply_order(self, u: OrderUpdate) -> None:
         rec = self._rec_for(u.symbol, u.order_link_id)
         if rec is None:
@@ -308,10 +342,12 @@ class Executor:
         rec.notify()
 
     def apply_execution(self, ex: Execution) -> None:
-        if not self.book.first_seen(ex.exec_id):
+        if not self.book.first_seen(ex.exec_id):  # book-wide: a fill (WS or REST copy) is attributed at most once
             return
         self._last_exec_ts = max(self._last_exec_ts, ex.ts)
-        rec = self._rec_for(ex.symbol, ex.order_link_id)
+        if ex.exec_type != "Funding":
+            self._advance_fence(ex.symbol, ex.ts)
+        rec = self._rec_for_exec(ex)
         if rec is None or not rec.live:
             if ex.exec_type != "Funding":
                 self.orphans.append(ex)
@@ -325,6 +361,8 @@ class Executor:
         if side_dir(ex.side) == rec.side:
             rec.entry_fills.append(fill)
             rec.qty += ex.exec_qty
+            if rec.exchange_since is None or ex.ts < rec.exchange_since:
+                rec.exchange_since = ex.ts
             if rec.state != PositionState.OPENING:
                 rec.avg_entry = rec.entry_vwap()
                 rec.meta["note"] = "entry fill after OPEN"
@@ -343,14 +381,17 @@ class Executor:
         rec = self.book.live(p.symbol)
         if rec is None:
             return
+        if p.ts < self._fence.get(p.symbol, float("-inf")):
+            return  # older than fills already applied (REST ran ahead of the stream): a past state, not news
         rec.exchange_position = p
         if rec.first_cum_realised is None:
             rec.first_cum_realised = p.cum_realised_pnl
         rec.notify()
         if rec.state == PositionState.OPEN and p.size > 0 and rec.protection == Protection.SET \
                 and p.ts >= rec.protection_sent_at and (p.take_profit != rec.tp or p.stop_loss != rec.sl):
+            inst = self.instruments[p.symbol]
             logger.warning("{} exchange TP/SL {}/{} differ from the book {}/{}: re-applying", p.symbol,
-                           p.take_profit, p.stop_loss, rec.tp, rec.sl)
+                           _px(inst, p.take_profit), _px(inst, p.stop_loss), _px(inst, rec.tp), _px(inst, rec.sl))
             rec.protection = Protection.PENDING
             self.spawn_protection(rec)
         if p.size == 0 and rec.state in (PositionState.OPEN, PositionState.CLOSING) and rec.qty > 0 \
@@ -377,8 +418,8 @@ class Executor:
         assert rec.avg_entry is not None
         rec.sl, rec.tp = self.risk.sltp_prices(rec.symbol, rec.side, rec.avg_entry, rec.sl_pct, rec.tp_pct)
         rec.dust = rec.qty < inst.min_order_qty
-        logger.info("{} OPEN {} {} @ {} ({}) SL={} TP={}", rec.symbol, rec.side_name, rec.qty, rec.avg_entry,
-                    entry_reason, rec.sl, rec.tp)
+        logger.info("{} OPEN {} {} @ {} ({}) SL={} TP={}", rec.symbol, rec.side_name, inst.fmt_qty(rec.qty),
+                    _px(inst, rec.avg_entry, VWAP_EXTRA_DECIMALS), entry_reason, _px(inst, rec.sl), _px(inst, rec.tp))
         if rec.dust:
             self.begin_close(rec, "PROTECTION_FAILED")
             rec.meta["note"] = "dust"
@@ -454,6 +495,7 @@ class Executor:
         rec.state = PositionState.CLOSED
         rec.closed_at = max(f.ts for f in rec.exit_fills) if rec.exit_fills else now
         rec.exit_price = rec.exit_vwap()
+        self._advance_fence(rec.symbol, rec.closed_at)
         rec.gross_pnl, rec.fees, rec.net_pnl = compute_pnl(rec)
         assert rec.avg_entry is not None
         verdict = self.detector.detect(side=rec.side, e=rec.avg_entry, sl=rec.sl, tp=rec.tp,
@@ -475,8 +517,8 @@ class Executor:
         if self.trade_log is not None:
             self.trade_log.write_close(rec, inst)
         self.risk.record_close(rec.symbol, rec.net_pnl, rec.close_reason, rec.closed_at)
-        logger.info("{} CLOSED {} {} @ {} reason={} net={}", rec.symbol, rec.position_id, rec.side_name,
-                    rec.exit_price, rec.close_reason, rec.net_pnl)
+        logger.info("{} CLOSED {} {} @ {} reason={} net={:.6f}", rec.symbol, rec.position_id, rec.side_name,
+                    _px(inst, rec.exit_price, VWAP_EXTRA_DECIMALS), rec.close_reason, rec.net_pnl)
         rec.notify()
         if self.on_closed is not None:
             try:
@@ -536,29 +578,36 @@ class Executor:
                 self.apply_execution(ex)
             rec = self.book.live(sym)
             flat = not positions or all(p.size == 0 for p in positions)
-            if rec is not None and rec.state in (PositionState.OPEN, PositionState.CLOSING) and flat:
+            stale = any(self._predates(p) for p in positions)
+            if rec is not None and rec.state in (PositionState.OPEN, PositionState.CLOSING) and flat and not stale:
                 last = self.storage.last_price(sym)
                 self.force_flat(rec, to_decimal(last) if last is not None else None)
 
     async def reconcile(self) -> None:
         """§8.7: apply missed executions, close book positions the exchange shows flat, adopt unknown ones,
-        cancel bot entry orders without a live record."""
+        cancel bot entry orders without a live record.
+
+        The position snapshots are taken before the executions are fetched, so a fill can land between the two (a
+        close racing this reconciliation): a snapshot not newer than the last applied fill neither flattens nor
+        adopts anything."""
         async with self._lock:
             self._last_reconcile = self.clock.now()
-            positions = {p.symbol: p for p in await self.exchange.get_positions() if p.size > 0}
+            snaps = {p.symbol: p for p in await self.exchange.get_positions() if p.size > 0}
             for rec in self.book.live_records():
-                if rec.symbol not in positions:
+                if rec.symbol not in snaps:
                     for p in await self.exchange.get_positions(rec.symbol):
-                        if p.symbol == rec.symbol and p.size > 0:
-                            positions[p.symbol] = p
+                        if p.symbol == rec.symbol:
+                            snaps[p.symbol] = p  # flat ones too: their timestamp dates the "flat"
             for ex in sorted(await self.exchange.get_executions(None, self._last_exec_ts), key=lambda e: e.ts):
                 self.apply_execution(ex)
             for rec in self.book.live_records():
-                if rec.state in (PositionState.OPEN, PositionState.CLOSING) and rec.symbol not in positions:
+                snap = snaps.get(rec.symbol)
+                if rec.state in (PositionState.OPEN, PositionState.CLOSING) and (snap is None or snap.size == 0) \
+                        and (snap is None or not self._predates(snap)):
                     last = self.storage.last_price(rec.symbol)
                     self.force_flat(rec, to_decimal(last) if last is not None else None)
-            for sym, p in positions.items():
-                if self.book.live(sym) is None and sym in self.instruments:
+            for sym, p in snaps.items():
+                if p.size > 0 and self.book.live(sym) is None and sym in self.instruments:
                     self._adopt(p)
             for o in await self.exchange.get_open_orders():
                 link = parse_link_id(o.order_link_id, self.prefix)
@@ -573,6 +622,10 @@ class Executor:
                         logger.warning("orphan cancel {} failed: {}", o.order_link_id, e)
 
     def _adopt(self, p: PositionUpdate) -> None:
+        if self._predates(p):
+            logger.info("{} position snapshot ({} {}) predates the last applied fill: not adopted", p.symbol, p.side,
+                        p.size)
+            return
         now = self.clock.now()
         row = self.trade_log.find_open_row(p.symbol) if self.trade_log is not None else None
         opened_at, pid = now, make_position_id(now, self._seq)
@@ -588,7 +641,7 @@ class Executor:
             max_lifetime_sec=self.settings.risk.base_position_lifetime_minutes * 60.0,
             signal_ts=None, signal_summary=row["signal"] if row else "", qty=p.size, avg_entry=p.avg_price,
             opened_at=opened_at, entry_reason=row["reason"] if row else "ADOPTED", open_logged=row is not None,
-            exchange_position=p, first_cum_realised=p.cum_realised_pnl)
+            exchange_position=p, first_cum_realised=p.cum_realised_pnl, exchange_since=p.ts)
         rec.entry_fills.append(Fill(exec_id=f"adopted-{pid}", qty=p.size, price=p.avg_price, is_maker=False,
                                     fee=p.size * p.avg_price * self.taker_rate, ts=opened_at, origin_known=False))
         rec.meta["adopted"] = "1"
@@ -598,10 +651,17 @@ class Executor:
         else:
             rec.sl, rec.tp = self.risk.sltp_prices(p.symbol, rec.side, p.avg_price, sl_pct, tp_pct)
         self.book.add(rec)
-        logger.warning("adopted {} {} {} @ {} (pid {})", p.symbol, rec.side_name, p.size, p.avg_price, pid)
+        inst = self.instruments[p.symbol]
+        logger.warning("adopted {} {} {} @ {} (pid {})", p.symbol, rec.side_name, inst.fmt_qty(p.size),
+                       _px(inst, p.avg_price, VWAP_EXTRA_DECIMALS), pid)
         self.write_open(rec, opened_at)
         if rec.protection != Protection.SET:
             self.spawn_protection(rec)
+
+
+def _px(inst: Instrument, x: Decimal | float | None, extra: int = 0) -> str:
+    """A price for the log with the instrument's tick decimals (+``extra`` for VWAPs, which sit between ticks)."""
+    return "-" if x is None else f"{x:.{inst.price_decimals + extra}f}"
 
 
 def _summary(signal: Any) -> str:

@@ -56,6 +56,8 @@ class PositionRecord:
     qty: Decimal = ZERO             # net open size from our own fills
     avg_entry: Decimal | None = None
     opened_at: float | None = None  # first entry fill ts
+    exchange_since: float | None = None  # exchange ts from which fills without our link may be ours: first
+                                         # entry fill, or the snapshot an adopted record was built from
     sl: Decimal | None = None
     tp: Decimal | None = None
     protection: Protection = Protection.PENDING
