@@ -1,4 +1,5 @@
-"""Synthetic market builder: invariants on real bundled BTCUSDT candles, storage acceptance, determinism, causality."""
+"""Synthetic market builder: invariants on real bundled BTCUSDT candles, storage acceptance, determinism, causality
+(within a candle: the book; across candles: the scales and the truncation invariance the no-repaint contract needs)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,8 +16,9 @@ from bot.clock import FixedClock
 from bot.events import BookDelta, BookSnapshot, Trade
 from bot.instruments import InstrumentRegistry
 from replay.synthetic import Candles, GeneratorParams, SyntheticMarketBuilder, profile_from_candles
-from replay.synthetic.book import book_at
+from replay.synthetic.book import Lattice, Points, StepScale, book_deltas, full_books
 from replay.synthetic.fit_defaults import DEFAULT_OUT
+from replay.synthetic.scales import causal_scales, lagged_ewma
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "klines" / "bybit-linear-1m"
 SEED = 7
@@ -159,27 +162,134 @@ def test_same_seed_same_output_different_seed_differs(builder: SyntheticMarketBu
     assert not np.array_equal(again.path_prices(btc, 0, 30), other.path_prices(btc, 0, 30))
 
 
-def test_book_is_causal(builder: SyntheticMarketBuilder, btc: Candles) -> None:
-    """Books at points ≤ k are unchanged when the path after k is altered (book_at sees p_k and p_{k-1} only)."""
-    rng = np.random.default_rng(0)
-    n = 200
+def _random_points(n: int, seed: int = 0) -> tuple[Points, StepScale]:
+    rng = np.random.default_rng(seed)
     p = 1_000_000 + np.cumsum(rng.integers(-30, 31, n))
     prev = np.concatenate([[p[0]], p[:-1]])
-    args = (rng.random(n), rng.random(n), rng.standard_normal(n), rng.standard_normal(n), rng.standard_normal(n),
-            1_700_000_000_000 + np.arange(n) * 5000)
-    base = book_at(p, prev, *args, builder.model)
-    k = 120
-    p2 = p.copy()
-    p2[k + 1:] += rng.integers(-500, 500, n - k - 1)
-    prev2 = np.concatenate([[p2[0]], p2[:-1]])
-    alt = book_at(p2, prev2, *args, builder.model)
+    t = 1_700_000_000_000 + np.arange(n, dtype=np.int64) * 5000 + 1
+    pts = Points(p, prev, rng.random(n), rng.random(n), rng.standard_normal(n), rng.standard_normal(n),
+                 rng.standard_normal(n), t, rng.integers(1, 3, n), rng.uniform(50, 500, n))
+    scale = StepScale(int(t[0] // 60_000) - 10, rng.uniform(5, 50, n // 12 + 20))
+    return pts, scale
+
+
+def _with_path(pts: Points, p: np.ndarray) -> Points:
+    return dataclasses.replace(pts, p=p, prev=np.concatenate([[p[0]], p[:-1]]))
+
+
+def test_book_is_causal(builder: SyntheticMarketBuilder) -> None:
+    """Books and deltas at points ≤ k are unchanged when the path after k is altered (they see p_k, p_{k-1} only)."""
+    n, k = 240, 120
+    pts, scale = _random_points(n)
+    lat = Lattice.build(builder.model, 0.2, 990_000, 1_010_000)
+    base = full_books(pts, builder.model, lat, scale)
+    p2 = pts.p.copy()
+    p2[k + 1:] += np.random.default_rng(1).integers(-500, 500, n - k - 1)
+    alt = full_books(_with_path(pts, p2), builder.model, lat, scale)
     for x, y in zip(base, alt, strict=True):
         assert np.array_equal(x[:k + 1], y[:k + 1])
         assert not np.array_equal(x[k + 2:], y[k + 2:])
+    d1 = book_deltas(pts, builder.model, lat, scale)
+    d2 = book_deltas(_with_path(pts, p2), builder.model, lat, scale)
+    for a, b in zip(d1, d2, strict=True):  # delta rows 1..k live at cut[0]:cut[k]
+        assert np.array_equal(a.cut[:k + 1], b.cut[:k + 1])
+        assert np.array_equal(a.ticks[:a.cut[k]], b.ticks[:b.cut[k]])
+        assert np.array_equal(a.units[:a.cut[k]], b.units[:b.cut[k]])
     # a single point evaluated alone gives the same book as inside the batch
-    one = book_at(p[k:k + 1], prev[k:k + 1], *(a[k:k + 1] for a in args), builder.model)
+    one = full_books(pts.rows(slice(k, k + 1)), builder.model, lat, scale)
     for x, y in zip(base, one, strict=True):
         assert np.array_equal(x[k], y[0])
+
+
+def _replay_sides(batches: list, depth: int | None = None) -> list[tuple[dict[float, float], dict[float, float]]]:
+    """Mirror the feed's book; ``depth`` truncates each side to its best levels after every update."""
+    books, bids, asks = [], {}, {}
+    for _, b in batches:
+        ev = b[0]
+        if isinstance(ev, BookSnapshot):
+            bids, asks = dict(ev.bids), dict(ev.asks)
+        else:
+            for side, lv in ((bids, ev.bids), (asks, ev.asks)):
+                for p, s in lv:
+                    if s == 0:
+                        del side[p]
+                    else:
+                        side[p] = s
+        if depth is not None:
+            bids = {p: bids[p] for p in sorted(bids, reverse=True)[:depth]}
+            asks = {p: asks[p] for p in sorted(asks)[:depth]}
+        books.append((dict(bids), dict(asks)))
+    return books
+
+
+@pytest.mark.parametrize(("sym", "K", "n", "start"), [("BTCUSDT", 12, 240, 1000), ("DOGEUSDT", 6, 200, 3000),
+                                                      ("ETHUSDT", 20, 120, 500)])
+def test_deltas_rebuild_the_full_books(sym: str, K: int, n: int, start: int) -> None:
+    """The hot path's deltas (computed without the full books) replay to exactly ``generate``'s (P, 50) books."""
+    ins = InstrumentRegistry.bundled()[sym]
+    day = _load(sym, n, start=start)
+    b = SyntheticMarketBuilder(ins, None, GeneratorParams.load_defaults(), seed=SEED, points_per_candle=K)
+    ch = b.generate(day, 0, len(day))
+    books = _replay_sides(list(b.iter_batches(day)))
+    assert len(books) == n * K
+    for r, (bids, asks) in enumerate(books):
+        want_b = dict(zip(np.round(ch.bid_ticks[r] * ins.tick, ins.price_decimals).tolist(),
+                          np.round(ch.bid_units[r] * ins.step, ins.qty_decimals).tolist(), strict=True))
+        want_a = dict(zip(np.round(ch.ask_ticks[r] * ins.tick, ins.price_decimals).tolist(),
+                          np.round(ch.ask_units[r] * ins.step, ins.qty_decimals).tolist(), strict=True))
+        assert bids == want_b and asks == want_a, r
+
+
+def test_without_far_deletes_a_depth_50_mirror_is_unchanged(builder: SyntheticMarketBuilder, btc: Candles) -> None:
+    part = btc.slice(0, 120)
+    lean = SyntheticMarketBuilder(builder.instrument, None, builder.params, seed=SEED, far_deletes=False)
+    full_ev, lean_ev = list(builder.iter_batches(part)), list(lean.iter_batches(part))
+    n_full = sum(len(b[0].bids) + len(b[0].asks) for _, b in full_ev)
+    n_lean = sum(len(b[0].bids) + len(b[0].asks) for _, b in lean_ev)
+    assert n_lean < 0.95 * n_full
+    assert _replay_sides(lean_ev, depth=50) == _replay_sides(full_ev)
+    assert [b[1:] for _, b in lean_ev] == [b[1:] for _, b in full_ev]  # same prints
+
+
+def _events_up_to(batches: list, c: int) -> list:
+    return batches[:(c + 1) * 12]
+
+
+def test_truncation_invariance(builder: SyntheticMarketBuilder) -> None:
+    """Generating candles [0, c] gives byte-identical events for candles ≤ c to generating [0, N] (no-repaint: the
+    events of candle i depend on candles ≤ i only), for cuts mid-day, just before and at a UTC day boundary."""
+    full = _load("BTCUSDT", 300, start=300)
+    day0 = int(np.flatnonzero(full.open_time_ms % 86_400_000 == 0)[0])
+    b = SyntheticMarketBuilder(builder.instrument, None, builder.params, seed=SEED)
+    ref = list(b.iter_batches(full))
+    assert 100 < day0 < 300
+    for c in (0, 7, 77, day0 - 1, day0, day0 + 5, len(full) - 2):
+        cut = list(b.iter_batches(full.slice(0, c + 1)))
+        assert len(cut) == (c + 1) * 12
+        assert cut == _events_up_to(ref, c), c
+        assert msgspec.msgpack.encode(cut) == msgspec.msgpack.encode(_events_up_to(ref, c)), c
+    # and the later candles really do change something (the comparison can fail)
+    other = dataclasses.replace(full, volume=full.volume * np.where(np.arange(len(full)) > 80, 3.0, 1.0))
+    alt = list(b.iter_batches(other))
+    assert alt[:81 * 12] == ref[:81 * 12] and alt[81 * 12:] != ref[81 * 12:]
+
+
+def test_scales_are_causal_and_seeded_from_the_first_candle(builder: SyntheticMarketBuilder, btc: Candles) -> None:
+    sc = causal_scales(btc, builder.instrument, builder.params)
+    assert sc.mean_volume[0] == btc.volume[0]
+    assert sc.mean_volume[5] == pytest.approx(btc.volume[:5].mean(), rel=0.02)  # ≈ expanding mean at the start
+    changed = dataclasses.replace(btc, volume=btc.volume[::-1].copy(), high=btc.high + 50.0)
+    sc2 = causal_scales(changed.slice(0, 300), builder.instrument, builder.params)
+    assert not np.array_equal(sc.mean_volume[:300], sc2.mean_volume)
+    for i in (0, 1, 10, 299):  # value i from candles < i (candle 0 from itself): only the prefix matters
+        part = causal_scales(btc.slice(0, i + 1), builder.instrument, builder.params)
+        for f in ("mean_volume", "range_ticks", "spread_ticks", "touch_units", "deep_units", "presence_q"):
+            assert getattr(part, f)[i] == getattr(sc, f)[i], (i, f)
+    x = np.random.default_rng(3).uniform(1, 2, 500)
+    y = lagged_ewma(x, 50.0)
+    w = 0.5 ** (1 / 50)
+    wt = w ** np.arange(299, -1, -1)
+    assert y[300] == pytest.approx(float((wt * x[:300]).sum() / wt.sum()), rel=1e-12)
 
 
 def test_extremes_order_depends_on_candle_shape(builder: SyntheticMarketBuilder) -> None:
@@ -254,7 +364,7 @@ def test_calibrate_from_ws_stats(builder: SyntheticMarketBuilder, btc: Candles) 
     for _, b in ev:
         if isinstance(b[0], BookSnapshot):
             spreads.append(round((b[0].asks[0][0] - b[0].bids[0][0]) / 0.1))
-    assert spreads == [2]
+    assert spreads == [2 * int(cal.scales(btc.slice(0, 20)).spread_ticks[0])]  # always twice the modal spread
     counts = [sum(len(b) - 1 for _, b in ev[i * 12:(i + 1) * 12]) for i in range(20)]
     assert max(counts) <= 6 * 12 and np.mean(counts) < 15
 

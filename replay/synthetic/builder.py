@@ -9,15 +9,21 @@ Book events: a ``BookSnapshot`` at the first point of the run, of every UTC day 
 otherwise a ``BookDelta`` with only the changed levels (size 0 deletes a level that left the top 50).
 ``update_id`` = minute index · K + k + 1, contiguous over consecutive candles (a snapshot follows any gap).
 
-Determinism: candle i draws from its own seeded stream (see rng.py), level noise is hashed from the price and time,
-so ``candle_events(i)`` alone equals candle i inside ``iter_batches``. Generation is vectorised per UTC day; only the
-final struct construction is per event.
+Causality and determinism: every event of candle i is a function of candles ≤ i and the seed only. The symbol scales
+(spread, depth, print-count reference, level density) are causal per-candle arrays the builder measures itself from
+the candles it is given (scales.py; the ``SymbolProfile`` passed in is kept for reports and never read), all draws are
+counter-based hashes of (seed, symbol, candle time, column) or (price level, epoch) (rng.py). So ``candle_events(i)``
+alone equals candle i inside ``iter_batches``, and a run truncated after candle c emits exactly the first events of
+the full run. Generation is vectorised per snapshot segment (≤ one UTC day); the book is built as deltas directly
+(book.py), and the event structs are built in bulk per block of points.
 """
 
 from __future__ import annotations
 
+import gc
 import itertools
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,15 +31,29 @@ import numpy as np
 
 from bot.events import BookDelta, BookSnapshot, EventBatch, Trade
 from bot.instruments import Instrument
-from replay.synthetic.book import N_LEVELS, BookModel, book_at
-from replay.synthetic.candles import CANDLE_MS, DAY_MS, Candles
+from replay.synthetic.book import (
+    N_LEVELS,
+    BookModel,
+    Lattice,
+    Points,
+    StepScale,
+    Touch,
+    book_deltas,
+    full_books,
+    touch,
+)
+from replay.synthetic.candles import CANDLE_MS, Candles, snapshot_flags
 from replay.synthetic.params import GeneratorParams
 from replay.synthetic.path import build_paths, low_first_probability
 from replay.synthetic.profile import SymbolProfile
-from replay.synthetic.rng import candle_streams
-from replay.synthetic.trades import TRADE_UNIFORMS, build_trades
+from replay.synthetic.rng import CandleDraws
+from replay.synthetic.scales import CausalScales, causal_scales
+from replay.synthetic.trades import TradeArrays, build_trades
 
-_BIG = np.int64(1) << np.int64(40)
+# draw purposes (keys of the counter-based streams)
+_D_PATH_U, _D_BRIDGE, _D_BOOK_U, _D_BOOK_Z = 0x5A01, 0x5A02, 0x5A03, 0x5A04
+_BLOCK_ROWS = 720  # points per block of Python event construction (bounds memory and the GC pause)
+_SIDES = ("Sell", "Buy")
 
 
 @dataclass(frozen=True)
@@ -48,7 +68,20 @@ class ChunkArrays:
     point_ms: np.ndarray  # (N·K,) release times
     book_ms: np.ndarray  # (N·K,) book event times
     update_id: np.ndarray  # (N·K,)
-    trades: Any  # TradeArrays
+    trades: TradeArrays | None
+
+
+@dataclass(frozen=True)
+class _Core:
+    path: np.ndarray
+    point_ms: np.ndarray
+    book_ms: np.ndarray
+    update_id: np.ndarray
+    pts: Points | None = None
+    tch: Touch | None = None
+    lattice: Lattice | None = None
+    deep: StepScale | None = None
+    trades: TradeArrays | None = None
 
 
 def _ticks(x: np.ndarray, tick: float, what: str, symbol: str) -> np.ndarray:
@@ -61,11 +94,30 @@ def _ticks(x: np.ndarray, tick: float, what: str, symbol: str) -> np.ndarray:
     return r.astype(np.int64)
 
 
-class SyntheticMarketBuilder:
-    """Turns candles into ``(release_ts, EventBatch)`` pairs for the feed (see module docstring)."""
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Bulk construction of acyclic event objects: without this the cyclic GC rescans the young tuples many times
+    (about half the construction time); restored before anything is yielded."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
-    def __init__(self, instrument: Instrument, profile: SymbolProfile, params: GeneratorParams, seed: int,
-                 points_per_candle: int = 12, pessimistic: bool = False, candles: Candles | None = None) -> None:
+
+class SyntheticMarketBuilder:
+    """Turns candles into ``(release_ts, EventBatch)`` pairs for the feed (see module docstring).
+
+    ``profile`` is the report-facing whole-window summary; the generator does not use it (causal scales instead).
+    ``far_deletes=False`` drops the deletes of levels that merely fall off the far end of the top 50 (~8 of ~48
+    levels per point on BTCUSDT); depth-50 consumers that truncate to their depth end with the same book.
+    """
+
+    def __init__(self, instrument: Instrument, profile: SymbolProfile | None, params: GeneratorParams, seed: int,
+                 points_per_candle: int = 12, pessimistic: bool = False, candles: Candles | None = None,
+                 far_deletes: bool = True) -> None:
         if points_per_candle < 4:
             raise ValueError(f"points_per_candle must be >= 4, got {points_per_candle}")
         if points_per_candle * params.max_prints_per_point >= 10_000:
@@ -77,25 +129,25 @@ class SyntheticMarketBuilder:
         self.K = int(points_per_candle)
         self.pessimistic = bool(pessimistic)
         self.candles = candles
-        self.model = BookModel.build(instrument, profile, params, self.seed)
-        self._M = self.K * params.max_prints_per_point
+        self.far_deletes = bool(far_deletes)
+        self.model = BookModel.build(instrument, params, self.seed)
         self._pdec = instrument.price_decimals
         self._qdec = instrument.qty_decimals
+        self._scales_cache: tuple[Candles, CausalScales] | None = None
 
     # ------------------------------------------------------------------------------------------------ public
     def calibrate_from_ws_stats(self, stats: Mapping[str, Any]) -> SyntheticMarketBuilder:
         """A new builder whose params are calibrated (see ``GeneratorParams.calibrate_from_ws_stats``)."""
         return SyntheticMarketBuilder(self.instrument, self.profile, self.params.calibrate_from_ws_stats(stats),
-                                      self.seed, self.K, self.pessimistic, self.candles)
+                                      self.seed, self.K, self.pessimistic, self.candles, self.far_deletes)
 
     def iter_batches(self, candles: Candles) -> Iterator[tuple[float, EventBatch]]:
-        """All batches of the run in release order, generated one UTC day at a time."""
+        """All batches of the run in release order, generated one snapshot segment (≤ one UTC day) at a time."""
         self._check(candles)
-        day = candles.open_time_ms // DAY_MS
-        bounds = np.flatnonzero(np.diff(day)) + 1
-        edges = [0, *bounds.tolist(), len(candles)]
+        sc = self.scales(candles)
+        edges = [*np.flatnonzero(snapshot_flags(candles.open_time_ms)).tolist(), len(candles)]
         for a, b in itertools.pairwise(edges):
-            yield from self._events(candles, a, b, emit_from=a)
+            yield from self._events(candles, a, b, a, sc)
 
     def candle_events(self, i: int, candles: Candles | None = None) -> list[tuple[float, EventBatch]]:
         """The K batches of candle i, regenerated alone (identical to candle i inside ``iter_batches``)."""
@@ -105,16 +157,31 @@ class SyntheticMarketBuilder:
         if not 0 <= i < len(c):
             raise IndexError(f"candle index {i} outside 0..{len(c) - 1}")
         self._check(c)
-        a = i if self._snapshot_at(c, i) else i - 1
-        return list(self._events(c, a, i + 1, emit_from=i))
+        sc = self.scales(c)
+        a = i if sc.segment_start[i] == i else i - 1
+        return list(self._events(c, a, i + 1, i, sc))
+
+    def scales(self, candles: Candles) -> CausalScales:
+        """The causal per-candle scales (cached for the last candles object: value i depends on candles ≤ i only)."""
+        cached = self._scales_cache
+        if cached is not None and cached[0] is candles:
+            return cached[1]
+        sc = causal_scales(candles, self.instrument, self.params)
+        self._scales_cache = (candles, sc)
+        return sc
 
     def generate(self, candles: Candles, a: int, b: int) -> ChunkArrays:
-        """The numpy arrays of candles [a, b) (chunk start = snapshot)."""
-        return self._arrays(candles, a, b)
+        """The numpy arrays of candles [a, b) with full (P, 50) books (the lattice of candle a's snapshot segment, so
+        equal to the feed's books when [a, b) lies inside one segment)."""
+        self._check(candles)
+        core = self._core(candles, a, b, self.scales(candles), with_books=True)
+        assert core.pts is not None and core.lattice is not None and core.deep is not None
+        bt, bu, at, au = full_books(core.pts, self.model, core.lattice, core.deep, core.tch)
+        return ChunkArrays(core.path, bt, bu, at, au, core.point_ms, core.book_ms, core.update_id, core.trades)
 
     def path_prices(self, candles: Candles, a: int, b: int) -> np.ndarray:
         """(N, K) float path prices of candles [a, b)."""
-        return self._prices(self._arrays(candles, a, b, with_books=False).path)
+        return self._prices(self._core(candles, a, b, None, with_books=False).path)
 
     # ------------------------------------------------------------------------------------------------ internals
     def _check(self, candles: Candles) -> None:
@@ -122,24 +189,22 @@ class SyntheticMarketBuilder:
             raise ValueError(f"candles are {candles.symbol}, builder is for {self.instrument.symbol}")
         candles.validate()
 
-    @staticmethod
-    def _snapshot_at(candles: Candles, i: int) -> bool:
-        t = candles.open_time_ms
-        return i == 0 or int(t[i]) % DAY_MS == 0 or int(t[i]) - int(t[i - 1]) != CANDLE_MS
-
     def _prices(self, ticks: np.ndarray) -> np.ndarray:
         return np.round(ticks * self.instrument.tick, self._pdec)
 
-    def _arrays(self, c: Candles, a: int, b: int, with_books: bool = True) -> ChunkArrays:
-        K, M, p = self.K, self._M, self.params
+    def _sizes(self, units: np.ndarray) -> np.ndarray:
+        return np.round(units * self.instrument.step, self._qdec)
+
+    def _core(self, c: Candles, a: int, b: int, sc: CausalScales | None, with_books: bool) -> _Core:
+        K, p = self.K, self.params
         tick, sym = self.instrument.tick, c.symbol
         sl = c.slice(a, b)
         N = b - a
         o, h, lo, cl = (_ticks(x, tick, w, sym) for x, w in
                         ((sl.open, "open"), (sl.high, "high"), (sl.low, "low"), (sl.close, "close")))
-        n_u = 3 + 2 * K + TRADE_UNIFORMS * M
-        n_z = 4 * K + 1 + M
-        U, Z = candle_streams(self.seed, sym, sl.open_time_ms, n_u, n_z)
+        open_ms = sl.open_time_ms.astype(np.int64)
+        draws = CandleDraws(self.seed, sym, open_ms)
+        U = draws.uniform(_D_PATH_U, 3)
         prev_close = np.empty(N, np.int64)
         prev_close[1:] = cl[:-1]
         prev_close[0] = _ticks(c.close[a - 1:a], tick, "close", sym)[0] if a > 0 else o[0]
@@ -151,92 +216,82 @@ class SyntheticMarketBuilder:
             prev_open[0] = _ticks(c.open[a - 1:a], tick, "open", sym)[0] if a > 0 else o[0]
             prev_dir = np.sign(prev_close - prev_open)
             low_first = np.where(prev_dir > 0, True, np.where(prev_dir < 0, False, low_first))
-        path = build_paths(o, h, lo, cl, K, low_first, U[:, 1], U[:, 2], Z[:, :K], p.bridge_noise)
-        open_ms = sl.open_time_ms.astype(np.int64)
+        path = build_paths(o, h, lo, cl, K, low_first, U[:, 1], U[:, 2], draws.normal(_D_BRIDGE, K), p.bridge_noise)
         kk = np.arange(K)
         point_ms = (open_ms[:, None] + ((kk + 1) * CANDLE_MS) // K).ravel()
         book_ms = (open_ms[:, None] + (kk * CANDLE_MS) // K + 1).ravel()
         update_id = ((open_ms // CANDLE_MS)[:, None] * K + kk + 1).ravel()
-        if not with_books:
-            return ChunkArrays(path, *(np.empty(0),) * 4, point_ms, book_ms, update_id, None)  # type: ignore[arg-type]
-        flat = path.ravel()
-        prev = np.concatenate([prev_close[:, None], path[:, :-1]], axis=1).ravel()
-        bt, bu, at, au = book_at(flat, prev, U[:, 3:3 + K].ravel(), U[:, 3 + K:3 + 2 * K].ravel(),
-                                 Z[:, K:2 * K].ravel(), Z[:, 2 * K:3 * K].ravel(), Z[:, 3 * K:4 * K].ravel(),
-                                 book_ms, self.model)
-        direction = np.where(bt[:, 0] == flat, -1, 1).reshape(N, K)
+        if not with_books or sc is None:
+            return _Core(path, point_ms, book_ms, update_id)
+        Ub = draws.uniform(_D_BOOK_U, 2 * K)
+        Zb = draws.normal(_D_BOOK_Z, 3 * K)
+        cand = np.repeat(np.arange(a, b), K)
+        pts = Points(p=path.ravel(), prev=np.concatenate([prev_close[:, None], path[:, :-1]], axis=1).ravel(),
+                     tie_u=Ub[:, :K].ravel(), spread_u=Ub[:, K:].ravel(), z_rho=Zb[:, :K].ravel(),
+                     z_touch_bid=Zb[:, K:2 * K].ravel(), z_touch_ask=Zb[:, 2 * K:].ravel(), t_ms=book_ms,
+                     spread_ticks=sc.spread_ticks[cand], touch_units=sc.touch_units[cand])
+        tch = touch(pts, self.model)
+        lattice = Lattice.around(self.model, float(sc.presence_q[a]), tch.bid, tch.ask)
+        deep = StepScale.from_candles(c.open_time_ms[:b].astype(np.int64), sc.deep_units[:b],
+                                      int(book_ms[0]) - self.model.refresh_ms, int(book_ms[-1]))
         vol_units = np.floor(sl.volume / self.instrument.step + 0.5).astype(np.int64)
-        trades = build_trades(path=path, prev_close=prev_close, h=h, lo=lo, bid=bt[:, 0].reshape(N, K),
-                              ask=at[:, 0].reshape(N, K), direction=direction, volume=sl.volume,
-                              volume_units=vol_units, open_ms=open_ms, mean_volume=self.profile.mean_volume_per_min,
-                              U=U[:, 3 + 2 * K:], z_count=Z[:, 4 * K], z_size=Z[:, 4 * K + 1:], params=p)
-        return ChunkArrays(path, bt, bu, at, au, point_ms, book_ms, update_id, trades)
+        trades = build_trades(path=path, prev_close=prev_close, h=h, lo=lo, bid=tch.bid.reshape(N, K),
+                              ask=tch.ask.reshape(N, K), direction=tch.direction.reshape(N, K), volume=sl.volume,
+                              volume_units=vol_units, open_ms=open_ms, mean_volume=sc.mean_volume[a:b], draws=draws,
+                              params=p)
+        return _Core(path, point_ms, book_ms, update_id, pts, tch, lattice, deep, trades)
 
-    def _side_changes(self, t: np.ndarray, u: np.ndarray, asc: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(row, ticks, units) of the levels that changed between consecutive rows (row r vs r−1, r ≥ 1)."""
-        R = t.shape[0] - 1
-        base = t.min() - 1 if asc else t.max() + 1
-        rel = (t - base) if asc else (base - t)
-        rid = np.arange(R, dtype=np.int64)[:, None] * _BIG
-        prev_k = (rel[:-1] + rid).ravel()
-        cur_k = (rel[1:] + rid).ravel()
-        prev_u, cur_u = u[:-1].ravel(), u[1:].ravel()
-        idx = np.minimum(np.searchsorted(prev_k, cur_k), len(prev_k) - 1)
-        same = (prev_k[idx] == cur_k) & (prev_u[idx] == cur_u)
-        jdx = np.minimum(np.searchsorted(cur_k, prev_k), len(cur_k) - 1)
-        gone = cur_k[jdx] != prev_k
-        rows_c = cur_k[~same] // _BIG + 1
-        rows_d = prev_k[gone] // _BIG + 1
-        rows = np.concatenate([rows_c, rows_d])
-        ticks = np.concatenate([t[1:].ravel()[~same], t[:-1].ravel()[gone]])
-        units = np.concatenate([cur_u[~same], np.zeros(int(gone.sum()), np.int64)])
-        order = np.argsort(rows, kind="stable")
-        return rows[order], ticks[order], units[order]
-
-    def _levels(self, rows: np.ndarray, ticks: np.ndarray, units: np.ndarray, n_rows: int
-                ) -> tuple[list[tuple[float, float]], list[int]]:
-        pairs = list(zip(self._prices(ticks).tolist(),
-                         np.round(units * self.instrument.step, self._qdec).tolist(), strict=True))
-        cuts = np.searchsorted(rows, np.arange(n_rows + 1)).tolist()
-        return pairs, cuts
-
-    def _events(self, c: Candles, a: int, b: int, emit_from: int) -> Iterator[tuple[float, EventBatch]]:
-        ch = self._arrays(c, a, b)
+    def _events(self, c: Candles, a: int, b: int, emit_from: int, sc: CausalScales
+                ) -> Iterator[tuple[float, EventBatch]]:
+        """Batches of candles [emit_from, b) of the chunk [a, b) whose first point is a snapshot."""
+        core = self._core(c, a, b, sc, with_books=True)
+        assert core.pts is not None and core.lattice is not None and core.deep is not None and core.trades
         K, sym = self.K, c.symbol
         P = (b - a) * K
-        snap_rows = [r for r in range(0, P, K) if r == 0 or self._snapshot_at(c, a + r // K)]
-        bid_rows, bid_t, bid_u = self._side_changes(ch.bid_ticks, ch.bid_units, asc=False)
-        ask_rows, ask_t, ask_u = self._side_changes(ch.ask_ticks, ch.ask_units, asc=True)
-        bids, bcut = self._levels(bid_rows, bid_t, bid_u, P)
-        asks, acut = self._levels(ask_rows, ask_t, ask_u, P)
-        tr = ch.trades
-        tprice = self._prices(tr.price_ticks).tolist()
-        tsize = np.round(tr.units * self.instrument.step, self._qdec).tolist()
-        tts = (tr.ts_ms / 1000.0).tolist()
-        tside = np.where(tr.is_buy, "Buy", "Sell").tolist()
-        minute = (c.open_time_ms[a:b] // CANDLE_MS).astype(np.int64)
-        tid = (minute[tr.row // K] * 10_000 + tr.seq).astype(str).tolist()
-        trades = [Trade(sym, ts_, p_, s_, sd, i_) for ts_, p_, s_, sd, i_ in zip(tts, tprice, tsize, tside, tid,
-                                                                                  strict=True)]
-        tcut = np.searchsorted(tr.row, np.arange(P + 1)).tolist()
-        release = (ch.point_ms / 1000.0).tolist()
-        book_ts = (ch.book_ms / 1000.0).tolist()
-        uid = ch.update_id.tolist()
-        snaps = set(snap_rows)
         r0 = (emit_from - a) * K
-        for r in range(r0, P):
-            if r in snaps:
-                bp = self._prices(ch.bid_ticks[r]).tolist()
-                ap = self._prices(ch.ask_ticks[r]).tolist()
-                bq = np.round(ch.bid_units[r] * self.instrument.step, self._qdec).tolist()
-                aq = np.round(ch.ask_units[r] * self.instrument.step, self._qdec).tolist()
-                ev: BookSnapshot | BookDelta = BookSnapshot(sym, book_ts[r], list(zip(bp, bq, strict=True)),
-                                                            list(zip(ap, aq, strict=True)), uid[r])
-            else:
-                ev = BookDelta(sym, book_ts[r], bids[bcut[r]:bcut[r + 1]], asks[acut[r]:acut[r + 1]], uid[r])
-            batch: EventBatch = [ev]
-            batch.extend(trades[tcut[r]:tcut[r + 1]])
-            yield release[r], batch
+        bids, asks = book_deltas(core.pts, self.model, core.lattice, core.deep, core.tch, self.far_deletes)
+        tr = core.trades
+        tcut = np.searchsorted(tr.row, np.arange(P + 1))
+        minute = (c.open_time_ms[a:b] // CANDLE_MS).astype(np.int64)
+        tid = minute[tr.row // K] * 10_000 + tr.seq
+        release, book_ts = core.point_ms / 1000.0, core.book_ms / 1000.0
+        for lo in range(r0, P, _BLOCK_ROWS):
+            hi = min(P, lo + _BLOCK_ROWS)
+            with _gc_paused():
+                out = self._block(sym, lo, hi, release, book_ts, core.update_id, bids, asks, tr, tcut, tid, core)
+            yield from out
+
+    def _block(self, sym: str, lo: int, hi: int, release: np.ndarray, book_ts: np.ndarray, uid: np.ndarray,
+               bids: Any, asks: Any, tr: TradeArrays, tcut: np.ndarray, tid: np.ndarray, core: _Core
+               ) -> list[tuple[float, EventBatch]]:
+        """Event structs of rows [lo, hi): one ``.tolist()`` per column, then slicing (no per-event numpy)."""
+        first = lo
+        books: list[BookSnapshot | BookDelta] = []
+        if lo == 0:  # chunk start: snapshot
+            assert core.pts is not None and core.lattice is not None and core.deep is not None
+            bt, bu, at, au = full_books(core.pts.rows(slice(0, 1)), self.model, core.lattice, core.deep)
+            books.append(BookSnapshot(sym, float(book_ts[0]), self._pairs(bt[0], bu[0]), self._pairs(at[0], au[0]),
+                                      int(uid[0])))
+            first = 1
+        if first < hi:
+            sides = []
+            for d in (bids, asks):  # delta rows r ≥ 1 live at cut[r-1]:cut[r]
+                s, e = int(d.cut[first - 1]), int(d.cut[hi - 1])
+                pairs = self._pairs(d.ticks[s:e], d.units[s:e])
+                cut = (d.cut[first - 1:hi] - s).tolist()
+                sides.append([pairs[i:j] for i, j in itertools.pairwise(cut)])
+            books.extend(map(BookDelta, itertools.repeat(sym), book_ts[first:hi].tolist(), sides[0], sides[1],
+                             uid[first:hi].tolist()))
+        s, e = int(tcut[lo]), int(tcut[hi])
+        trades = list(map(Trade, itertools.repeat(sym), (tr.ts_ms[s:e] / 1000.0).tolist(),
+                          self._prices(tr.price_ticks[s:e]).tolist(), self._sizes(tr.units[s:e]).tolist(),
+                          map(_SIDES.__getitem__, tr.is_buy[s:e].tolist()), map(str, tid[s:e].tolist())))
+        tc = (tcut[lo:hi + 1] - s).tolist()
+        return [(r, [ev, *trades[i:j]]) for r, ev, i, j in zip(release[lo:hi].tolist(), books, tc[:-1], tc[1:],
+                                                                 strict=True)]
+
+    def _pairs(self, ticks: np.ndarray, units: np.ndarray) -> list[tuple[float, float]]:
+        return list(zip(self._prices(ticks).tolist(), self._sizes(units).tolist(), strict=True))
 
 
 __all__ = ["N_LEVELS", "ChunkArrays", "SyntheticMarketBuilder"]

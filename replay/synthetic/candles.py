@@ -63,3 +63,13 @@ class Candles:
         if n_bad := int((np.diff(t) <= 0).sum()):
             i = int(np.flatnonzero(np.diff(t) <= 0)[0]) + 1
             raise ValueError(f"Candles({self.symbol}): open_time_ms not strictly ascending at row {i} ({n_bad} rows)")
+
+
+def snapshot_flags(open_time_ms: np.ndarray) -> np.ndarray:
+    """True where the feed starts a new book with a snapshot: the first candle, every UTC day and after a gap."""
+    t = np.asarray(open_time_ms, np.int64)
+    flags = t % DAY_MS == 0
+    if len(t):
+        flags[0] = True
+        flags[1:] |= np.diff(t) != CANDLE_MS
+    return flags

@@ -49,6 +49,7 @@ class GeneratorParams:
     level_refresh_s: float = 300.0  # each level's size is redrawn once per this period (staggered per price)
     depth_log_clip: float = 2.5  # |z| cap of the per-level lognormal size noise
     max_pareto_mult: float = 200.0  # cap of a large print's size over the large threshold
+    scale_halflife_min: float = 240.0  # half-life (candles) of the causal volume/range scales (scales.py)
 
     def __post_init__(self) -> None:
         pmf = self.spread_multiple_pmf
@@ -56,7 +57,7 @@ class GeneratorParams:
             raise ValueError(f"spread_multiple_pmf must be non-negative with a positive sum: {pmf}")
         for name in ("level1_size_per_minute_volume", "level_gap_bps", "large_print_threshold_mult",
                      "large_print_pareto_alpha", "target_prints_per_point", "real_trades_per_min_at_mean",
-                     "level_refresh_s", "top10_depth_share"):
+                     "level_refresh_s", "top10_depth_share", "scale_halflife_min"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"GeneratorParams.{name} must be > 0, got {getattr(self, name)}")
         for name in ("trade_count_resid_sigma", "depth_size_log_sigma", "touch_size_log_sigma",

@@ -1,4 +1,8 @@
-"""What the generator needs to know about a symbol, measured from its own candles (no per-symbol constants)."""
+"""A whole-window summary of a symbol's candles, for REPORTS only (no per-symbol constants).
+
+The generator never reads it: a whole-window scale would let minute 5 depend on day 29 (look-ahead). The generator's
+scales are causal per-candle arrays (scales.py) that ``SyntheticMarketBuilder`` measures from the candles it is given.
+"""
 
 from __future__ import annotations
 
@@ -15,12 +19,12 @@ TREND_EFFICIENCY = 0.5  # |net move| / window range at or above this → the win
 
 @dataclass(frozen=True)
 class SymbolProfile:
-    """Per-symbol scale of the synthetic market.
+    """Per-symbol summary over the whole window (report-facing; not an input of the generator).
 
     volatility_pct: median 1m range (high−low)/low in %; mean_volume_per_min: mean candle volume (base coin);
     median_price: median close; spread_bps: estimated modal spread (bps), at least one tick at the median price;
     trend_share: share of TREND_WINDOW-candle windows whose net move is ≥ TREND_EFFICIENCY of their range
-    (information for reports; the generator's extremes order uses each candle's own shape).
+    (the generator's extremes order uses each candle's own shape).
     """
 
     symbol: str

@@ -9,6 +9,8 @@ alone, inside a day, or inside a run truncated after it, and no per-candle ``Gen
 from __future__ import annotations
 
 import zlib
+from functools import lru_cache
+from statistics import NormalDist
 
 import numpy as np
 
@@ -59,11 +61,19 @@ def hash_uniform(key: np.uint64, *parts: np.ndarray) -> np.ndarray:
     return ((_mix(key, parts) >> _S11).astype(np.float64) + 0.5) * _INV53
 
 
-def hash_normal(key: np.uint64, *parts: np.ndarray) -> np.ndarray:
-    """Approximately standard normal: a logistic variate scaled to unit variance (one hash, no trig; the tails are
-    slightly heavier than normal, which only matters for the clipped level-size noise it feeds)."""
-    u = hash_uniform(key, *parts)
-    return np.log(u / (1.0 - u)) * (np.sqrt(3.0) / np.pi)
+def hash_index(key: np.uint64, bits: int, *parts: np.ndarray) -> np.ndarray:
+    """Uniform integer in [0, 2^bits) from (key, parts...): an index into a precomputed quantile table."""
+    return (_mix(key, parts) >> np.uint64(64 - bits)).astype(np.intp)
+
+
+@lru_cache(maxsize=2)
+def normal_quantiles(bits: int) -> np.ndarray:
+    """The 2^bits mid-point quantiles of N(0, 1) (exact inverse CDF): with ``hash_index`` a normal draw by lookup."""
+    inv = NormalDist().inv_cdf
+    n = 1 << bits
+    q = np.array([inv((i + 0.5) / n) for i in range(n)])
+    q.flags.writeable = False
+    return q
 
 
 def hash_gauss(key: np.uint64, *parts: np.ndarray) -> np.ndarray:

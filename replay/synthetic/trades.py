@@ -26,8 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from replay.synthetic.params import GeneratorParams
+from replay.synthetic.rng import CandleDraws
 
-TRADE_UNIFORMS = 5  # per print slot: point, time, large?, pareto, side
+# draw purposes (keys of the counter-based streams, see rng.py)
+_COUNT, _PT, _TIME, _LARGE, _PARETO, _SIDE, _SIZE = (0x7A00 + i for i in range(7))
 
 
 @dataclass(frozen=True)
@@ -42,12 +44,13 @@ class TradeArrays:
     seq: np.ndarray  # rank in time within the candle
 
 
-def print_counts(volume_units: np.ndarray, volume: np.ndarray, mean_volume: float, z: np.ndarray, K: int,
+def print_counts(volume_units: np.ndarray, volume: np.ndarray, mean_volume: np.ndarray, z: np.ndarray, K: int,
                  params: GeneratorParams) -> np.ndarray:
+    """Emitted prints per candle; ``mean_volume`` is the causal per-candle reference volume (scales.py)."""
     cap = params.max_prints_per_point * K
     target = min(params.target_prints_per_point * K, params.real_trades_per_min_at_mean)
     s = params.trade_count_resid_sigma
-    rel = np.where(volume > 0, volume / max(mean_volume, 1e-300), 0.0)
+    rel = np.where(volume > 0, volume / np.maximum(mean_volume, 1e-300), 0.0)
     n = np.rint(target * rel ** params.trade_count_elasticity * np.exp(s * z - s * s / 2))
     n = np.clip(n, 1, cap).astype(np.int64)
     return np.where(volume_units > 0, np.minimum(n, volume_units), 0)
@@ -71,13 +74,27 @@ def allocate_units(weights: np.ndarray, n: np.ndarray, volume_units: np.ndarray)
 
 def build_trades(*, path: np.ndarray, prev_close: np.ndarray, h: np.ndarray, lo: np.ndarray, bid: np.ndarray,
                  ask: np.ndarray, direction: np.ndarray, volume: np.ndarray, volume_units: np.ndarray,
-                 open_ms: np.ndarray, mean_volume: float, U: np.ndarray, z_count: np.ndarray, z_size: np.ndarray,
-                 params: GeneratorParams) -> TradeArrays:
-    """``path``/``bid``/``ask``/``direction`` are (N, K) ticks; ``U`` is (N, 5·M) uniforms, ``z_size`` (N, M)."""
+                 open_ms: np.ndarray, mean_volume: np.ndarray, draws: CandleDraws, params: GeneratorParams
+                 ) -> TradeArrays:
+    """``path``/``bid``/``ask``/``direction`` are (N, K) ticks; ``draws`` are the chunk's per-candle streams.
+
+    Slot j of candle i draws from (candle time, j) only, so the prints do not depend on the chunk; only the active
+    slots are drawn (the arrays are as wide as the busiest candle of the chunk).
+    """
     N, K = path.shape
-    M = z_size.shape[1]
-    n = print_counts(volume_units, volume, mean_volume, z_count, K, params)
-    u_pt, u_t, u_large, u_par, u_side = (U[:, j * M:(j + 1) * M] for j in range(TRADE_UNIFORMS))
+    n = print_counts(volume_units, volume, mean_volume, draws.normal(_COUNT, 1)[:, 0], K, params)
+    M = max(int(n.max()) if N else 0, 1)
+    col = np.arange(M)
+    active = col[None, :] < n[:, None]
+    ar, ac = np.nonzero(active)
+
+    def slots(purpose: int, normal: bool = False) -> np.ndarray:
+        out = np.zeros((N, M))
+        out[ar, ac] = draws.normal_at(purpose, ar, ac) if normal else draws.uniform_at(purpose, ar, ac)
+        return out
+
+    u_pt, u_t, u_large, u_par, u_side = (slots(p) for p in (_PT, _TIME, _LARGE, _PARETO, _SIDE))
+    z_size = slots(_SIZE, normal=True)
     # points: slot 0 at the high's point, slot 1 at the low's point (the tape touches both), others uniform
     pt = np.minimum(np.floor(u_pt * K).astype(np.int64), K - 1)
     pt[:, 0] = np.argmax(path == h[:, None], axis=1)
@@ -86,12 +103,11 @@ def build_trades(*, path: np.ndarray, prev_close: np.ndarray, h: np.ndarray, lo:
     # sizes
     thr = params.large_print_threshold_mult
     body = np.minimum(np.exp(params.trade_size_body_sigma * z_size), thr)
-    big = thr * np.minimum(u_par ** (-1.0 / params.large_print_pareto_alpha), params.max_pareto_mult)
+    big = thr * np.minimum(np.where(active, u_par, 1.0) ** (-1.0 / params.large_print_pareto_alpha),
+                           params.max_pareto_mult)
     w = np.where(u_large < params.large_print_share, big, body)
     units = allocate_units(w, n, volume_units)
     # time order inside the candle: by point, then by time uniform
-    col = np.arange(M)
-    active = col[None, :] < n[:, None]
     key = np.where(active, pt + u_t * 0.999, np.inf)
     order = np.argsort(key, axis=1, kind="stable")
     pt = np.take_along_axis(pt, order, 1)
