@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.analysis import ImbalanceAnalyzer, SignalGenerator, VolumeAnalyzer, evaluate
 from bot.clock import FixedClock
@@ -80,10 +84,12 @@ class Market:
 
 def _instrument_queries(storage: DataStorage, sink: dict[str, list[float]]) -> None:
     """Wrap the query methods so each call's duration is recorded under its name (benchmark only)."""
-    names = ("price_stats", "side_sums", "trades_between", "trades_since", "trades_after_seq", "count_between",
-             "last_n", "book_top", "suspicious_orders", "book_valid", "mid", "spread_bps", "last_seq")
+    names = ("price_stats", "side_sums", "side_sums_multi", "trades_between", "trades_since", "trades_after_seq",
+             "count_between", "last_n", "book_top", "suspicious_orders", "book_valid", "mid", "spread_bps", "last_seq")
     for name in names:
-        fn = getattr(storage, name)
+        fn = getattr(storage, name, None)
+        if fn is None:  # an older storage (to compare before/after)
+            continue
 
         def wrapped(*a: Any, _fn: Callable[..., Any] = fn, _name: str = name) -> Any:
             t = time.perf_counter_ns()

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from bot.clock import FixedClock
 from bot.events import BookDelta, BookSnapshot, Trade
 from bot.storage import DataStorage, SideSums, SuspiciousOrder
-from bot.storage.minmax import BLOCK, RangeMinMax
+from bot.storage.book import OrderBook
+from bot.storage.minmax import BLOCK, SUPER, RangeMinMax
 from bot.storage.tape import TradeTape
 from settings import Settings
 
@@ -44,6 +45,25 @@ def test_range_minmax_matches_numpy(seed: int, n: int, max_chunk: int) -> None:
     for a, b in [(0, n), (n - 1, n), (0, 1), (BLOCK - 1, min(n, 3 * BLOCK + 1))]:
         if a < b <= n:
             assert mm.query(a, b) == (src[a:b].min(), src[a:b].max())
+
+
+def test_range_minmax_across_superblocks() -> None:
+    # several superblocks (the sparse table over them) with small, block-sized and bulk updates
+    rng = np.random.default_rng(11)
+    n = 7 * SUPER * BLOCK + 37
+    src = np.cumsum(rng.normal(size=n))
+    values = np.empty(n)
+    mm = RangeMinMax(values)
+    done = 0
+    while done < n:
+        m = min(n - done, int(rng.choice([1, 29, BLOCK, 700, 5 * SUPER * BLOCK])))
+        values[done : done + m] = src[done : done + m]
+        mm.extend(done + m)
+        done += m
+        ends = [*rng.integers(1, done + 1, 40).tolist(), done]
+        for b in ends:
+            for a in (0, int(rng.integers(0, b)), b - 1, max(0, b - SUPER * BLOCK - 5)):
+                assert mm.query(a, b) == (src[a:b].min(), src[a:b].max()), (a, b, done)
 
 
 # --- trade tape vs brute force ----------------------------------------------------------------------------------
@@ -188,6 +208,28 @@ def test_tape_queries_match_brute_force(script: dict) -> None:
             held.append((v, np.column_stack([v.ts, v.price, v.size, v.seq]).copy()))
     for view, contents in held:
         np.testing.assert_array_equal(np.column_stack([view.ts, view.price, view.size, view.seq]), contents)
+
+
+def test_side_sums_multi_is_side_sums_per_window() -> None:
+    rng = np.random.default_rng(5)
+    tape = TradeTape(30.0, capacity=64)  # reallocations and pruning on the way
+    t = T0
+    for k in range(40):
+        m = int(rng.integers(1, 40))
+        ts = t + np.cumsum(rng.exponential(0.3, m))
+        t = float(ts[-1])
+        tape.append(ts, 100 + np.cumsum(rng.normal(0, 0.1, m)), rng.lognormal(0, 1, m), rng.random(m) < 0.4, t)
+        t0s = [t - w for w in (0.0, 0.5, 3.0, 10.0, 29.0, 100.0)] + [t + 1.0, -INF, float(ts[0])]
+        for t1 in (INF, t, float(ts[m // 2]), t - 5.0, -INF):
+            got = tape.side_sums_multi(t0s, t1)
+            assert got == [tape.side_sums(t0, t1) for t0 in t0s], (k, t1)
+    ds, _ = _storage()
+    ds.apply_batch([_trade(T0 + i, size=1.0 + i, side="Buy" if i % 3 else "Sell", tid=str(i)) for i in range(10)])
+    assert ds.side_sums_multi(SYM, [T0 + 5, T0, T0 + 20], INF) == [
+        ds.side_sums(SYM, T0 + 5, INF),
+        ds.side_sums(SYM, T0, INF),
+        SideSums(0, 0, 0.0, 0.0),
+    ]
 
 
 # --- DataStorage trade ingest ---------------------------------------------------------------------------------------
@@ -360,6 +402,36 @@ def test_rejected_snapshot_keeps_the_previous_book() -> None:
     assert ds.issues[-1].kind == "rejected" and "crossed" in ds.issues[-1].detail
     np.testing.assert_array_equal(ds.book_top(SYM, "bid", 100), before)
     assert ds.best(SYM).update_id == 10 and ds.resync_requested() == {SYM}  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("bids", "asks", "reason"),
+    [
+        ([(99.95, 3.0), (99.0, 0.0), (100.2, 1.0)], [], "crossed"),  # applied levels first, then a crossing one
+        ([(99.95, 3.0), (99.9, 0.0)], [(100.15, 2.0), (100.3, float("nan"))], "invalid level"),
+        ([(round(100.0 - 0.1 * i, 1), 0.0) for i in range(60)], [(100.1, 5.0)], "empty bid side"),
+        ([(99.9, 7.0), (99.9, 0.0), (99.95, 1.0), (99.95, 0.0)], [(100.1, 0.0), (99.99, 1.0), (99.9, 1.0)], "crossed"),
+        ([], [(round(100.1 + 0.1 * i, 1), 2.0) for i in range(3)] + [(110.2, 1.0), (100.1, 0.0)], None),
+    ],
+)
+def test_rejected_delta_leaves_the_book_as_it_was(bids: list, asks: list, reason: str | None) -> None:
+    book = OrderBook(SYM, 50)
+    assert book.try_apply(_snap(u=10, n=60), True, 1000.0) is None
+    before = (dict(book.bids), dict(book.asks), list(book.bid_px), list(book.ask_px), book.update_id, book.ts)
+    err = book.try_apply(BookDelta(SYM, T0 + 1, bids, asks, 11), False, 1000.0)
+    if reason is None:  # accepted: the same delta applied to a copy of the levels, one by one
+        assert err is None and book.update_id == 11
+        want = dict(before[1])
+        for p, q in asks:
+            if q > 0:
+                want[p] = q
+            else:
+                want.pop(p, None)
+        assert book.ask_px == sorted(want)[:50] and book.asks == {p: want[p] for p in sorted(want)[:50]}
+        return
+    assert err is not None and reason in err
+    assert (dict(book.bids), dict(book.asks), book.bid_px, book.ask_px, book.update_id, book.ts) == before
+    assert book.top("bid", 100)[:, 0].tolist() == before[2]
 
 
 # --- spoof tracking -------------------------------------------------------------------------------------------------

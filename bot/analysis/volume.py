@@ -118,13 +118,14 @@ class _SizeRing:
     index move; the region is compacted to the front only when the buffer end is reached (amortised O(1) per trade).
     """
 
-    __slots__ = ("cap", "cursor", "hi", "lo", "mu", "n", "sd", "ts")
+    __slots__ = ("cap", "cursor", "hi", "lo", "mu", "n", "n2", "sd", "ts")
 
     def __init__(self, capacity: int) -> None:
         self.cap = capacity
         self.cursor = 0  # storage seq numbers start at 1
         self.ts = np.empty(2 * capacity, dtype=np.float64)
         self.n = np.empty(2 * capacity, dtype=np.float64)
+        self.n2 = np.empty(2 * capacity, dtype=np.float64)  # squares, made once per trade (not per refresh)
         self.lo = 0
         self.hi = 0
         self.mu = 0.0
@@ -144,10 +145,12 @@ class _SizeRing:
             m = self.hi - keep_from
             self.ts[:m] = self.ts[keep_from : self.hi].copy()
             self.n[:m] = self.n[keep_from : self.hi].copy()
+            self.n2[:m] = self.n2[keep_from : self.hi].copy()
             self.lo, self.hi = 0, m
         hi = self.hi
         self.ts[hi : hi + k] = ts
         self.n[hi : hi + k] = notional
+        np.multiply(notional, notional, out=self.n2[hi : hi + k])
         self.hi = hi + k
         if self.hi - self.lo > cap:
             self.lo = self.hi - cap
@@ -162,9 +165,8 @@ class _SizeRing:
         if n == 0:
             self.mu = self.sd = 0.0
             return
-        seg = self.n[self.lo : self.hi]
-        mu = float(_add_reduce(seg)) / n
-        ex2 = float(_add_reduce(seg * seg)) / n  # numpy's pairwise sum, not BLAS: same bits on every machine
+        mu = float(_add_reduce(self.n[self.lo : self.hi])) / n
+        ex2 = float(_add_reduce(self.n2[self.lo : self.hi])) / n  # numpy's pairwise sum, not BLAS: same bits anywhere
         var = ex2 - mu * mu
         self.mu = mu
         # one pass; round-off ~1e-16·E[x²], so anything below 1e-12·E[x²] is equal sizes, not dispersion
@@ -257,8 +259,13 @@ class VolumeAnalyzer:
         tape, short_count = self._tape(tv, now, short)
 
         # §5.3 momentum
+        # (and the §5.5 current-bucket window: every one ends at now, so one multi-window storage query serves all)
         windows = (short,) if self._mom_windows is None else tuple(adapt_with(w, m, ad) for w in self._mom_windows)
-        comps = tuple(self._momentum(sym, now - w, hi) for w in windows)
+        t0s = [now - w for w in windows]
+        t0s.append(_nextafter(now - self._bucket, _INF))
+        sums = storage.side_sums_multi(sym, t0s, hi)
+        cv_s = sums.pop()
+        comps = tuple(map(self._momentum, sums))
         mom = 0.0
         for wk, mk in zip(self._mom_weights, comps, strict=True):
             mom += wk * mk
@@ -266,7 +273,6 @@ class VolumeAnalyzer:
         # §5.5 activity z-score
         b = st.buckets
         self._advance_buckets(sym, now, b)
-        cv_s = storage.side_sums(sym, _nextafter(now - self._bucket, _INF), hi)
         cv = cv_s.notional_buy + cv_s.notional_sell
         nb = len(b.ring)
         if nb >= self._bucket_min:
@@ -306,9 +312,8 @@ class VolumeAnalyzer:
         )
 
     # ------------------------------------------------------------------ pieces
-    def _momentum(self, sym: str, t0: float, hi: float) -> float:
-        """§5.3 m_k: notional flow imbalance, 0 with fewer than default_min_trades trades."""
-        s = self._storage.side_sums(sym, t0, hi)
+    def _momentum(self, s: Any) -> float:
+        """§5.3 m_k from the window's side sums: notional flow imbalance, 0 with fewer than default_min_trades."""
         if s.count_buy + s.count_sell < self._min_trades:
             return 0.0
         tot = s.notional_buy + s.notional_sell

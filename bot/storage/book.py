@@ -1,8 +1,11 @@
 """One symbol's L2 book: price→size maps kept to the top ``depth`` levels per side (STRATEGY.md §3).
 
-Updates are built on copies of the touched side(s) and committed only if the result is a sane book, so a rejected
-update leaves the previous book byte-for-byte intact. Continuity (update ids) is decided by the caller
-(:mod:`bot.storage.storage`); this class only knows how to apply and validate levels.
+A delta is applied in place and checked on the result; if it is rejected (invalid level, empty side, crossed,
+spread out of range) a journal of the touched levels (price, previous size) restores the previous levels, so the
+previous book is kept intact without copying a side per delta. Levels pushed beyond ``depth`` are dropped only
+once the update is accepted (they cannot change the touch). A snapshot builds fresh maps and replaces the old ones
+only if sane. Continuity (update ids) is decided by the caller (:mod:`bot.storage.storage`); this class only
+knows how to apply and validate levels.
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ from bot.events import BookDelta, BookSnapshot, Level
 
 _INF = math.inf
 
-
 class OrderBook:
-    """Book state. ``bid_px``/``ask_px`` are the level prices best first (rebuilt on each commit)."""
+    """Book state. ``bid_px``/``ask_px`` are the level prices best first (a new list whenever the set of prices
+    changes; never mutated once committed, so holders of an old list keep a consistent snapshot of it)."""
 
     __slots__ = (
         "_top_ask",
@@ -53,23 +56,57 @@ class OrderBook:
     def try_apply(self, ev: BookSnapshot | BookDelta, snapshot: bool, max_spread_bps: float) -> str | None:
         """Apply ``ev`` (as a snapshot if ``snapshot``); return None if committed, else why it was rejected."""
         if snapshot:
-            bids, err = _fresh(ev.bids)
-            if err is None:
-                asks, err = _fresh(ev.asks)
-            if err is not None:
-                return err
-            bid_px = _top(bids, self.depth, True)
-            ask_px = _top(asks, self.depth, False)
-        else:
-            bids, bid_px, err = _patched(self.bids, self.bid_px, ev.bids, self.depth, True)
-            if err is not None:
-                return err
-            asks, ask_px, err = _patched(self.asks, self.ask_px, ev.asks, self.depth, False)
-            if err is not None:
-                return err
+            return self._apply_snapshot(ev, max_spread_bps)
+        bids, asks = self.bids, self.asks
+        lb, la = ev.bids, ev.asks
+        jb: list[float | None] = []
+        ja: list[float | None] = []
+        err, new_b = _patch(bids, lb, jb)
+        new_a = False
+        if err is None:
+            err, new_a = _patch(asks, la, ja)
+        if err is not None:
+            _undo(asks, la, ja)
+            _undo(bids, lb, jb)
+            return err
+        # a side's price list changes only if a level appeared or vanished (size-only updates keep the list)
+        bid_px = sorted(bids, reverse=True) if new_b else self.bid_px
+        ask_px = sorted(asks) if new_a else self.ask_px
+        err = check_touch(bid_px, ask_px, max_spread_bps)
+        if err is not None:
+            _undo(asks, la, ja)
+            _undo(bids, lb, jb)
+            return err
+        depth = self.depth
+        if len(bid_px) > depth:
+            _truncate(bids, bid_px, depth)
+        if len(ask_px) > depth:
+            _truncate(asks, ask_px, depth)
+        self.bid_px, self.ask_px = bid_px, ask_px
+        if jb:
+            self._top_bid = None
+        if ja:
+            self._top_ask = None
+        self.update_id = ev.update_id
+        self.ts = ev.ts
+        return None
+
+    def _apply_snapshot(self, ev: BookSnapshot | BookDelta, max_spread_bps: float) -> str | None:
+        bids, err = _fresh(ev.bids)
+        if err is None:
+            asks, err = _fresh(ev.asks)
+        if err is not None:
+            return err
+        bid_px = sorted(bids, reverse=True)
+        ask_px = sorted(asks)
         err = check_touch(bid_px, ask_px, max_spread_bps)
         if err is not None:
             return err
+        depth = self.depth
+        if len(bid_px) > depth:
+            _truncate(bids, bid_px, depth)
+        if len(ask_px) > depth:
+            _truncate(asks, ask_px, depth)
         self.bids, self.asks, self.bid_px, self.ask_px = bids, asks, bid_px, ask_px
         self.update_id = ev.update_id
         self.ts = ev.ts
@@ -108,14 +145,10 @@ def check_touch(bid_px: list[float], ask_px: list[float], max_spread_bps: float)
     return None
 
 
-def _valid_level(p: float, s: float) -> bool:
-    return 0.0 < p < _INF and 0.0 <= s < _INF
-
-
 def _fresh(levels: list[Level]) -> tuple[dict[float, float], str | None]:
     out: dict[float, float] = {}
     for p, s in levels:
-        if not _valid_level(p, s):
+        if not (0.0 < p < _INF and 0.0 <= s < _INF):  # NaN fails every comparison
             return out, f"invalid level ({p}, {s})"
         if s > 0.0:
             out[p] = s
@@ -124,37 +157,55 @@ def _fresh(levels: list[Level]) -> tuple[dict[float, float], str | None]:
     return out, None
 
 
-def _top(side: dict[float, float], depth: int, desc: bool) -> list[float]:
-    """Sorted prices best first; truncates ``side`` in place to ``depth`` levels."""
-    px = sorted(side, reverse=desc)
-    if len(px) > depth:
-        for p in px[depth:]:
-            del side[p]
-        del px[depth:]
-    return px
-
-
-def _patched(
-    side: dict[float, float], px: list[float], levels: list[Level], depth: int, desc: bool
-) -> tuple[dict[float, float], list[float], str | None]:
-    if not levels:
-        return side, px, None
-    new = side.copy()
+def _patch(side: dict[float, float], levels: list[Level], olds: list[float | None]) -> tuple[str | None, bool]:
+    """Upsert ``levels`` into ``side`` in place, journaling each touched level's previous size (None: absent) in
+    ``olds``, aligned with ``levels``. Returns (error, whether a price appeared or vanished); stops at the first
+    invalid level (the caller undoes the journal)."""
+    get = side.get
+    add = olds.append
+    inf = _INF
+    structural = False
     for p, s in levels:
-        if not _valid_level(p, s):
-            return side, px, f"invalid level ({p}, {s})"
+        if not (0.0 < p < inf and 0.0 <= s < inf):  # NaN fails every comparison
+            return f"invalid level ({p}, {s})", structural
+        old = get(p)
+        add(old)
         if s > 0.0:
-            new[p] = s
+            side[p] = s
+            if old is None:
+                structural = True
+        elif old is not None:
+            del side[p]
+            structural = True
+    return None, structural
+
+
+def _undo(side: dict[float, float], levels: list[Level], olds: list[float | None]) -> None:
+    """Restore the sizes journaled by :func:`_patch`, newest first (a price may appear twice in one update)."""
+    for i in range(len(olds) - 1, -1, -1):
+        p = levels[i][0]
+        old = olds[i]
+        if old is None:
+            side.pop(p, None)
         else:
-            new.pop(p, None)
-    return new, _top(new, depth, desc), None
+            side[p] = old
+
+
+def _truncate(side: dict[float, float], px: list[float], depth: int) -> None:
+    """Drop the levels beyond ``depth`` from ``side`` and ``px`` (sorted best first)."""
+    for p in px[depth:]:
+        del side[p]
+    del px[depth:]
 
 
 def _levels_array(px: list[float], side: dict[float, float]) -> np.ndarray:
-    arr = np.empty((len(px), 3))
-    if px:
-        arr[:, 0] = px
-        arr[:, 1] = [side[p] for p in px]
-        np.multiply(arr[:, 0], arr[:, 1], out=arr[:, 2])
+    n = len(px)
+    arr = np.empty((n, 3))
+    if n:
+        p = np.fromiter(px, np.float64, n)
+        s = np.fromiter(list(map(side.__getitem__, px)), np.float64, n)
+        arr[:, 0] = p
+        arr[:, 1] = s
+        np.multiply(p, s, out=arr[:, 2])
     arr.flags.writeable = False
     return arr

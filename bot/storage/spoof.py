@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections import deque
 
+from bot.events import BookDelta, Level
 from bot.storage.types import BookSide, SuspiciousOrder
 
 
 class SpoofTracker:
     """Per-symbol tracker: ``tracked[side][price] = [first_seen_ts, last_notional]`` and the record deque."""
 
-    __slots__ = ("lifetime_sec", "lookback_sec", "min_abs", "records", "side_pct", "top_n", "tracked")
+    __slots__ = ("_px", "lifetime_sec", "lookback_sec", "min_abs", "records", "side_pct", "top_n", "tracked")
 
     def __init__(self, top_n: int, side_pct: float, min_abs: float, lifetime_ms: float, lookback_sec: float) -> None:
         self.top_n = top_n
@@ -25,6 +26,7 @@ class SpoofTracker:
         self.lookback_sec = lookback_sec
         self.tracked: dict[BookSide, dict[float, list[float]]] = {"bid": {}, "ask": {}}
         self.records: deque[SuspiciousOrder] = deque()
+        self._px: dict[BookSide, list[float] | None] = {"bid": None, "ask": None}  # price list of the last run
 
     def on_book(
         self,
@@ -34,13 +36,25 @@ class SpoofTracker:
         asks: dict[float, float],
         ts: float,
         now: float,
+        delta: BookDelta | None = None,
     ) -> None:
-        """Run steps 1–4 of the spec for both sides after a committed book update."""
-        self._side("bid", bid_px, bids, ts)
-        self._side("ask", ask_px, asks, ts)
+        """Run steps 1–4 of the spec for both sides after a committed book update (``delta`` None: a snapshot)."""
+        if delta is None:
+            self._side("bid", bid_px, bids, ts, None)
+            self._side("ask", ask_px, asks, ts, None)
+        else:
+            self._side("bid", bid_px, bids, ts, delta.bids)
+            self._side("ask", ask_px, asks, ts, delta.asks)
         self.prune(now)
 
-    def _side(self, side: BookSide, px: list[float], levels: dict[float, float], ts: float) -> None:
+    def _side(
+        self, side: BookSide, px: list[float], levels: dict[float, float], ts: float, changed: list[Level] | None
+    ) -> None:
+        """Steps 1–3 for one side; skipped when a delta left this side alone (same price list object, which the
+        book replaces whenever its prices change, and no level updates: nothing here can change)."""
+        if changed is not None and not changed and px is self._px[side]:
+            return
+        self._px[side] = px
         top = px[: self.top_n]
         tracked = self.tracked[side]
         if not top:
@@ -50,20 +64,20 @@ class SpoofTracker:
         thr = max(self.side_pct * sum(notionals), self.min_abs)
         lo, hi = (top[-1], top[0]) if side == "bid" else (top[0], top[-1])
         if tracked:
-            for p in list(tracked):
-                entry = tracked[p]
+            get = levels.get
+            for p, entry in list(tracked.items()):
                 if not lo <= p <= hi:
                     del tracked[p]  # left the top-N range: not evidence of anything
                     continue
-                size = levels.get(p)
+                size = get(p)
                 if size is None:
                     del tracked[p]
                     if ts - entry[0] < self.lifetime_sec:
                         self.records.append(SuspiciousOrder(side, p, entry[1], entry[0], ts))
                 else:
                     entry[1] = p * size
-        for p, n in zip(top, notionals, strict=True):
-            if n >= thr and p not in tracked:
+        for p, n in [(p, n) for p, n in zip(top, notionals, strict=True) if n >= thr]:  # usually few of the N
+            if p not in tracked:
                 tracked[p] = [ts, n]
 
     def prune(self, now: float) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from operator import attrgetter
 from typing import Literal
 
@@ -76,6 +76,9 @@ class DataStorage:
         self.counters: Counter[str] = Counter()
         self._resync: set[str] = set()
         self._syms: dict[str, _SymbolState] = {}
+        # direct per-symbol maps for the query hot path (a missing symbol falls back to _state: create or KeyError)
+        self._tapes: dict[str, TradeTape] = {}
+        self._books: dict[str, OrderBook] = {}
         self._strict = symbols is not None
         for s in symbols or ():
             self._create(s)
@@ -85,6 +88,8 @@ class DataStorage:
     def _create(self, sym: str) -> _SymbolState:
         st = _SymbolState(OrderBook(sym, self._depth), TradeTape(self._retention_sec), SpoofTracker(*self._spoof_args))
         self._syms[sym] = st
+        self._tapes[sym] = st.tape
+        self._books[sym] = st.book
         return st
 
     def _state(self, sym: str) -> _SymbolState:
@@ -169,7 +174,8 @@ class DataStorage:
             book.valid = True
             self._resync.discard(sym)
             st.stale_reported = False
-        st.spoof.on_book(book.bid_px, book.bids, book.ask_px, book.asks, book.ts, self._clock.now())
+        delta = ev if isinstance(ev, BookDelta) and not snapshot else None  # None: the tracker visits everything
+        st.spoof.on_book(book.bid_px, book.bids, book.ask_px, book.asks, book.ts, self._clock.now(), delta)
 
     def _ingest_trades(self, trades: list[Trade]) -> None:
         now = self._clock.now()
@@ -243,7 +249,9 @@ class DataStorage:
         return set(self._resync)
 
     def book_valid(self, sym: str, now: float) -> bool:
-        book = self._state(sym).book
+        book = self._books.get(sym)
+        if book is None:
+            book = self._state(sym).book
         return book.valid and now - book.ts <= self._stale_sec
 
     def best(self, sym: str) -> BookTop | None:
@@ -256,13 +264,17 @@ class DataStorage:
         return BookTop(bb, ba, book.bids[bb], book.asks[ba], book.ts, book.update_id, valid)
 
     def mid(self, sym: str) -> float | None:
-        book = self._state(sym).book
+        book = self._books.get(sym)
+        if book is None:
+            book = self._state(sym).book
         if not book.bid_px:
             return None
         return 0.5 * (book.bid_px[0] + book.ask_px[0])
 
     def spread_bps(self, sym: str) -> float | None:
-        book = self._state(sym).book
+        book = self._books.get(sym)
+        if book is None:
+            book = self._state(sym).book
         if not book.bid_px:
             return None
         bb = book.bid_px[0]
@@ -270,7 +282,10 @@ class DataStorage:
 
     def book_top(self, sym: str, side: Literal["bid", "ask"], n: int) -> np.ndarray:
         """Read-only ``(k, 3)`` array: price, size, notional of the best ``k ≤ n`` levels, best first."""
-        return self._state(sym).book.top(side, n)
+        book = self._books.get(sym)
+        if book is None:
+            book = self._state(sym).book
+        return book.top(side, n)
 
     def suspicious_orders(self, sym: str, since: float) -> list[SuspiciousOrder]:
         """Records with removed_ts ≥ since, after pruning those older than now − spoof_lookback_sec."""
@@ -280,35 +295,62 @@ class DataStorage:
 
     def trades_since(self, sym: str, t: float) -> TradeView:
         """Trades with ts ≥ t (up to the newest)."""
-        return self._state(sym).tape.since(t)
+        tape = self._tapes.get(sym)
+        if tape is None:
+            tape = self._state(sym).tape
+        return tape.since(t)
 
     def trades_between(self, sym: str, t0: float, t1: float) -> TradeView:
         """Trades with t0 ≤ ts < t1."""
-        return self._state(sym).tape.between(t0, t1)
+        tape = self._tapes.get(sym)
+        if tape is None:
+            tape = self._state(sym).tape
+        return tape.between(t0, t1)
 
     def last_n(self, sym: str, n: int) -> TradeView:
         """The newest min(n, retained) trades."""
-        st = self._state(sym)
-        st.tape.prune(self._clock.now())
-        return st.tape.last_n(n)
+        tape = self._tapes.get(sym)
+        if tape is None:
+            tape = self._state(sym).tape
+        tape.prune(self._clock.now())
+        return tape.last_n(n)
 
     def trades_after_seq(self, sym: str, seq: int) -> TradeView:
         """Retained trades with seq > ``seq`` (a cursor from :meth:`last_seq` or a view's ``seq[-1]``)."""
-        st = self._state(sym)
-        st.tape.prune(self._clock.now())
-        return st.tape.after_seq(seq)
+        tape = self._tapes.get(sym)
+        if tape is None:
+            tape = self._state(sym).tape
+        tape.prune(self._clock.now())
+        return tape.after_seq(seq)
 
     def count_between(self, sym: str, t0: float, t1: float) -> int:
         """Number of trades with t0 ≤ ts < t1."""
-        return self._state(sym).tape.count_between(t0, t1)
+        tape = self._tapes.get(sym)
+        if tape is None:
+            tape = self._state(sym).tape
+        return tape.count_between(t0, t1)
 
     def side_sums(self, sym: str, t0: float, t1: float) -> SideSums:
         """Buy/sell counts and notionals over [t0, t1)."""
-        return self._state(sym).tape.side_sums(t0, t1)
+        tape = self._tapes.get(sym)
+        if tape is None:
+            tape = self._state(sym).tape
+        return tape.side_sums(t0, t1)
+
+    def side_sums_multi(self, sym: str, t0s: Sequence[float], t1: float) -> list[SideSums]:
+        """``[side_sums(sym, t0, t1) for t0 in t0s]`` (the same numbers) for nested windows sharing a right edge,
+        with one vectorised binary search."""
+        tape = self._tapes.get(sym)
+        if tape is None:
+            tape = self._state(sym).tape
+        return tape.side_sums_multi(t0s, t1)
 
     def price_stats(self, sym: str, t0: float, t1: float) -> PriceStats:
         """n, min, max, mean, sample std, mean |Δp| over [t0, t1) (see :class:`PriceStats`)."""
-        return self._state(sym).tape.price_stats(t0, t1)
+        tape = self._tapes.get(sym)
+        if tape is None:
+            tape = self._state(sym).tape
+        return tape.price_stats(t0, t1)
 
     def last_price(self, sym: str) -> float | None:
         return self._state(sym).tape.last_price

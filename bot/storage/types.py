@@ -95,15 +95,18 @@ class TradeView:
     """Read-only window ``[a, b)`` over a tape's column buffers; columns are sliced lazily, never copied.
 
     The tape never writes below its fill mark and reallocates (rather than shifts) on compaction, so a view stays
-    a faithful snapshot of the trades it was made for even while ingestion continues.
+    a faithful snapshot of the trades it was made for even while ingestion continues. ``cols`` are read-only views
+    of the buffers (so their slices are read-only too); each column slice is made on first access and kept.
     """
 
-    __slots__ = ("_a", "_b", "_cols")
+    __slots__ = ("_a", "_b", "_cols", "_v")
 
     def __init__(self, cols: tuple[np.ndarray, ...], a: int, b: int) -> None:
-        object.__setattr__(self, "_cols", cols)
-        object.__setattr__(self, "_a", a)
-        object.__setattr__(self, "_b", b)
+        _set = object.__setattr__
+        _set(self, "_cols", cols)
+        _set(self, "_a", a)
+        _set(self, "_b", b)
+        _set(self, "_v", [None, None, None, None, None, None])  # column slices, made on first access
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("TradeView is read-only")
@@ -115,35 +118,40 @@ class TradeView:
         return f"TradeView(n={self._b - self._a})"
 
     def _col(self, i: int) -> np.ndarray:
-        v = self._cols[i][self._a : self._b]
-        v.flags.writeable = False
+        v = self._v[i] = self._cols[i][self._a : self._b]
         return v
 
     @property
     def ts(self) -> np.ndarray:
         """Trade time, epoch seconds (exchange ``T``, clamped monotone)."""
-        return self._col(0)
+        v = self._v[0]
+        return self._col(0) if v is None else v
 
     @property
     def price(self) -> np.ndarray:
-        return self._col(1)
+        v = self._v[1]
+        return self._col(1) if v is None else v
 
     @property
     def size(self) -> np.ndarray:
         """Base-coin quantity."""
-        return self._col(2)
+        v = self._v[2]
+        return self._col(2) if v is None else v
 
     @property
     def notional(self) -> np.ndarray:
         """price × size, USDT."""
-        return self._col(3)
+        v = self._v[3]
+        return self._col(3) if v is None else v
 
     @property
     def is_buy(self) -> np.ndarray:
         """Aggressor side: True for Buy."""
-        return self._col(4)
+        v = self._v[4]
+        return self._col(4) if v is None else v
 
     @property
     def seq(self) -> np.ndarray:
         """Local monotone sequence number (1 = first trade ever stored for the symbol)."""
-        return self._col(5)
+        v = self._v[5]
+        return self._col(5) if v is None else v
