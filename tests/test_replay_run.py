@@ -175,3 +175,21 @@ def test_rotation_keeps_the_newest_runs(tmp_path: Path) -> None:
     removed = rotate_runs(tmp_path, keep_last_n=2)
     assert sorted(p.name for p in removed) == ["20250100T000000Z-x", "20250101T000000Z-x", "20250102T000000Z-x"]
     assert sorted(p.name for p in runs.iterdir()) == ["20250103T000000Z-x", "20250104T000000Z-x", "not-a-run"]
+
+
+def test_live_cadence_run_reports_generator_dependence(tmp_path: Path) -> None:
+    from replay.backtest import BacktestEngine
+
+    settings = with_overrides(Settings(), {"backtest.strict_repainting_check": False, "backtest.generator_seeds": 1,
+                                           "backtest.report_path": str(tmp_path / "bt")})
+    outcome = BacktestEngine().configure_from_settings(settings).run_full_test(
+        ["BTCUSDT"], start="2025-06-20T00:00", end="2025-06-20T03:00", seed=5)
+    rows = outcome.summary["robustness"]
+    assert [r["variant"] for r in rows] == ["seed 6", "pessimistic path"]
+    assert outcome.summary["mode"].startswith("live cadence")
+    signals = (outcome.run_dir / "bot_BTCUSDT" / "signals.csv").read_text().splitlines()
+    # one evaluation every 2 s of the 3 h, but for the first ticks before the first book arrives
+    assert 3 * 3600 // 2 - 5 <= len(signals) - 1 <= 3 * 3600 // 2, "live cadence evaluates every 2 s"
+    html = (outcome.run_dir / "report.html").read_text()
+    assert "Generator dependence" in html and "pessimistic path" in html
+    assert not (outcome.run_dir / "robustness").exists()
