@@ -24,26 +24,12 @@ from settings import (
     with_overrides,
 )
 from settings.fields import tunable_of
+from settings.model import SECTION_NAMES
 from settings.search import iter_fields
 
-STRATEGY_MD = Path("/work/shared/docs/STRATEGY.md")
+STRATEGY_MD = Path(__file__).resolve().parents[2] / "shared" / "docs" / "STRATEGY.md"  # ../shared beside the repo
 
-SECTIONS = (
-    "trading",
-    "risk",
-    "execution",
-    "signals",
-    "imbalance",
-    "volume",
-    "adaptive",
-    "ohara",
-    "spread",
-    "websocket",
-    "data_retention",
-    "fees",
-    "backtest",
-    "calibration",
-)
+SECTIONS = SECTION_NAMES
 
 # Every OPTIMIZABLE field of STRATEGY.md §2 (hand-copied so the test does not depend on the doc being present).
 STRATEGY_OPTIMIZABLE: dict[str, list[str]] = {
