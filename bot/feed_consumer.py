@@ -28,10 +28,25 @@ class FeedQueue(asyncio.Queue[EventBatch]):
     def __init__(self) -> None:
         super().__init__()
         self.put_count = 0
+        self._direct: Callable[[EventBatch], None] | None = None  # the running consumer's apply, while it waits
 
     def put_nowait(self, item: EventBatch) -> None:
         super().put_nowait(item)
         self.put_count += 1
+
+    def release(self, item: EventBatch) -> None:
+        """Put ``item``, or, when the consumer is idle (running, nothing queued), have it apply the batch right here.
+
+        That is the state the consumer would reach on its next wake-up, one loop pass earlier and with no other
+        task in between: for a feed that runs on the consumer's own loop and releases on a timer (the replay), it
+        saves a task wake-up per batch. A failure still stops the consumer task (it re-raises it).
+        """
+        direct = self._direct
+        if direct is None or self._queue:  # type: ignore[attr-defined]  # asyncio.Queue's deque
+            self.put_nowait(item)
+            return
+        self.put_count += 1
+        direct(item)
 
 
 class FeedConsumer:
@@ -44,22 +59,47 @@ class FeedConsumer:
         self.applied = 0
         self.events = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._error: BaseException | None = None
 
     async def run(self) -> None:
         """Consume until cancelled. An exception from storage or a sink is a bug: it propagates (the bot stops)."""
         queue, apply, sinks = self.queue, self._apply, self._sinks
-        while True:
-            batch = await queue.get()
-            try:
-                apply(batch)
-                for sink in sinks:
-                    sink(batch)
-            finally:
-                queue.task_done()
-            self.applied += 1
-            self.events += len(batch)
-            if self._waiters:
-                self._wake()
+        direct = isinstance(queue, FeedQueue)
+        if direct:
+            queue._direct = self._apply_direct
+        try:
+            while True:
+                batch = await queue.get()
+                try:
+                    if self._error is not None:  # a direct application failed: fail here, as a queued one would
+                        raise self._error
+                    apply(batch)
+                    for sink in sinks:
+                        sink(batch)
+                finally:
+                    queue.task_done()
+                self.applied += 1
+                self.events += len(batch)
+                if self._waiters:
+                    self._wake()
+        finally:
+            if direct and queue._direct == self._apply_direct:
+                queue._direct = None
+
+    def _apply_direct(self, batch: EventBatch) -> None:
+        try:
+            self._apply(batch)
+            for sink in self._sinks:
+                sink(batch)
+        except Exception as e:
+            self._error = e
+            self.queue._direct = None
+            asyncio.Queue.put_nowait(self.queue, [])  # wake the consumer task to raise it (not counted as a batch)
+            return
+        self.applied += 1
+        self.events += len(batch)
+        if self._waiters:
+            self._wake()
 
     def _wake(self) -> None:
         keep: list[tuple[int, asyncio.Future[None]]] = []

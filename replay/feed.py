@@ -3,18 +3,41 @@
 A batch is released when the clock reaches its timestamp, never before: the bot cannot observe an event stamped after
 ``now``. Each released batch goes first to the extra sinks (the simulated exchange's ``on_market``: the exchange sees
 the market at exchange time) and then, as one queue item, to the bot's consumer.
+
+Releases are loop callbacks, not steps of a sleeping task: the timer at the batch's time releases at once when nothing
+else runs at that instant, else hands the release to the ready queue (``call_soon``), exactly where a woken feed
+task would run. Either way the order of everything observable is the sleeper's, without the future, task step and
+coroutine resume a sleep costs per batch. A :class:`bot.feed_consumer.FeedQueue` is fed through its ``release`` (the
+idle consumer applies the batch in the same step).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
+import contextvars
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from bot.clock import Clock
 from bot.events import EventBatch
-from replay.virtual_loop import sleep_until
 
 BatchSink = Callable[[EventBatch], None]
+
+
+def _grouped(batches: Iterable[tuple[float, EventBatch]]) -> Iterator[tuple[float, EventBatch, bool]]:
+    """``(ts, merged batch, is_last)`` per run of equal timestamps; out-of-order input raises once the group before
+    it was taken."""
+    pending: EventBatch = []
+    pending_ts: float | None = None
+    for ts, batch in batches:
+        if pending_ts is not None and ts != pending_ts:
+            yield pending_ts, pending, False
+            pending = []
+        if pending_ts is not None and ts < pending_ts:
+            raise ValueError(f"feed batches out of order: {ts} after {pending_ts}")
+        pending_ts = ts
+        pending.extend(batch)
+    if pending_ts is not None:
+        yield pending_ts, pending, True
 
 
 class ScheduledFeed:
@@ -38,33 +61,62 @@ class ScheduledFeed:
         self._loop_time_at: Callable[[float], float] = loop_time_at or (lambda ts: ts)
 
     async def run(self, queue: asyncio.Queue[EventBatch]) -> None:
-        clock, sinks, put = self._clock, self._sinks, queue.put_nowait
+        loop = asyncio.get_running_loop()
+        clock, sinks = self._clock, self._sinks
+        put: Callable[[EventBatch], None] = getattr(queue, "release", None) or queue.put_nowait
+        groups = _grouped(self._batches)
+        done: asyncio.Future[None] = loop.create_future()
+        ctx = contextvars.copy_context()
+        timer: asyncio.TimerHandle | None = None
         next_progress = -float("inf")
-        pending: EventBatch = []
-        pending_ts: float | None = None
-        for ts, batch in self._batches:
-            if pending_ts is not None and ts != pending_ts:
-                await self._release(pending_ts, pending, clock, sinks, put)
-                if self._progress is not None and pending_ts >= next_progress:
-                    self._progress(pending_ts)
-                    next_progress = pending_ts + self._progress_every
-                pending = []
-            if pending_ts is not None and ts < pending_ts:
-                raise ValueError(f"feed batches out of order: {ts} after {pending_ts}")
-            pending_ts = ts
-            pending.extend(batch)
-        if pending_ts is not None:
-            await self._release(pending_ts, pending, clock, sinks, put)
-            if self._progress is not None:
-                self._progress(pending_ts)
+        group = next(groups, None)
 
-    async def _release(self, ts: float, batch: EventBatch, clock: Clock, sinks: tuple[BatchSink, ...],
-                       put: Callable[[EventBatch], None]) -> None:
-        if ts > clock.now():
-            await sleep_until(self._loop_time_at(ts))
-        for sink in sinks:
-            sink(batch)
-        put(batch)
-        self.last_ts = ts
-        self.released_batches += 1
-        self.released_events += len(batch)
+        def advance(fired: bool) -> None:
+            """Release every group that is due (the one whose timer ``fired`` unconditionally, as a woken sleeper
+            would), then arm a timer for the next one, or finish."""
+            nonlocal group, timer, next_progress
+            timer = None
+            if done.done():  # cancelled (or failed) meanwhile: release nothing more
+                return
+            try:
+                while group is not None:
+                    ts, batch, last = group
+                    if not fired and ts > clock.now():
+                        when = self._loop_time_at(ts)
+                        if when > loop.time():
+                            timer = loop.call_at(when, fire, context=ctx)
+                            return
+                    fired = False
+                    for sink in sinks:
+                        sink(batch)
+                    put(batch)
+                    self.last_ts = ts
+                    self.released_batches += 1
+                    self.released_events += len(batch)
+                    if self._progress is not None and (last or ts >= next_progress):
+                        self._progress(ts)
+                        next_progress = ts + self._progress_every
+                    group = next(groups, None)
+                done.set_result(None)
+            except Exception as e:  # a sink or the batch source failed: the feed task raises it
+                done.set_exception(e)
+
+        claim: Callable[[], bool] = getattr(loop, "claim_pass", None) or (lambda: False)
+
+        def fire() -> None:
+            """The timer of the next group: release at once if the release would run alone in the next loop pass
+            (see :meth:`replay.virtual_loop.VirtualTimeLoop.claim_pass`), else queue it exactly where the sleeper's
+            wake-up would go."""
+            if claim():
+                advance(True)
+            else:
+                loop.call_soon(advance, True, context=ctx)
+
+        advance(False)
+        try:
+            await done
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if not done.done():
+                done.cancel()

@@ -6,15 +6,19 @@ is ready, adds the timeout to virtual time and returns at once. So ``await async
 while timers, timeouts and cadences keep their exact live order. The bot runs on it unmodified; its
 :class:`bot.clock.LoopClock` reads ``epoch0 + loop.time()``.
 
-Real I/O still works (the self-pipe used by ``call_soon_threadsafe``/``run_in_executor`` is polled), but a blocking
-wait with no timer at all means nothing can ever wake the loop except another thread: we wait for that a bounded
-wall time and then fail loudly rather than hang.
+Real I/O still works (registered sockets are polled every pass; a callback from another thread, e.g.
+``run_in_executor``, is seen in the ready queue before any time jump), but a blocking wait with no timer at all means
+nothing can ever wake the loop except another thread: we wait for that a bounded wall time and then fail loudly
+rather than hang. :meth:`VirtualTimeLoop.claim_pass` lets a timer callback run its follow-up in its own pass when
+nothing else would run in between (the replay feed and the executor monitor use it to skip a pass per period).
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import selectors
+from asyncio import base_events
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -36,12 +40,22 @@ class VirtualSelector(selectors.BaseSelector):
         self._real = selectors.DefaultSelector()
         self.vtime = start
         self.next_timer: Callable[[], float | None] = lambda: None
+        self.quiet_fds: frozenset[int] = frozenset()  # fds not worth a poll per pass (the loop's self-pipe)
+        self._poll = True  # a registered fd outside quiet_fds: poll the real selector every pass
+        self.loop_ready: Any = ()  # the loop's ready queue (a thread's call_soon_threadsafe lands there)
+
+    def _update_poll(self) -> None:
+        self._poll = any(key.fd not in self.quiet_fds for key in self._real.get_map().values())
 
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
-        return self._real.register(fileobj, events, data)
+        key = self._real.register(fileobj, events, data)
+        self._update_poll()
+        return key
 
     def unregister(self, fileobj: Any) -> selectors.SelectorKey:
-        return self._real.unregister(fileobj)
+        key = self._real.unregister(fileobj)
+        self._update_poll()
+        return key
 
     def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         return self._real.modify(fileobj, events, data)
@@ -53,9 +67,13 @@ class VirtualSelector(selectors.BaseSelector):
         self._real.close()
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        ready = self._real.select(0)
-        if ready:
-            return ready
+        """Real I/O first, then the virtual wait. Sockets are polled every pass; the self-pipe alone is not: a
+        callback from another thread is already in the loop's ready queue when its pipe byte is written (checked
+        before time jumps), and the byte only matters to wake a blocking wait."""
+        if self._poll:
+            ready = self._real.select(0)
+            if ready:
+                return ready
         if timeout is None:
             ready = self._real.select(DEADLOCK_WALL_TIMEOUT_SEC)
             if not ready:
@@ -63,7 +81,7 @@ class VirtualSelector(selectors.BaseSelector):
                     "virtual-time loop has no ready task and no pending timer: every task waits on something "
                     "that can never happen (a queue nobody feeds, a future nobody resolves)")
             return ready
-        if timeout > 0:
+        if timeout > 0 and not self.loop_ready:
             # Land exactly on the timer's own ``when`` (not vtime + timeout, which float rounding can leave an ulp
             # short), so an event released at ``ts`` is seen at a clock that reads exactly ``ts``.
             when = self.next_timer()
@@ -80,10 +98,33 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self._vselector = VirtualSelector(start)
         super().__init__(self._vselector)
         self._vselector.next_timer = self._next_timer_when
+        self._vselector.quiet_fds = frozenset((self._ssock.fileno(),))  # type: ignore[attr-defined]
+        self._vselector._update_poll()
+        self._vselector.loop_ready = self._ready  # type: ignore[attr-defined]
         # asyncio runs a timer once ``when < time() + _clock_resolution``. Its default (the monotonic clock's 1 ns) is
         # below the float spacing of epoch seconds (~2.4e-7 at 1.7e9), so ``time() + 1e-9 == time()`` and a timer due
         # exactly now would never run. 1 µs is above that spacing and far below anything the bot schedules.
         self._clock_resolution = 1e-6
+
+    def claim_pass(self) -> bool:
+        """For a timer callback that would only queue one follow-up callback: True if that follow-up would run alone
+        in the next pass (nothing else ready, not stopping, no timer due in it), so the caller may run it right now
+        instead, one pass early with nothing observable in between. Before answering it does what that pass does
+        first, dropping cancelled timers from the head of the heap, so the heap sees the same operations in the same
+        order either way."""
+        if self._ready or self._stopping:  # type: ignore[attr-defined]
+            return False
+        scheduled = self._scheduled  # type: ignore[attr-defined]
+        n = len(scheduled)
+        if (n > base_events._MIN_SCHEDULED_TIMER_HANDLES  # type: ignore[attr-defined]
+                and self._timer_cancelled_count / n  # type: ignore[attr-defined]
+                > base_events._MIN_CANCELLED_TIMER_HANDLES_FRACTION):  # type: ignore[attr-defined]
+            return False  # that pass rebuilds the heap: let it
+        while scheduled and scheduled[0]._cancelled:
+            self._timer_cancelled_count -= 1  # type: ignore[attr-defined]
+            handle = heapq.heappop(scheduled)
+            handle._scheduled = False
+        return not (scheduled and scheduled[0]._when < self._vselector.vtime + self._clock_resolution)
 
     def _next_timer_when(self) -> float | None:
         scheduled = self._scheduled  # asyncio's timer heap (CPython BaseEventLoop); earliest first

@@ -8,9 +8,13 @@ clock, free of network jitter) and the storage clock for pruning. The "top-N ran
 from __future__ import annotations
 
 from collections import deque
+from itertools import compress, repeat
+from operator import ge, itemgetter
 
 from bot.events import BookDelta, Level
 from bot.storage.types import BookSide, SuspiciousOrder
+
+_first = itemgetter(0)
 
 
 class SpoofTracker:
@@ -51,7 +55,11 @@ class SpoofTracker:
         self, side: BookSide, px: list[float], levels: dict[float, float], ts: float, changed: list[Level] | None
     ) -> None:
         """Steps 1–3 for one side; skipped when a delta left this side alone (same price list object, which the
-        book replaces whenever its prices change, and no level updates: nothing here can change)."""
+        book replaces whenever its prices change, and no level updates: nothing here can change).
+
+        A tracked level's last notional only moves when its level is in the delta, so after a delta the tracked
+        levels are visited one by one only if one of them may leave (outside the new range, or touched by the delta
+        and gone): otherwise just the touched ones are refreshed. Records come out in the same order either way."""
         if changed is not None and not changed and px is self._px[side]:
             return
         self._px[side] = px
@@ -65,20 +73,30 @@ class SpoofTracker:
         lo, hi = (top[-1], top[0]) if side == "bid" else (top[0], top[-1])
         if tracked:
             get = levels.get
-            for p, entry in list(tracked.items()):
-                if not lo <= p <= hi:
-                    del tracked[p]  # left the top-N range: not evidence of anything
-                    continue
-                size = get(p)
-                if size is None:
-                    del tracked[p]
-                    if ts - entry[0] < self.lifetime_sec:
-                        self.records.append(SuspiciousOrder(side, p, entry[1], entry[0], ts))
+            full = changed is None or min(tracked) < lo or max(tracked) > hi
+            if not full:
+                touched = tracked.keys() & map(_first, changed)  # type: ignore[arg-type]
+                sizes = list(map(get, touched))
+                if None in sizes:
+                    full = True
                 else:
-                    entry[1] = p * size
-        for p, n in [(p, n) for p, n in zip(top, notionals, strict=True) if n >= thr]:  # usually few of the N
+                    for p, size in zip(touched, sizes, strict=True):
+                        tracked[p][1] = p * size
+            if full:
+                for p, entry in list(tracked.items()):
+                    if not lo <= p <= hi:
+                        del tracked[p]  # left the top-N range: not evidence of anything
+                        continue
+                    size = get(p)
+                    if size is None:
+                        del tracked[p]
+                        if ts - entry[0] < self.lifetime_sec:
+                            self.records.append(SuspiciousOrder(side, p, entry[1], entry[0], ts))
+                    else:
+                        entry[1] = p * size
+        for p in compress(top, map(ge, notionals, repeat(thr))):  # n >= thr: usually few of the N
             if p not in tracked:
-                tracked[p] = [ts, n]
+                tracked[p] = [ts, p * levels[p]]
 
     def prune(self, now: float) -> None:
         cutoff = now - self.lookback_sec

@@ -40,6 +40,8 @@ from settings import Settings
 _SYMBOL, _TS, _PRICE, _SIZE, _SIDE, _ID = map(attrgetter, ("symbol", "ts", "price", "size", "side", "trade_id"))
 _ONLY_TRADES = {Trade}
 _INF = math.inf
+SMALL_BATCH = 16
+"""Trade batches up to this size are ingested with plain Python (numpy call overhead dominates tiny arrays)."""
 MAX_ISSUES = 10_000
 """Issues are kept in a bounded deque (newest last); ``counters`` keeps the totals forever."""
 
@@ -198,6 +200,8 @@ class DataStorage:
                 return
             st = self._create(sym)
         m = len(trades)
+        if m <= SMALL_BATCH and self._ingest_small(st, sym, trades, now):
+            return
         t = np.fromiter(map(_TS, trades), np.float64, m)
         p = np.fromiter(map(_PRICE, trades), np.float64, m)
         v = np.fromiter(map(_SIZE, trades), np.float64, m)
@@ -233,6 +237,39 @@ class DataStorage:
                 return
             t, p, v, is_buy, notional = t[keep], p[keep], v[keep], is_buy[keep], notional[keep]
         st.tape.append(t, p, v, is_buy, now, notional)
+
+    def _ingest_small(self, st: _SymbolState, sym: str, trades: list[Trade], now: float) -> bool:
+        """The usual few prints of one symbol, all valid: plain floats into :meth:`TradeTape.append_rows`. Returns
+        False (nothing done) if any print is invalid, leaving the reporting to the array path."""
+        ts: list[float] = []
+        ps: list[float] = []
+        vs: list[float] = []
+        buys: list[bool] = []
+        ids: list[str] = []
+        inf = _INF
+        for tr in trades:
+            t, p, v, side, tid = float(tr.ts), float(tr.price), float(tr.size), tr.side, tr.trade_id
+            if not (-inf < t < inf and 0.0 < p < inf and 0.0 < v < inf) or tid == "":
+                return False
+            if side == "Buy":
+                buys.append(True)
+            elif side == "Sell":
+                buys.append(False)
+            else:
+                return False
+            ts.append(t)
+            ps.append(p)
+            vs.append(v)
+            ids.append(tid)
+        keep = st.tape.filter_ids(ids)
+        if keep is not None:
+            self._report(sym, "duplicate_trade", f"{len(ids) - len(keep)} trade(s) with an already-seen id dropped")
+            if not keep:
+                return True
+            ts, ps = [ts[i] for i in keep], [ps[i] for i in keep]
+            vs, buys = [vs[i] for i in keep], [buys[i] for i in keep]
+        st.tape.append_rows(ts, ps, vs, buys, now)
+        return True
 
     # --- book / resync state ------------------------------------------------------------------------------------
 

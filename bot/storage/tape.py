@@ -188,6 +188,41 @@ class TradeTape:
             self._sync()
         self.prune(now)
 
+    def append_rows(
+        self, ts: list[float], price: list[float], size: list[float], is_buy: list[bool], now: float
+    ) -> None:
+        """:meth:`append` for a few validated trades given as lists: element writes instead of array building
+        (per-call numpy overhead dominates a batch of one to a handful of prints). Same values: the running-max
+        clamp of ts, and notional = price·size with the same float multiply."""
+        m = len(ts)
+        if m == 0:
+            return
+        if self.n + m > self.cap:
+            self.prune(now)
+            self._reallocate(m)
+        s = self.n
+        cts, cp, cs, cn, cb = self.ts, self.price, self.size, self.notional, self.is_buy
+        hi = self.last_ts
+        for i in range(m):
+            t = ts[i]
+            if t > hi:
+                hi = t
+            p = price[i]
+            v = size[i]
+            j = s + i
+            cts[j] = hi
+            cp[j] = p
+            cs[j] = v
+            cn[j] = p * v
+            cb[j] = is_buy[i]
+        e = s + m
+        self.n = e
+        self.last_ts = float(hi)
+        self.last_price = float(price[-1])
+        if e - self.synced >= SYNC_BACKLOG:
+            self._sync()
+        self.prune(now)
+
     def prune(self, now: float) -> None:
         """Drop trades with ts < now − retention (advance ``lo``; memory is reclaimed at the next reallocation)."""
         cutoff = now - self.retention_sec
