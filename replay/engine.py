@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import functools
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -112,6 +113,20 @@ def read_closed_trades(path: Path, mids: Callable[[str, float], float | None] | 
     return out
 
 
+def with_entry_slippage(trades: list[ClosedTrade], records: Sequence[Any]) -> list[ClosedTrade]:
+    """Attach each trade's entry slippage: average entry vs the book mid when the entry was decided, in bps, signed
+    so that positive is worse for the trade."""
+    mids = {r.position_id: r.decision_mid for r in records if getattr(r, "decision_mid", None)}
+    out = []
+    for t in trades:
+        mid = mids.get(t.position_id)
+        if mid:
+            sign = 1.0 if t.side in ("LONG", "Buy") else -1.0
+            t = dataclasses.replace(t, entry_slippage_bps=sign * (t.entry_price - mid) / mid * 1e4)
+        out.append(t)
+    return out
+
+
 def _ts(iso: str) -> float:
     from datetime import datetime
 
@@ -121,7 +136,7 @@ def _ts(iso: str) -> float:
 async def _replay(settings: Settings, symbol: str, candles: Candles, builder: SyntheticMarketBuilder,
                   instruments: InstrumentRegistry, log_dir: Path, seed: int,
                   progress: Callable[[float], None] | None, observers: Sequence[Callable[..., None]] = ()
-                  ) -> tuple[list[EquityPoint], ScheduledFeed, int, Any]:
+                  ) -> tuple[list[EquityPoint], ScheduledFeed, int, Any, Any]:
     loop = asyncio.get_running_loop()
     clock = LoopClock(loop.time(), loop)
     exchange = SimExchange(settings, clock, instruments, seed=seed)
@@ -146,7 +161,7 @@ async def _replay(settings: Settings, symbol: str, candles: Candles, builder: Sy
         sampler.cancel()
     equity.append(EquityPoint(clock.now(), float(exchange.equity())))
     open_at_end = sum(1 for p in await exchange.get_positions() if p.size > 0)
-    return equity, feed, open_at_end, exchange
+    return equity, feed, open_at_end, exchange, bot.executor
 
 
 def run_symbol(job: SymbolJob, observers: Sequence[Callable[..., None]] = ()) -> SymbolResult:
@@ -178,14 +193,15 @@ def run_symbol(job: SymbolJob, observers: Sequence[Callable[..., None]] = ()) ->
             bar.update(round((ts - start_ts) / 86_400.0, 4) - bar.n)
 
     with asyncio.Runner(loop_factory=lambda: VirtualTimeLoop(start_ts)) as runner:
-        equity, feed, open_at_end, exchange = runner.run(
+        equity, feed, open_at_end, exchange, executor = runner.run(
             _replay(rsettings, job.symbol, candles, builder, instruments, log_dir, job.seed, on_progress, observers))
     if bar is not None:
         bar.close()
-    trades = read_closed_trades(log_dir / "trades.csv")
+    trades = with_entry_slippage(read_closed_trades(log_dir / "trades.csv"), executor.closed)
+    attempts = len(executor.closed) + len(executor.dropped) + executor.live_count()
     metrics = compute_metrics(trades, equity, start_ts=start_ts, end_ts=end_ts,
                               initial_equity=settings.backtest.initial_balance_usdt,
-                              entry_attempts=getattr(exchange, "entry_orders", None))
+                              entry_attempts=attempts, entries_filled=attempts - len(executor.dropped))
     metrics["open_positions_at_end"] = open_at_end
     metrics["ledger_reconciles"] = bool(exchange.ledger.reconcile())
     data_hash = array_hash(candles.open_time_ms, candles.open, candles.high, candles.low, candles.close,

@@ -100,8 +100,14 @@ def _r(x: float, nd: int = 6) -> float:
 
 
 def compute_metrics(trades: Sequence[ClosedTrade], equity: Sequence[EquityPoint], *, start_ts: float,
-                    end_ts: float, initial_equity: float, entry_attempts: int | None = None) -> dict[str, object]:
-    """Every metric the reports show, as a flat JSON-ready dict (floats rounded for stable bytes)."""
+                    end_ts: float, initial_equity: float, entry_attempts: int | None = None,
+                    entries_filled: int | None = None) -> dict[str, object]:
+    """Every metric the reports show, as a flat JSON-ready dict (floats rounded for stable bytes).
+
+    ``fill_rate`` = entries that got any fill / entry orders placed (None when the caller cannot count attempts).
+    ``avg_entry_slippage_bps`` is signed against the trade: average entry price vs the book mid when the entry was
+    decided (positive = paid more than mid for a long / received less for a short).
+    """
     n = len(trades)
     days = max((end_ts - start_ts) / 86_400.0, 1e-9)
     pnl = np.array([t.net_pnl for t in trades]) if n else np.zeros(0)
@@ -114,8 +120,7 @@ def compute_metrics(trades: Sequence[ClosedTrade], equity: Sequence[EquityPoint]
     rets = _daily_returns(equity)
     mean_r = float(rets.mean()) if rets.size else 0.0
     std_r = float(rets.std(ddof=1)) if rets.size > 1 else 0.0
-    downside = rets[rets < 0]
-    dstd = float(np.sqrt(np.mean(downside**2))) if downside.size else 0.0
+    dstd = float(np.sqrt(np.mean(np.minimum(rets, 0.0) ** 2))) if rets.size else 0.0  # downside dev. over all days
     ann_return = mean_r * DAYS_PER_YEAR
     reasons = Counter(t.reason for t in trades)
     maker = sum(t.maker_qty for t in trades)
@@ -151,7 +156,8 @@ def compute_metrics(trades: Sequence[ClosedTrade], equity: Sequence[EquityPoint]
         "avg_tp_distance_bps": _r(float(np.mean(tp_bps)) if tp_bps else 0.0),
         "fees_paid_usdt": _r(sum(t.fees for t in trades)),
         "maker_share": _r(maker / (maker + taker) if maker + taker > 0 else 0.0),
-        "fill_rate": _r(n / entry_attempts if entry_attempts else 0.0) if entry_attempts is not None else None,
+        "fill_rate": (_r(entries_filled / entry_attempts if entry_attempts else 0.0)
+                      if entry_attempts is not None and entries_filled is not None else None),
         "entry_attempts": entry_attempts,
         "avg_entry_slippage_bps": _r(float(np.mean([t.entry_slippage_bps for t in trades])) if n else 0.0),
         "avg_pnl_bps": _r(float(norm.mean()) if n else 0.0),

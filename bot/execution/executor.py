@@ -204,7 +204,8 @@ class Executor:
             symbol=sym, position_id=make_position_id(now, self._seq), side=d, state=PositionState.OPENING,
             target_qty=decision.qty, created_at=now, sl_pct=sl_pct, tp_pct=tp_pct,
             max_lifetime_sec=lifetime, signal=signal,
-            signal_ts=getattr(signal, "ts", None), signal_summary=_summary(signal))
+            signal_ts=getattr(signal, "ts", None), signal_summary=_summary(signal),
+            decision_mid=(top.best_bid + top.best_ask) / 2.0)
         self._seq += 1
         self.book.add(rec)
         from bot.execution.entry import run_entry  # entry imports this module's types

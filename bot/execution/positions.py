@@ -53,6 +53,7 @@ class PositionRecord:
     signal: Any = None              # the Signal object (snapshot: immutable)
     signal_ts: float | None = None
     signal_summary: str = ""
+    decision_mid: float | None = None  # book mid when the entry was decided: the reference of entry slippage
     qty: Decimal = ZERO             # net open size from our own fills
     avg_entry: Decimal | None = None
     opened_at: float | None = None  # first entry fill ts
