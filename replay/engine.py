@@ -16,17 +16,20 @@ import asyncio
 import csv
 import dataclasses
 import functools
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bot.app import build_bot
 from bot.clock import LoopClock
 from bot.instruments import InstrumentRegistry
 from replay.artifacts import array_hash, write_csv, write_json
-from replay.data import load_candles
+from replay.data import load_segments
 from replay.exchange import SimExchange
 from replay.feed import ScheduledFeed
 from replay.metrics import ClosedTrade, EquityPoint, compute_metrics
@@ -174,7 +177,8 @@ def run_symbol(job: SymbolJob, observers: Sequence[Callable[..., None]] = ()) ->
     instruments = InstrumentRegistry.bundled()
     instrument = instruments[job.symbol]
     extra = {"data_dir": Path(job.data_dir)} if job.data_dir else {}
-    candles = load_candles(job.symbol, days=job.days, start=job.start, end=job.end, settings=settings, **extra)
+    segments = load_segments(job.symbol, days=job.days, start=job.start, end=job.end, settings=settings, **extra)
+    candles = join_segments(segments)
     out_dir = Path(job.out_dir)
     log_dir = out_dir / f"bot_{job.symbol}"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -206,8 +210,25 @@ def run_symbol(job: SymbolJob, observers: Sequence[Callable[..., None]] = ()) ->
     metrics["ledger_reconciles"] = bool(exchange.ledger.reconcile())
     data_hash = array_hash(candles.open_time_ms, candles.open, candles.high, candles.low, candles.close,
                            candles.volume)
+    gaps = [[_iso(float(a.open_time_ms[-1]) / 1000.0 + CANDLE_SEC), _iso(float(b.open_time_ms[0]) / 1000.0)]
+            for a, b in itertools.pairwise(segments)]
+    metrics["data_gaps"] = gaps
     return SymbolResult(job.symbol, metrics, trades, equity, data_hash, start_ts, end_ts, feed.released_events,
-                        feed.released_batches, open_at_end, {"profile": profile.as_dict()})
+                        feed.released_batches, open_at_end, {"profile": profile.as_dict(), "gaps": gaps})
+
+
+def join_segments(segments: Sequence[Candles]) -> Candles:
+    """One candle series from contiguous segments (``gap_policy='split'``).
+
+    Nothing is interpolated: during a gap the feed releases no market event at all, as in an exchange outage. The
+    bot's book goes stale (it skips the symbol), the exchange fills nothing from the tape, and the generator re-sends a
+    full book snapshot when data resumes. A market order sent during a gap (a time exit) still fills on the last book.
+    """
+    if len(segments) == 1:
+        return segments[0]
+    first = segments[0]
+    return Candles(first.symbol, *(np.concatenate([getattr(c, f) for c in segments])
+                                   for f in ("open_time_ms", "open", "high", "low", "close", "volume")))
 
 
 def _progress_bar(symbol: str, start_ts: float, end_ts: float) -> Any:

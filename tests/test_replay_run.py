@@ -193,3 +193,27 @@ def test_live_cadence_run_reports_generator_dependence(tmp_path: Path) -> None:
     html = (outcome.run_dir / "report.html").read_text()
     assert "Generator dependence" in html and "pessimistic path" in html
     assert not (outcome.run_dir / "robustness").exists()
+
+
+def test_gap_policy_split_replays_around_the_gap_without_interpolating(tmp_path: Path, real_rows: list[str]) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = real_rows[:2000] + real_rows[2030:]  # a 30-minute hole inside the last day
+    _write_csv(data / "BTCUSDT_1m_test.csv.gz", rows)
+    settings = with_overrides(Settings(), {"backtest.gap_policy": "split"})
+    job = SymbolJob(symbol="BTCUSDT", settings_json=settings.model_dump_json(), out_dir=str(tmp_path / "out"),
+                    seed=42, days=1, data_dir=str(data))
+    seen: list[float] = []
+    result = run_symbol(job, observers=[lambda clock, batch: seen.extend(ev.ts for ev in batch)])
+    gap = result.metrics["data_gaps"]
+    assert len(gap) == 1
+    gap_start, gap_end = (_iso_ts(x) for x in gap[0])
+    assert gap_end - gap_start == 30 * 60
+    assert not [t for t in seen if gap_start < t <= gap_end], "no market event may be invented inside the gap"
+    assert result.batches == (1440 - 30) * 12
+
+
+def _iso_ts(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
