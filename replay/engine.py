@@ -90,7 +90,7 @@ def _f(x: str) -> float:
     return float(x) if x not in ("", None) else 0.0
 
 
-def read_closed_trades(path: Path, mids: Callable[[str, float], float | None] | None = None) -> list[ClosedTrade]:
+def read_closed_trades(path: Path) -> list[ClosedTrade]:
     """Round trips from the bot's own trades.csv (OPEN row + CLOSE row per position_id)."""
     if not path.exists():
         return []
