@@ -122,6 +122,6 @@ def _summary_table(summary: dict) -> str:
         pf = m["profit_factor"]
         vals = [sym, m["total_trades"], f"{100 * m['win_rate']:.1f}", f"{pf:.2f}" if isinstance(pf, float) else pf,
                 f"{m['total_pnl_usdt']:.2f}", f"{m['total_pnl_bps']:.1f}", f"{m['max_drawdown_pct']:.2f}",
-                f"{m['sharpe']:.2f}", f"{m['fees_paid_usdt']:.2f}"]
+                "n/a" if m["sharpe"] is None else f"{m['sharpe']:.2f}", f"{m['fees_paid_usdt']:.2f}"]
         lines.append("  ".join(f"{v!s:>{w}}" for v, (_, w) in zip(vals, cols, strict=True)))
     return "\n".join(lines)

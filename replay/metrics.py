@@ -5,7 +5,8 @@ Conventions, stated once so a report can be read without the code:
   normalised: ``pnl_bps`` = net PnL / entry notional · 1e4, and ``norm_pnl_usdt`` = the same return on a fixed notional
   (``NORMALISED_NOTIONAL_USDT``), so comparisons do not depend on position size, leverage or max open positions.
 - Sharpe, Sortino and Calmar use **daily** returns of the equity curve (the last equity of each UTC day, flat days
-  included), annualised with √365 / 365 because crypto perpetuals trade every day. Risk-free rate 0.
+  included), annualised with √365 / 365 because crypto perpetuals trade every day. Risk-free rate 0. With fewer than
+  ``MIN_DAILY_RETURNS`` daily returns they are None (a one-day run has no meaningful annualised ratio).
 - Max drawdown is on the equity curve (mark-to-market samples), in % of the running peak.
 """
 
@@ -20,6 +21,7 @@ import numpy as np
 
 NORMALISED_NOTIONAL_USDT = 10_000.0
 DAYS_PER_YEAR = 365.0
+MIN_DAILY_RETURNS = 3  # fewer daily returns make annualised ratios meaningless: they are reported as None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +124,7 @@ def compute_metrics(trades: Sequence[ClosedTrade], equity: Sequence[EquityPoint]
     std_r = float(rets.std(ddof=1)) if rets.size > 1 else 0.0
     dstd = float(np.sqrt(np.mean(np.minimum(rets, 0.0) ** 2))) if rets.size else 0.0  # downside dev. over all days
     ann_return = mean_r * DAYS_PER_YEAR
+    enough = rets.size >= MIN_DAILY_RETURNS
     reasons = Counter(t.reason for t in trades)
     maker = sum(t.maker_qty for t in trades)
     taker = sum(t.taker_qty for t in trades)
@@ -141,9 +144,9 @@ def compute_metrics(trades: Sequence[ClosedTrade], equity: Sequence[EquityPoint]
         "largest_win": _r(float(pnl.max()) if n else 0.0),
         "largest_loss": _r(float(pnl.min()) if n else 0.0),
         "max_drawdown_pct": _r(mdd),
-        "sharpe": _r(mean_r / std_r * math.sqrt(DAYS_PER_YEAR) if std_r > 0 else 0.0),
-        "sortino": _r(mean_r / dstd * math.sqrt(DAYS_PER_YEAR) if dstd > 0 else 0.0),
-        "calmar": _r(ann_return * 100.0 / mdd if mdd > 0 else 0.0),
+        "sharpe": _r(mean_r / std_r * math.sqrt(DAYS_PER_YEAR) if std_r > 0 else 0.0) if enough else None,
+        "sortino": _r(mean_r / dstd * math.sqrt(DAYS_PER_YEAR) if dstd > 0 else 0.0) if enough else None,
+        "calmar": _r(ann_return * 100.0 / mdd if mdd > 0 else 0.0) if enough else None,
         "recovery_factor": _r(total_pnl / (mdd / 100.0 * initial_equity) if mdd > 0 else 0.0),
         "annualisation": "daily equity returns, sqrt(365); risk-free 0",
         "avg_hold_sec": _r(float(np.mean([t.closed_ts - t.opened_ts for t in trades])) if n else 0.0, 3),

@@ -68,3 +68,9 @@ def test_entry_slippage_is_signed_against_the_trade() -> None:
     out = with_entry_slippage(trades, [Rec("L", 100.0), Rec("S", 100.0)])
     assert out[0].entry_slippage_bps == pytest.approx(10.0)   # long paid 10 bps above mid: worse
     assert out[1].entry_slippage_bps == pytest.approx(-10.0)  # short sold 10 bps above mid: better
+
+
+def test_annualised_ratios_need_enough_days() -> None:
+    eq = [EquityPoint(0.0, 100.0), EquityPoint(0.9 * DAY, 101.0)]
+    m = compute_metrics([], eq, start_ts=0.0, end_ts=DAY, initial_equity=100.0)
+    assert m["sharpe"] is None and m["sortino"] is None and m["calmar"] is None
