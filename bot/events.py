@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Literal
 
 import msgspec
+import numpy as np
 
 Level = tuple[float, float]
 """(price, size in base coin). In a delta, size 0 deletes the level."""
@@ -49,5 +50,25 @@ class Trade(msgspec.Struct, frozen=True, array_like=True, tag="t"):
     trade_id: str
 
 
-MarketEvent = BookSnapshot | BookDelta | Trade
+class TradeBatch(msgspec.Struct, frozen=True, tag="b"):
+    """Consecutive public trades of one symbol as columns: one Bybit ``publicTrade`` frame, or one synthetic batch.
+
+    Real tapes print thousands of trades a minute; storage and the simulated exchange ingest a batch as arrays, never
+    trade by trade in Python. Columns have equal length and are in exchange-time order. ``trade_id`` is an int64
+    array that increases per symbol (synthetic feeds) or an object array of Bybit's id strings (live frames).
+    Arrays are shared, never copied: nobody may write to them after the batch is built.
+    """
+
+    symbol: str
+    ts: np.ndarray  # float64 epoch seconds, exchange trade time T
+    price: np.ndarray  # float64
+    size: np.ndarray  # float64, base coin
+    is_buy: np.ndarray  # bool: the aggressor (taker) bought
+    trade_id: np.ndarray  # int64 (increasing per symbol) or object (str ids)
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+MarketEvent = BookSnapshot | BookDelta | Trade | TradeBatch
 EventBatch = list[MarketEvent]
