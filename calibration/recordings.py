@@ -17,7 +17,7 @@ from __future__ import annotations
 import gzip
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import msgspec
@@ -69,8 +69,19 @@ class Recording:
     def n_trades(self) -> int:
         return len(self.trade_ms)
 
+    def window(self, t0_ms: int, t1_ms: int) -> Recording:
+        """The part with exchange times in [t0_ms, t1_ms) (trades, book samples and touch updates)."""
+        ta, tb = np.searchsorted(self.trade_ms, [t0_ms, t1_ms])
+        ba, bb = np.searchsorted(self.book_ms, [t0_ms, t1_ms])
+        ua, ub = np.searchsorted(self.touch_ms, [t0_ms, t1_ms])
+        return replace(self, trade_ms=self.trade_ms[ta:tb], trade_price=self.trade_price[ta:tb],
+                       trade_qty=self.trade_qty[ta:tb], trade_is_buy=self.trade_is_buy[ta:tb],
+                       book_ms=self.book_ms[ba:bb], bid_px=self.bid_px[ba:bb], bid_qty=self.bid_qty[ba:bb],
+                       ask_px=self.ask_px[ba:bb], ask_qty=self.ask_qty[ba:bb], touch_ms=self.touch_ms[ua:ub],
+                       touch_bid=self.touch_bid[ua:ub], touch_ask=self.touch_ask[ua:ub])
 
-class _Book:
+
+class Book:
     """A price → size book per side, enough to rebuild a recording (not the bot's storage: no checks needed)."""
 
     def __init__(self) -> None:
@@ -106,7 +117,7 @@ class _Book:
         return out[0], out[1], out[2], out[3]
 
 
-class _Sampler:
+class BookSampler:
     """Collects the touch at every update and the top levels once per ``SAMPLE_MS``."""
 
     def __init__(self) -> None:
@@ -114,7 +125,7 @@ class _Sampler:
         self.samples: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self.next_ms: int | None = None
 
-    def on_update(self, book: _Book, ms: int) -> None:
+    def on_update(self, book: Book, ms: int) -> None:
         bb, ba = book.touch()
         if not (bb < ba):  # empty side or crossed (should not happen in a consistent rebuild): not a sample
             return
@@ -223,11 +234,11 @@ def read_binance_l2(path: Path) -> Recording:
         raise RecordingError(f"{path.name}: no REST depth snapshot (lastUpdateId) in the recording")
     if not trades:
         raise RecordingError(f"{path.name}: no trades in the recording")
-    book = _Book()
+    book = Book()
     book.replace(snap.bids, snap.asks)
     last_u = snap.lastUpdateId
     synced = False
-    sampler = _Sampler()
+    sampler = BookSampler()
     for lineno, d in depth:
         if d.u < last_u:
             continue
@@ -257,8 +268,8 @@ def read_binance_l2(path: Path) -> Recording:
 # ------------------------------------------------------------------------------------------------------- Bybit v5
 def read_bybit_capture(path: Path) -> list[Recording]:
     """Every symbol of a Bybit v5 public capture that has both a book and trades, through the live decoder."""
-    books: dict[str, _Book] = {}
-    samplers: dict[str, _Sampler] = {}
+    books: dict[str, Book] = {}
+    samplers: dict[str, BookSampler] = {}
     trades: dict[str, list[Trade]] = {}
     try:
         for _, events in iter_capture(path):
@@ -266,12 +277,12 @@ def read_bybit_capture(path: Path) -> list[Recording]:
                 if isinstance(ev, Trade):
                     trades.setdefault(ev.symbol, []).append(ev)
                     continue
-                book = books.setdefault(ev.symbol, _Book())
+                book = books.setdefault(ev.symbol, Book())
                 if isinstance(ev, BookSnapshot):
                     book.replace(ev.bids, ev.asks)
                 elif isinstance(ev, BookDelta):
                     book.update(ev.bids, ev.asks)
-                samplers.setdefault(ev.symbol, _Sampler()).on_update(book, round(ev.ts * 1000))
+                samplers.setdefault(ev.symbol, BookSampler()).on_update(book, round(ev.ts * 1000))
     except FrameError as exc:
         raise RecordingError(str(exc)) from None
     out = []

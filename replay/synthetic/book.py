@@ -1,18 +1,19 @@
 """The synthetic order book: a pure, causal function of the current path point and of causal per-candle scales.
 
-The book at a point sees only the point's price, the previous point's price (the direction of the last move, which
-decides whether the price sits at the ask or at the bid), noise drawn for that point or hashed from (price level,
-time epoch), and scales measured from candles up to the current one (``scales.py``). It never sees later path points
-or later candles, so book imbalance and depth cannot leak the future.
+The book at a point sees only its best bid/ask (from the path so far, ``path.py``), the sign of the last move, noise
+drawn for that point or hashed from (price level, time epoch), and scales measured from candles up to the current one
+(``scales.py``). It never sees later path points or later candles, so book imbalance and depth cannot leak the future.
 
 Layout. Level prices live on a lattice that is static between two snapshots: a tick is a level with probability
 q = min(1, tick_bps / level_gap_bps) (hash of the tick; tick_bps at the price of the snapshot's candle), so a move
 shifts only the levels it crosses. The best bid and best ask are always levels. Sizes (in qty steps, ≥ 1): the touch
-= touch scale × lognormal(touch σ) per point; deeper levels = deep scale × lognormal(depth σ), redrawn once per
-``level_refresh_s`` with a per-price phase (the scale is the one of the candle in which the level's current draw
-started), so a share (point interval / refresh period) of the levels is redrawn at each point besides those the
-move crosses; the size noise is a normal quantised to 2^16 quantiles (a table lookup; sizes are integers anyway).
-The top ``imbalance_levels`` ranks carry exp(±ρ/2) with ρ = c·sign(last move) + σ_ρ·z: the fitted (past-move) imbalance
+= touch scale × lognormal(touch σ) per point; deeper levels = deep scale × lognormal(depth σ), where the deep scale is
+the fitted depth density (notional per bps) times the mean level spacing, so cumulative depth grows linearly with the
+distance in bps as on the real books (and a coarse tick, one level per tick, holds a long queue). A deep size is
+redrawn once per ``level_refresh_s`` with a per-price phase (the scale is the one of the candle in which the level's
+current draw started), so a share (point interval / refresh period) of the levels is redrawn at each point besides
+those the move crosses; the size noise is a normal quantised to 2^16 quantiles (a table lookup). The top
+``imbalance_levels`` ranks carry exp(±ρ/2) with ρ = c·sign(last move) + σ_ρ·z: the fitted (past-move) imbalance
 relation, and nothing else.
 
 Two evaluations of the same model: ``full_books`` gives the whole (P, 50) books (snapshots, diagnostics, tests) and
@@ -50,7 +51,6 @@ class BookModel:
     imbalance_levels: int
     rho_coef: float
     rho_sigma: float
-    spread_pmf: tuple[float, ...]
     key_presence: np.uint64
     key_phase: np.uint64
     key_size: tuple[np.uint64, np.uint64]  # per side (bid, ask)
@@ -58,9 +58,9 @@ class BookModel:
 
     @classmethod
     def build(cls, instrument: Instrument, params: GeneratorParams, seed: int) -> BookModel:
-        pmf = np.asarray(params.spread_multiple_pmf, float)
         clip = params.depth_log_clip
         factor = np.exp(params.depth_size_log_sigma * np.clip(normal_quantiles(_SIZE_BITS), -clip, clip))
+        factor /= factor.mean()  # the deep scale is a mean (depth density × spacing): sums come out right
         return cls(
             level_gap_bps=params.level_gap_bps,
             touch_sigma=params.touch_size_log_sigma,
@@ -70,21 +70,11 @@ class BookModel:
             imbalance_levels=min(params.imbalance_levels, N_LEVELS),
             rho_coef=params.imbalance_momentum_coef / params.modulated_depth_share,
             rho_sigma=params.imbalance_log_sigma,
-            spread_pmf=tuple((pmf / pmf.sum()).tolist()),
             key_presence=derived_key(seed, instrument.symbol, _PRESENCE),
             key_phase=derived_key(seed, instrument.symbol, _PHASE),
             key_size=(derived_key(seed, instrument.symbol, _SIZE), derived_key(seed, instrument.symbol, _SIZE + 1)),
             size_factor=factor,
         )
-
-    def presence_q(self, tick: float, price: float) -> float:
-        """Share of ticks that are levels, so the mean level gap is ``level_gap_bps`` at ``price``."""
-        return min(1.0, tick / price * 1e4 / self.level_gap_bps)
-
-    def spread_multiple(self, u: np.ndarray) -> np.ndarray:
-        cdf = np.cumsum(self.spread_pmf)
-        cdf[-1] = 1.0
-        return 1 + np.searchsorted(cdf, u, side="right")
 
 
 @dataclass(frozen=True)
@@ -111,17 +101,16 @@ class StepScale:
 
 @dataclass(frozen=True)
 class Points:
-    """Per-point inputs of the book: prices (ticks), point noise and the causal scales of the point's candle."""
+    """Per-point inputs of the book: the touch (ticks, from the path), the sign of the last move, point noise and
+    the level-1 scale of the point's candle."""
 
-    p: np.ndarray
-    prev: np.ndarray
-    tie_u: np.ndarray
-    spread_u: np.ndarray
+    bid: np.ndarray
+    ask: np.ndarray
+    move_sign: np.ndarray
     z_rho: np.ndarray
     z_touch_bid: np.ndarray
     z_touch_ask: np.ndarray
     t_ms: np.ndarray
-    spread_ticks: np.ndarray
     touch_units: np.ndarray
 
     def rows(self, sl: slice) -> Points:
@@ -132,31 +121,17 @@ class Points:
 class Touch:
     bid: np.ndarray
     ask: np.ndarray
-    direction: np.ndarray
     rho: np.ndarray
     bid_units: np.ndarray
     ask_units: np.ndarray
 
 
-def touch_from_move(p: np.ndarray, prev: np.ndarray, tie_u: np.ndarray, spread: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(best bid, best ask, direction ±1): after an up move the price is the ask (a buy printed it), after a
-    down move the bid; a flat point picks a side from its own uniform."""
-    d = np.sign(p - prev)
-    d = np.where(d == 0, np.where(tie_u < 0.5, -1, 1), d)
-    bid = np.where(d > 0, p - spread, p)
-    ask = np.where(d > 0, p, p + spread)
-    return bid, ask, d
-
-
 def touch(pts: Points, model: BookModel) -> Touch:
-    spread = pts.spread_ticks * model.spread_multiple(pts.spread_u)
-    bid, ask, d = touch_from_move(pts.p, pts.prev, pts.tie_u, spread)
-    rho = model.rho_coef * np.sign(pts.p - pts.prev) + model.rho_sigma * pts.z_rho
+    rho = model.rho_coef * pts.move_sign + model.rho_sigma * pts.z_rho
     clip = model.log_clip
     tb = pts.touch_units * np.exp(model.touch_sigma * np.clip(pts.z_touch_bid, -clip, clip) + rho / 2)
     ta = pts.touch_units * np.exp(model.touch_sigma * np.clip(pts.z_touch_ask, -clip, clip) - rho / 2)
-    return Touch(bid, ask, d, rho, _units(tb), _units(ta))
+    return Touch(pts.bid, pts.ask, rho, _units(tb), _units(ta))
 
 
 def _units(size: np.ndarray) -> np.ndarray:

@@ -1,21 +1,21 @@
-"""SyntheticMarketBuilder: 1m candles → the bot's market events, one batch per intrabar point.
+"""SyntheticMarketBuilder: 1m candles → the bot's market events, one batch per intrabar point (one second by default).
 
 Per candle i (open t): K points released at t + (k+1)·60/K s (floored to the ms; the last at the candle close). The
-batch of point k = [book update, prints of that point], ts-ordered: the book carries ts = start of the point's
-interval + 1 ms, the prints lie strictly after it and at most at the release time; every event of candle i has
-ts in (t, t+60].
+batch of point k = [book update, the point's trades as one ``TradeBatch``] in ts order, like Bybit's ``orderbook`` and
+``publicTrade`` frames: the book carries ts = start of the point's interval + 1 ms, the trades lie strictly after it
+and at most at the release time; every event of candle i has ts in (t, t+60].
 
 Book events: a ``BookSnapshot`` at the first point of the run, of every UTC day and after a gap in the candles;
 otherwise a ``BookDelta`` with only the changed levels (size 0 deletes a level that left the top 50).
 ``update_id`` = minute index · K + k + 1, contiguous over consecutive candles (a snapshot follows any gap).
 
-Causality and determinism: every event of candle i is a function of candles ≤ i and the seed only. The symbol scales
-(spread, depth, print-count reference, level density) are causal per-candle arrays the builder measures itself from
-the candles it is given (scales.py; the ``SymbolProfile`` passed in is kept for reports and never read), all draws are
-counter-based hashes of (seed, symbol, candle time, column) or (price level, epoch) (rng.py). So ``candle_events(i)``
-alone equals candle i inside ``iter_batches``, and a run truncated after candle c emits exactly the first events of
-the full run. Generation is vectorised per snapshot segment (≤ one UTC day); the book is built as deltas directly
-(book.py), and the event structs are built in bulk per block of points.
+Causality and determinism: every event at time t is a function of the path up to t, of candles < i through the causal
+scales (scales.py) and of the seed; the exceptions forced by the candle's own constraints are listed where they arise
+(path.py: spread narrowed next to an extreme; flow.py: the volume schedule and the units reserved for the points that
+print the extremes) and measured by ``python -m calibration compare``'s leak probes. All draws are counter-based
+hashes of (seed, symbol, candle time, column) or (price level, epoch) (rng.py), so ``candle_events(i)`` alone equals
+candle i inside ``iter_batches``, and a run truncated after candle c emits exactly the first events of the full run.
+Generation is vectorised per snapshot segment (≤ one UTC day).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from bot.events import BookDelta, BookSnapshot, EventBatch, Trade
+from bot.events import BookDelta, BookSnapshot, EventBatch, TradeBatch
 from bot.instruments import Instrument
 from replay.synthetic.book import (
     N_LEVELS,
@@ -43,17 +43,16 @@ from replay.synthetic.book import (
     touch,
 )
 from replay.synthetic.candles import CANDLE_MS, Candles, snapshot_flags
+from replay.synthetic.flow import MAX_FILLS_PER_MINUTE, FlowScales, TradeArrays, build_flow
 from replay.synthetic.params import GeneratorParams
-from replay.synthetic.path import build_paths, low_first_probability
+from replay.synthetic.path import RANGE_TO_STEP_SIGMA, PathTouch, build_paths, directions, touch_from_path
 from replay.synthetic.profile import SymbolProfile
 from replay.synthetic.rng import CandleDraws
-from replay.synthetic.scales import CausalScales, causal_scales
-from replay.synthetic.trades import TradeArrays, build_trades
+from replay.synthetic.scales import CausalScales, ScalePrior, causal_scales
 
 # draw purposes (keys of the counter-based streams)
 _D_PATH_U, _D_BRIDGE, _D_BOOK_U, _D_BOOK_Z = 0x5A01, 0x5A02, 0x5A03, 0x5A04
-_BLOCK_ROWS = 720  # points per block of Python event construction (bounds memory and the GC pause)
-_SIDES = ("Sell", "Buy")
+_BLOCK_ROWS = 3600  # points per block of Python event construction (bounds memory and the GC pause)
 
 
 @dataclass(frozen=True)
@@ -77,6 +76,7 @@ class _Core:
     point_ms: np.ndarray
     book_ms: np.ndarray
     update_id: np.ndarray
+    ptouch: PathTouch | None = None
     pts: Points | None = None
     tch: Touch | None = None
     lattice: Lattice | None = None
@@ -116,12 +116,10 @@ class SyntheticMarketBuilder:
     """
 
     def __init__(self, instrument: Instrument, profile: SymbolProfile | None, params: GeneratorParams, seed: int,
-                 points_per_candle: int = 12, pessimistic: bool = False, candles: Candles | None = None,
-                 far_deletes: bool = True) -> None:
-        if points_per_candle < 4:
-            raise ValueError(f"points_per_candle must be >= 4, got {points_per_candle}")
-        if points_per_candle * params.max_prints_per_point >= 10_000:
-            raise ValueError("points_per_candle × max_prints_per_point must stay below 10000 (trade id layout)")
+                 points_per_candle: int = 60, pessimistic: bool = False, candles: Candles | None = None,
+                 far_deletes: bool = True, scale_prior: ScalePrior | None = None) -> None:
+        if not 4 <= points_per_candle <= 600:
+            raise ValueError(f"points_per_candle must be in [4, 600], got {points_per_candle}")
         self.instrument = instrument
         self.profile = profile
         self.params = params
@@ -130,6 +128,7 @@ class SyntheticMarketBuilder:
         self.pessimistic = bool(pessimistic)
         self.candles = candles
         self.far_deletes = bool(far_deletes)
+        self.scale_prior = scale_prior
         self.model = BookModel.build(instrument, params, self.seed)
         self._pdec = instrument.price_decimals
         self._qdec = instrument.qty_decimals
@@ -139,7 +138,8 @@ class SyntheticMarketBuilder:
     def calibrate_from_ws_stats(self, stats: Mapping[str, Any]) -> SyntheticMarketBuilder:
         """A new builder whose params are calibrated (see ``GeneratorParams.calibrate_from_ws_stats``)."""
         return SyntheticMarketBuilder(self.instrument, self.profile, self.params.calibrate_from_ws_stats(stats),
-                                      self.seed, self.K, self.pessimistic, self.candles, self.far_deletes)
+                                      self.seed, self.K, self.pessimistic, self.candles, self.far_deletes,
+                                      self.scale_prior)
 
     def iter_batches(self, candles: Candles) -> Iterator[tuple[float, EventBatch]]:
         """All batches of the run in release order, generated one snapshot segment (≤ one UTC day) at a time."""
@@ -166,7 +166,7 @@ class SyntheticMarketBuilder:
         cached = self._scales_cache
         if cached is not None and cached[0] is candles:
             return cached[1]
-        sc = causal_scales(candles, self.instrument, self.params)
+        sc = causal_scales(candles, self.instrument, self.params, self.scale_prior)
         self._scales_cache = (candles, sc)
         return sc
 
@@ -204,42 +204,60 @@ class SyntheticMarketBuilder:
                         ((sl.open, "open"), (sl.high, "high"), (sl.low, "low"), (sl.close, "close")))
         open_ms = sl.open_time_ms.astype(np.int64)
         draws = CandleDraws(self.seed, sym, open_ms)
-        U = draws.uniform(_D_PATH_U, 3)
+        U = draws.uniform(_D_PATH_U, 1)
         prev_close = np.empty(N, np.int64)
         prev_close[1:] = cl[:-1]
         prev_close[0] = _ticks(c.close[a - 1:a], tick, "close", sym)[0] if a > 0 else o[0]
-        p_low = low_first_probability(o, h, lo, cl, p.extreme_order_logit_intercept, p.extreme_order_logit_slope)
-        low_first = U[:, 0] < p_low
+        low_first = None
         if self.pessimistic:
             prev_open = np.empty(N, np.int64)
             prev_open[1:] = o[:-1]
             prev_open[0] = _ticks(c.open[a - 1:a], tick, "open", sym)[0] if a > 0 else o[0]
             prev_dir = np.sign(prev_close - prev_open)
-            low_first = np.where(prev_dir > 0, True, np.where(prev_dir < 0, False, low_first))
-        path = build_paths(o, h, lo, cl, K, low_first, U[:, 1], U[:, 2], draws.normal(_D_BRIDGE, K), p.bridge_noise)
+            natural = build_paths(o, h, lo, cl, K, draws.normal(_D_BRIDGE, K - 1))
+            drawn = np.argmin(natural, axis=1) < np.argmax(natural, axis=1)
+            low_first = np.where(prev_dir > 0, True, np.where(prev_dir < 0, False, drawn))
+        path = build_paths(o, h, lo, cl, K, draws.normal(_D_BRIDGE, K - 1), low_first)
         kk = np.arange(K)
         point_ms = (open_ms[:, None] + ((kk + 1) * CANDLE_MS) // K).ravel()
         book_ms = (open_ms[:, None] + (kk * CANDLE_MS) // K + 1).ravel()
         update_id = ((open_ms // CANDLE_MS)[:, None] * K + kk + 1).ravel()
         if not with_books or sc is None:
             return _Core(path, point_ms, book_ms, update_id)
-        Ub = draws.uniform(_D_BOOK_U, 2 * K)
+        first_dir = np.sign(o - prev_close)
+        first_dir = np.where(first_dir == 0, np.where(U[:, 0] < 0.5, -1, 1), first_dir)
+        d = directions(path, first_dir, h, lo)
+        Ub = draws.uniform(_D_BOOK_U, K)
+        spread = self._spread_ticks(Ub)
+        pt = touch_from_path(path, d, spread, h, lo)
         Zb = draws.normal(_D_BOOK_Z, 3 * K)
         cand = np.repeat(np.arange(a, b), K)
-        pts = Points(p=path.ravel(), prev=np.concatenate([prev_close[:, None], path[:, :-1]], axis=1).ravel(),
-                     tie_u=Ub[:, :K].ravel(), spread_u=Ub[:, K:].ravel(), z_rho=Zb[:, :K].ravel(),
-                     z_touch_bid=Zb[:, K:2 * K].ravel(), z_touch_ask=Zb[:, 2 * K:].ravel(), t_ms=book_ms,
-                     spread_ticks=sc.spread_ticks[cand], touch_units=sc.touch_units[cand])
+        prev = np.concatenate([prev_close[:, None], path[:, :-1]], axis=1)
+        pts = Points(bid=pt.bid.ravel(), ask=pt.ask.ravel(), move_sign=np.sign(path - prev).ravel(),
+                     z_rho=Zb[:, :K].ravel(), z_touch_bid=Zb[:, K:2 * K].ravel(), z_touch_ask=Zb[:, 2 * K:].ravel(),
+                     t_ms=book_ms, touch_units=sc.touch_units[cand])
         tch = touch(pts, self.model)
         lattice = Lattice.around(self.model, float(sc.presence_q[a]), tch.bid, tch.ask)
         deep = StepScale.from_candles(c.open_time_ms[:b].astype(np.int64), sc.deep_units[:b],
                                       int(book_ms[0]) - self.model.refresh_ms, int(book_ms[-1]))
         vol_units = np.floor(sl.volume / self.instrument.step + 0.5).astype(np.int64)
-        trades = build_trades(path=path, prev_close=prev_close, h=h, lo=lo, bid=tch.bid.reshape(N, K),
-                              ask=tch.ask.reshape(N, K), direction=tch.direction.reshape(N, K), volume=sl.volume,
-                              volume_units=vol_units, open_ms=open_ms, mean_volume=sc.mean_volume[a:b], draws=draws,
-                              params=p)
-        return _Core(path, point_ms, book_ms, update_id, pts, tch, lattice, deep, trades)
+        fs = FlowScales(volume_units=sc.mean_volume[a:b] / self.instrument.step, fill_units=sc.fill_units[a:b],
+                        move_sigma=sc.range_ticks[a:b] / (RANGE_TO_STEP_SIGMA * np.sqrt(K - 1)),
+                        range_ticks=sc.range_ticks[a:b],
+                        min_units=self._min_units(sl.open))
+        trades = build_flow(path=path, prev_close=prev_close, touch=pt, o=o, h=h, lo=lo, volume_units=vol_units,
+                            open_ms=open_ms, scales=fs, draws=draws, params=p)
+        return _Core(path, point_ms, book_ms, update_id, pt, pts, tch, lattice, deep, trades)
+
+    def _min_units(self, price: np.ndarray) -> np.ndarray:
+        """Qty steps of the instrument's minimum order notional at ``price`` (≥ 1)."""
+        ins = self.instrument
+        return np.maximum(1, np.ceil(float(ins.min_notional) / (price * ins.step) - 1e-9)).astype(np.int64)
+
+    def _spread_ticks(self, u: np.ndarray) -> np.ndarray:
+        cdf = np.cumsum(self.params.spread_ticks_pmf)
+        cdf = cdf / cdf[-1]
+        return 1 + np.minimum(np.searchsorted(cdf, u, side="right"), len(cdf) - 1)
 
     def _events(self, c: Candles, a: int, b: int, emit_from: int, sc: CausalScales
                 ) -> Iterator[tuple[float, EventBatch]]:
@@ -253,18 +271,22 @@ class SyntheticMarketBuilder:
         tr = core.trades
         tcut = np.searchsorted(tr.row, np.arange(P + 1))
         minute = (c.open_time_ms[a:b] // CANDLE_MS).astype(np.int64)
-        tid = minute[tr.row // K] * 10_000 + tr.seq
+        tid = minute[tr.row // K] * MAX_FILLS_PER_MINUTE + tr.seq
+        ts_s = tr.ts_ms / 1000.0
+        px = self._prices(tr.price_ticks)
+        qty = self._sizes(tr.units)
         release, book_ts = core.point_ms / 1000.0, core.book_ms / 1000.0
         for lo in range(r0, P, _BLOCK_ROWS):
             hi = min(P, lo + _BLOCK_ROWS)
             with _gc_paused():
-                out = self._block(sym, lo, hi, release, book_ts, core.update_id, bids, asks, tr, tcut, tid, core)
+                out = self._block(sym, lo, hi, release, book_ts, core.update_id, bids, asks,
+                                  (ts_s, px, qty, tr.is_buy, tid), tcut, core)
             yield from out
 
     def _block(self, sym: str, lo: int, hi: int, release: np.ndarray, book_ts: np.ndarray, uid: np.ndarray,
-               bids: Any, asks: Any, tr: TradeArrays, tcut: np.ndarray, tid: np.ndarray, core: _Core
+               bids: Any, asks: Any, cols: tuple[np.ndarray, ...], tcut: np.ndarray, core: _Core
                ) -> list[tuple[float, EventBatch]]:
-        """Event structs of rows [lo, hi): one ``.tolist()`` per column, then slicing (no per-event numpy)."""
+        """Events of rows [lo, hi): book structs from one ``.tolist()`` per column, trades as array slices."""
         first = lo
         books: list[BookSnapshot | BookDelta] = []
         if lo == 0:  # chunk start: snapshot
@@ -282,13 +304,15 @@ class SyntheticMarketBuilder:
                 sides.append([pairs[i:j] for i, j in itertools.pairwise(cut)])
             books.extend(map(BookDelta, itertools.repeat(sym), book_ts[first:hi].tolist(), sides[0], sides[1],
                              uid[first:hi].tolist()))
-        s, e = int(tcut[lo]), int(tcut[hi])
-        trades = list(map(Trade, itertools.repeat(sym), (tr.ts_ms[s:e] / 1000.0).tolist(),
-                          self._prices(tr.price_ticks[s:e]).tolist(), self._sizes(tr.units[s:e]).tolist(),
-                          map(_SIDES.__getitem__, tr.is_buy[s:e].tolist()), map(str, tid[s:e].tolist())))
-        tc = (tcut[lo:hi + 1] - s).tolist()
-        return [(r, [ev, *trades[i:j]]) for r, ev, i, j in zip(release[lo:hi].tolist(), books, tc[:-1], tc[1:],
-                                                                 strict=True)]
+        ts, px, qty, buy, tid = cols
+        out: list[tuple[float, EventBatch]] = []
+        for r, ev, i, j in zip(release[lo:hi].tolist(), books, tcut[lo:hi].tolist(), tcut[lo + 1:hi + 1].tolist(),
+                               strict=True):
+            if i == j:
+                out.append((r, [ev]))
+            else:
+                out.append((r, [ev, TradeBatch(sym, ts[i:j], px[i:j], qty[i:j], buy[i:j], tid[i:j])]))
+        return out
 
     def _pairs(self, ticks: np.ndarray, units: np.ndarray) -> list[tuple[float, float]]:
         return list(zip(self._prices(ticks).tolist(), self._sizes(units).tolist(), strict=True))

@@ -1,69 +1,115 @@
-"""Intrabar price paths: K points from open to close touching high and low exactly, inside [low, high], on ticks.
+"""Intrabar price paths and the touch they imply: K points (one per second by default) from open to close.
 
-Point 0 is the open, point K−1 the close; the extremes not already at the open/close sit at random distinct
-interior points. Which extreme comes first is random with P(low first) = logistic(a + b·body) fitted on real
-5m candles from their 1m bars (body = (close−open)/(high−low)), so an up candle usually dips first but not always.
-Between anchors the path is a Brownian bridge (σ per step = bridge_noise·range/√K) clipped to [low, high].
+**Path.** A Brownian bridge from the open to the close (σ per step from the candle's range), whose excursions above
+max(open, close) and below min(open, close) are stretched so they end exactly at the high and the low; the part
+between open and close is left as the bridge drew it. The bridge gives the extremes the timing a random walk has
+(often near the ends, arcsine-like), where placing them at uniform interior points made the path revert: the first
+seconds' move then predicted the opposite move for the rest of the minute (corr −0.2…−0.4, real ≈ 0). When the bridge
+never crosses a level the candle reaches, the point nearest to it is raised to it (rare). Points 0 and K−1 are the
+open and the close; the path is on the tick grid and inside [low, high].
 
-Pessimistic variant (live-cadence robustness report): the order is set against the previous candle's direction —
-after an up candle the low comes first, after a down candle the high comes first (a trend follower entering on the
-previous candle's direction is taken to the adverse extreme before the favourable one); a flat previous candle
-keeps the random order.
+Pessimistic variant (live-cadence robustness report): the bridge is mirrored when needed so that after an up candle
+the low comes first and after a down candle the high comes first (a flat previous candle keeps the drawn order).
+
+**Touch.** The direction of a point is the sign of its move; a flat point keeps the previous direction (after an
+uptick the price stays at the ask). After an up move the path price is the best ask (a buy printed it), after a down
+move the best bid. A point at the candle's high is always "up" and at its low "down", so the extremes are printed by a
+buy at the ask and a sell at the bid. The spread (ticks, drawn per point) is narrowed where the far side would leave
+[low, high]: the only place the book uses the candle's extremes, and only when price is within a spread of one
+(``spread < ticks to the extreme``; measured by the leak probes). A candle with high == low can only print one side.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-
-def low_first_probability(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, intercept: float,
-                          slope: float) -> np.ndarray:
-    rng = h - lo
-    body = np.divide(c - o, rng, out=np.zeros_like(rng, dtype=float), where=rng > 0)
-    return 1.0 / (1.0 + np.exp(-(intercept + slope * body)))
+RANGE_TO_STEP_SIGMA = 1.6
+"""E[range] of an n-step random walk ≈ 1.6·σ·√n: the bridge's σ per step is range / (1.6·√(K−1))."""
 
 
-def build_paths(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, K: int, low_first: np.ndarray,
-                u_pos1: np.ndarray, u_pos2: np.ndarray, z: np.ndarray, bridge_noise: float) -> np.ndarray:
-    """(N, K) int64 paths in ticks from int64 tick OHLC; ``low_first`` bool, ``u_pos*`` uniforms, ``z`` (N, K)."""
+def build_paths(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, K: int, z: np.ndarray,
+                low_first: np.ndarray | None = None) -> np.ndarray:
+    """(N, K) int64 paths in ticks from int64 tick OHLC; ``z`` (N, K−1) standard normal increments.
+
+    ``low_first`` (pessimistic mode) forces which extreme the path visits first where the candle has both; None
+    keeps the bridge's own order.
+    """
     if K < 4:
-        raise ValueError(f"intrabar_points_per_candle must be >= 4 (open, close and two interior extremes), got {K}")
-    n = len(o)
-    need_hi = (h > o) & (h > c)
-    need_lo = (lo < o) & (lo < c)
-    both = need_hi & need_lo
-    p1 = 1 + np.floor(u_pos1 * (K - 2)).astype(np.int64)
-    p2 = 1 + np.floor(u_pos2 * (K - 3)).astype(np.int64)
-    p2 = p2 + (p2 >= p1)
-    first, second = np.minimum(p1, p2), np.maximum(p1, p2)
-    lo_pos = np.where(both, np.where(low_first, first, second), p1)
-    hi_pos = np.where(both, np.where(low_first, second, first), p1)
-    rows = np.arange(n)
-    ar = np.arange(K)
-    is_a = np.zeros((n, K), bool)
-    val = np.zeros((n, K))
-    is_a[:, 0] = is_a[:, -1] = True
-    val[:, 0], val[:, -1] = o, c
-    is_a[rows[need_hi], hi_pos[need_hi]] = True
-    val[rows[need_hi], hi_pos[need_hi]] = h[need_hi]
-    is_a[rows[need_lo], lo_pos[need_lo]] = True
-    val[rows[need_lo], lo_pos[need_lo]] = lo[need_lo]
-    left = np.maximum.accumulate(np.where(is_a, ar, 0), axis=1)
-    right = np.minimum.accumulate(np.where(is_a, ar, K - 1)[:, ::-1], axis=1)[:, ::-1]
-    span = right - left
-    frac = np.divide(ar - left, span, out=np.zeros((n, K)), where=span > 0)
-    vl = np.take_along_axis(val, left, 1)
-    vr = np.take_along_axis(val, right, 1)
-    W = np.cumsum(z, axis=1)
-    wl = np.take_along_axis(W, left, 1)
-    wr = np.take_along_axis(W, right, 1)
-    bridge = W - (wl + (wr - wl) * frac)
-    sigma = (bridge_noise * (h - lo) / np.sqrt(K))[:, None]
-    path = np.rint(vl + (vr - vl) * frac + sigma * bridge)
-    # before the second extreme's anchor the path may not touch it, so "which extreme comes first" is exact
-    before_second = both[:, None] & (ar[None, :] < second[:, None])
-    upper = np.where(before_second & low_first[:, None], h[:, None] - 1, h[:, None])
-    lower = np.where(before_second & ~low_first[:, None], lo[:, None] + 1, lo[:, None])
-    path = np.clip(path, lower, upper).astype(np.int64)
-    path[is_a] = val[is_a].astype(np.int64)
+        raise ValueError(f"intrabar_points_per_candle must be >= 4, got {K}")
+    n = K - 1
+    fo, fh, fl, fc = (np.asarray(x, float)[:, None] for x in (o, h, lo, c))
+    W = np.zeros((len(o), K))
+    np.cumsum(z, axis=1, out=W[:, 1:])
+    frac = np.arange(K) / n
+    B = (W - frac * W[:, -1:]) * ((fh - fl) / (RANGE_TO_STEP_SIGMA * np.sqrt(n)))
+    base = fo + (fc - fo) * frac
+    if low_first is not None:
+        both = (h > np.maximum(o, c)) & (lo < np.minimum(o, c))
+        y = base + B
+        natural_low_first = np.argmin(y, axis=1) < np.argmax(y, axis=1)
+        flip = both & (natural_low_first != low_first)
+        B = np.where(flip[:, None], -B, B)
+    y = base + B
+    top, bot = np.maximum(fo, fc), np.minimum(fo, fc)
+    y = _stretch(y, top, fh, +1)
+    y = _stretch(y, bot, fl, -1)
+    path = np.clip(np.rint(y), fl, fh).astype(np.int64)
+    path[:, 0], path[:, -1] = o, c
     return path
+
+
+def _stretch(y: np.ndarray, level: np.ndarray, extreme: np.ndarray, sign: int) -> np.ndarray:
+    """Map the excursion beyond ``level`` (above for sign +1, below for −1) linearly onto [level, extreme]."""
+    exc = sign * (y - level)
+    m = exc.max(axis=1, keepdims=True)
+    need = sign * (extreme - level)
+    scale = np.divide(need, m, out=np.zeros_like(need), where=m > 0)
+    out = np.where(exc > 0, level + sign * exc * scale, y)
+    # the bridge never went beyond the level but the candle did: raise the interior point closest to it
+    miss = ((m <= 0) & (need > 0))[:, 0]
+    if miss.any():
+        rows = np.flatnonzero(miss)
+        k = 1 + np.argmax(exc[rows, 1:-1], axis=1)
+        out[rows, k] = extreme[rows, 0]
+    return out
+
+
+@dataclass(frozen=True)
+class PathTouch:
+    """Per point: direction (±1), best bid and ask in ticks, and which aggressor sides can print."""
+
+    direction: np.ndarray
+    bid: np.ndarray
+    ask: np.ndarray
+    can_buy: np.ndarray
+    can_sell: np.ndarray
+
+
+def directions(path: np.ndarray, first_dir: np.ndarray, h: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """(N, K) ±1: sign of each move, flat points keep the previous direction; ``first_dir`` (N,) is point 0's when
+    its move from the previous close is flat. Points at the high are +1 and at the low −1 (when high > low)."""
+    N, K = path.shape
+    d = np.empty((N, K), np.int64)
+    d[:, 1:] = np.sign(np.diff(path, axis=1))
+    d[:, 0] = first_dir
+    idx = np.where(d != 0, np.arange(K), 0)
+    np.maximum.accumulate(idx, axis=1, out=idx)
+    d = np.take_along_axis(d, idx, axis=1)
+    ranged = (h > lo)[:, None]
+    d = np.where(ranged & (path == h[:, None]), 1, d)
+    return np.where(ranged & (path == lo[:, None]), -1, d)
+
+
+def touch_from_path(path: np.ndarray, direction: np.ndarray, spread: np.ndarray, h: np.ndarray,
+                    lo: np.ndarray) -> PathTouch:
+    """Best bid/ask around the path price; ``spread`` (N, K) ticks ≥ 1 is narrowed to keep both sides' prints
+    inside [low, high]."""
+    up = direction > 0
+    H, L = h[:, None], lo[:, None]
+    room = np.where(up, path - L, H - path)  # ticks the far side may move away before leaving the range
+    s = np.where(room > 0, np.minimum(spread, room), spread)
+    bid = np.where(up, path - s, path)
+    ask = np.where(up, path, path + s)
+    return PathTouch(direction, bid, ask, can_buy=ask <= H, can_sell=bid >= L)

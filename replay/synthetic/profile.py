@@ -42,26 +42,16 @@ class SymbolProfile:
         return asdict(self)
 
 
-def profile_from_candles(candles: Candles, instrument: Instrument, spread_range_ratio: float | None = None
-                         ) -> SymbolProfile:
-    """Measure a profile from candles.
-
-    The spread has no OHLC estimator that works at the tick scale of liquid perps (Roll/Corwin–Schultz give
-    bps where the real book shows one tick), so it is scaled from the median 1m range in ticks by the ratio
-    fitted on the L2 recordings (``spread_range_ratio`` in defaults.json), floored at one tick.
-    """
+def profile_from_candles(candles: Candles, instrument: Instrument) -> SymbolProfile:
+    """Measure a profile from candles. The spread is the generator's modal spread: one tick, as on the liquid perps
+    the L2 recordings cover (``spread_ticks_pmf``)."""
     if len(candles) == 0:
         raise ValueError(f"profile_from_candles({candles.symbol}): no candles")
-    if spread_range_ratio is None:
-        from replay.synthetic.params import GeneratorParams
-
-        spread_range_ratio = GeneratorParams.load_defaults().spread_range_ratio
     h, lo, c = candles.high, candles.low, candles.close
     med_price = float(np.median(c))
     vol_pct = float(np.median((h - lo) / lo) * 100.0)
     tick = instrument.tick
-    med_range_ticks = float(np.median((h - lo) / tick))
-    spread_ticks = max(1, round(spread_range_ratio * med_range_ticks))
+    spread_ticks = 1
     n_win = len(candles) // TREND_WINDOW
     if n_win:
         m = n_win * TREND_WINDOW
