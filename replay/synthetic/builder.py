@@ -226,7 +226,7 @@ class SyntheticMarketBuilder:
             return _Core(path, point_ms, book_ms, update_id)
         first_dir = np.sign(o - prev_close)
         first_dir = np.where(first_dir == 0, np.where(U[:, 0] < 0.5, -1, 1), first_dir)
-        d = directions(path, first_dir, h, lo)
+        d = directions(path, first_dir)
         Ub = draws.uniform(_D_BOOK_U, K)
         spread = self._spread_ticks(Ub)
         pt = touch_from_path(path, d, spread, h, lo)

@@ -24,9 +24,10 @@ Per candle and point k (one second by default), in time order:
    order of the candle prints the open (side of point 0's direction) and the last order of every point is on its
    direction, so the last trade price follows the path and the high/low/close are printed.
 
-Points that must print: 0 (open), the first point at the high, the first at the low, K−1 (close). One unit per later
-such point is reserved while scheduling: that uses where the extremes lie (the path's future), and only binds when a
-candle's volume is nearly exhausted; documented, measured by the probes. Every draw is a counter-based hash of
+Points that must print: 0 (open), the first point at the high, the first at the low, K−1 (close). Three units (close,
+high, low) are held back while scheduling, one released as each extreme point passes (knowing a point is the candle's
+extreme is the only look-ahead, and it moves at most a unit of volume); they only bind when a candle's volume is
+nearly exhausted. Every draw is a counter-based hash of
 (candle time, point, slot), so a candle regenerates alone.
 """
 
@@ -109,7 +110,13 @@ def build_flow(*, path: np.ndarray, prev_close: np.ndarray, touch: PathTouch, o:
     run = (prior_n * (1.0 + 0.8 * p.activity_move_coef) + np.cumsum(excite, axis=1)) / (prior_n + np.arange(1, K + 1))
     act = np.exp(s_a * draws.normal(_ACT, K) - s_a * s_a / 2) * excite / run
     forced = must_print(path, h, lo) & (volume_units > 0)[:, None]
-    reserve_after = np.cumsum(forced[:, ::-1], axis=1)[:, ::-1] - forced  # forced points strictly after k
+    # one unit held back for each point that may still have to print (close, high, low): 3 minus the extreme points
+    # already passed, so the reservation never says where a later extreme lies
+    interior = forced.copy()
+    interior[:, -1] = False
+    passed = np.cumsum(interior, axis=1) - interior[:, :1]  # point 0 (the open) is not an extreme to wait for
+    reserve_after = np.maximum(3 - passed, 1)
+    reserve_after[:, -1] = 0
     # side probabilities per point (causal: this point's move and the move since the candle's open)
     pb = np.asarray(p.buy_prob_by_move)[np.sign(move) + 1]
     logit = np.log(pb / (1 - pb)) + p.buy_trend_coef * (path - o[:, None]) / np.maximum(scales.range_ticks, 1)[:, None]

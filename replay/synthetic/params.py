@@ -55,7 +55,7 @@ class GeneratorParams:
     imbalance_std: float
     imbalance_momentum_coef: float
     # design
-    volume_blend_power: float = 1.0  # weight (t/60)^p of the candle's own volume in the per-second schedule
+    volume_blend_power: float = 2.0  # weight (t/60)^p of the candle's own volume in the per-second schedule
     imbalance_levels: int = 3  # top ranks per side carrying the causal imbalance factor
     level_refresh_s: float = 300.0  # each deep level's size is redrawn once per this period (staggered per price)
     depth_log_clip: float = 2.5  # |z| cap of the lognormal size noise
