@@ -263,7 +263,7 @@ class SyntheticMarketBuilder:
                 ) -> Iterator[tuple[float, EventBatch]]:
         """Batches of candles [emit_from, b) of the chunk [a, b) whose first point is a snapshot."""
         core = self._core(c, a, b, sc, with_books=True)
-        assert core.pts is not None and core.lattice is not None and core.deep is not None and core.trades
+        assert core.pts is not None and core.lattice is not None and core.deep is not None and core.trades is not None
         K, sym = self.K, c.symbol
         P = (b - a) * K
         r0 = (emit_from - a) * K

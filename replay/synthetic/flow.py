@@ -120,7 +120,7 @@ def build_flow(*, path: np.ndarray, prev_close: np.ndarray, touch: PathTouch, o:
     # side probabilities per point (causal: this point's move and the move since the candle's open)
     pb = np.asarray(p.buy_prob_by_move)[np.sign(move) + 1]
     logit = np.log(pb / (1 - pb)) + p.buy_trend_coef * (path - o[:, None]) / np.maximum(scales.range_ticks, 1)[:, None]
-    p_buy = 1.0 / (1.0 + np.exp(-logit))
+    p_buy = 1.0 / (1.0 + np.exp(-np.clip(logit, -30.0, 30.0)))
     e_base = scales.volume_units / K
     fill_mean_factor = p.fill_notional_mean_factor
     rows = np.arange(N)

@@ -53,8 +53,8 @@ def build_paths(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, K: 
     frac = np.arange(K) / n
     B = (W - frac * W[:, -1:]) * (BRIDGE_SIGMA_FACTOR * (fh - fl) / (RANGE_TO_STEP_SIGMA * np.sqrt(n)))
     base = fo + (fc - fo) * frac
+    both = (h > np.maximum(o, c)) & (lo < np.minimum(o, c))
     if low_first is not None:
-        both = (h > np.maximum(o, c)) & (lo < np.minimum(o, c))
         y = base + B
         natural_low_first = np.argmin(y, axis=1) < np.argmax(y, axis=1)
         flip = both & (natural_low_first != low_first)
@@ -65,7 +65,36 @@ def build_paths(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, K: 
     y = _stretch(y, bot, fl, -1)
     path = np.clip(np.rint(y), fl, fh).astype(np.int64)
     path[:, 0], path[:, -1] = o, c
+    if low_first is not None:
+        _enforce_order(path, np.asarray(h), np.asarray(lo), low_first, both)
     return path
+
+
+def _enforce_order(path: np.ndarray, h: np.ndarray, lo: np.ndarray, low_first: np.ndarray, rows_ok: np.ndarray
+                   ) -> None:
+    """Pessimistic mode: where the mirrored bridge still visits the wrong extreme first, keep the path a tick short of
+    it until the other extreme is reached, then visit it at the path's highest (lowest) later interior point."""
+    K = path.shape[1]
+    for want_low in (True, False):
+        first_x, other = (lo, h) if want_low else (h, lo)
+        sign = 1 if want_low else -1  # the extreme that must wait is `other`
+        rows = np.flatnonzero((low_first == want_low) & rows_ok)
+        if not len(rows):
+            continue
+        P = path[rows]
+        i_first = np.argmax(P == first_x[rows, None], axis=1)
+        i_other = np.argmax(P == other[rows, None], axis=1)
+        bad = i_other < i_first
+        for r in np.flatnonzero(bad):
+            row, a = rows[r], min(int(i_first[r]), K - 3)  # leave room for the other extreme after it
+            path[row, a] = first_x[row]
+            cap = other[row] - sign
+            seg = path[row, 1:a]
+            path[row, 1:a] = np.minimum(seg, cap) if sign > 0 else np.maximum(seg, cap)
+            later = path[row, a + 1:K - 1]
+            if len(later) and not np.any(later == other[row]):
+                j = a + 1 + int(np.argmax(sign * later))
+                path[row, j] = other[row]
 
 
 def _stretch(y: np.ndarray, level: np.ndarray, extreme: np.ndarray, sign: int) -> np.ndarray:
