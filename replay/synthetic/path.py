@@ -81,9 +81,9 @@ def _enforce_order(path: np.ndarray, h: np.ndarray, lo: np.ndarray, low_first: n
         rows = np.flatnonzero((low_first == want_low) & rows_ok)
         if not len(rows):
             continue
-        P = path[rows]
-        i_first = np.argmax(P == first_x[rows, None], axis=1)
-        i_other = np.argmax(P == other[rows, None], axis=1)
+        sub = path[rows]
+        i_first = np.argmax(sub == first_x[rows, None], axis=1)
+        i_other = np.argmax(sub == other[rows, None], axis=1)
         bad = i_other < i_first
         for r in np.flatnonzero(bad):
             row, a = rows[r], min(int(i_first[r]), K - 3)  # leave room for the other extreme after it
