@@ -15,6 +15,7 @@ one :class:`RecordingError` naming the file and line.
 from __future__ import annotations
 
 import gzip
+import heapq
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -82,40 +83,63 @@ class Recording:
 
 
 class Book:
-    """A price → size book per side, enough to rebuild a recording (not the bot's storage: no checks needed)."""
+    """A price → size book per side, enough to rebuild a recording (not the bot's storage: no checks needed). The
+    touch is kept incrementally: a full scan only when the best level itself is deleted."""
 
     def __init__(self) -> None:
         self.bids: dict[float, float] = {}
         self.asks: dict[float, float] = {}
+        self._bb = math.nan
+        self._ba = math.nan
 
     def replace(self, bids: Iterable[tuple[float, float]], asks: Iterable[tuple[float, float]]) -> None:
         self.bids = {float(p): float(q) for p, q in bids if float(q) > 0}
         self.asks = {float(p): float(q) for p, q in asks if float(q) > 0}
+        self._bb = max(self.bids) if self.bids else math.nan
+        self._ba = min(self.asks) if self.asks else math.nan
 
     def update(self, bids: Iterable[tuple[float, float]], asks: Iterable[tuple[float, float]]) -> None:
-        for side, rows in ((self.bids, bids), (self.asks, asks)):
-            for p, q in rows:
-                fp, fq = float(p), float(q)
-                if fq == 0.0:
-                    side.pop(fp, None)
-                else:
-                    side[fp] = fq
+        bb, ba = self._bb, self._ba
+        side = self.bids
+        for p, q in bids:
+            fp, fq = float(p), float(q)
+            if fq == 0.0:
+                if side.pop(fp, None) is not None and fp == bb:
+                    bb = math.nan  # the best left: rescan below
+            else:
+                side[fp] = fq
+                if fp > bb:  # False while bb is NaN (a rescan is due anyway)
+                    bb = fp
+        side = self.asks
+        for p, q in asks:
+            fp, fq = float(p), float(q)
+            if fq == 0.0:
+                if side.pop(fp, None) is not None and fp == ba:
+                    ba = math.nan
+            else:
+                side[fp] = fq
+                if fp < ba:
+                    ba = fp
+        if bb != bb:
+            bb = max(self.bids) if self.bids else math.nan
+        if ba != ba:
+            ba = min(self.asks) if self.asks else math.nan
+        self._bb, self._ba = bb, ba
 
     def touch(self) -> tuple[float, float]:
-        return (max(self.bids) if self.bids else math.nan), (min(self.asks) if self.asks else math.nan)
+        return self._bb, self._ba
 
     def top(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         out = []
         for items, rev in ((self.bids, True), (self.asks, False)):
-            lv = sorted(items.items(), reverse=rev)[:N_LEVELS]
+            lv = heapq.nlargest(N_LEVELS, items.items()) if rev else heapq.nsmallest(N_LEVELS, items.items())
             px = np.full(N_LEVELS, np.nan)
             qty = np.full(N_LEVELS, np.nan)
             if lv:
-                a = np.asarray(lv, float)
-                px[: len(a)], qty[: len(a)] = a[:, 0], a[:, 1]
+                arr = np.asarray(lv, float)
+                px[: len(arr)], qty[: len(arr)] = arr[:, 0], arr[:, 1]
             out += [px, qty]
         return out[0], out[1], out[2], out[3]
-
 
 class BookSampler:
     """Collects the touch at every update and the top levels once per ``SAMPLE_MS``."""
