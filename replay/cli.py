@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 from loguru import logger
 from pydantic import ValidationError
@@ -61,17 +66,57 @@ def _symbols(args: argparse.Namespace, default: Sequence[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logger.remove()
-    logger.add(sys.stderr, level="INFO" if args.verbose else "WARNING", format="{level}: {message}")
+    with _sigterm_as_sigint() as stopped_by:
+        args = build_parser().parse_args(argv)
+        logger.remove()
+        logger.add(sys.stderr, level="INFO" if args.verbose else "WARNING", format="{level}: {message}")
+        try:
+            return _main(args)
+        except KeyboardInterrupt:
+            sig = stopped_by[0] if stopped_by else signal.SIGINT
+            print(f"interrupted ({sig.name}): no run folder was kept", file=sys.stderr)
+            return 128 + sig
+        except (ValueError, KeyError, FileNotFoundError, ValidationError, OSError) as exc:
+            print(f"error: {_one_line(exc)}", file=sys.stderr)
+            return 2
+
+
+@contextmanager
+def _sigterm_as_sigint() -> Iterator[list[signal.Signals]]:
+    """While the CLI runs, SIGTERM (``kill``, ``timeout``, a cancelled CI job) stops a run the way Ctrl-C does.
+
+    Python's default SIGTERM ends the process on the spot, leaving a half-written run folder. Here SIGTERM first stops
+    the worker processes (so nothing writes into the folder any more), then takes the SIGINT path: inside a replay,
+    asyncio cancels the run; elsewhere ``KeyboardInterrupt`` unwinds, and ``BacktestEngine`` removes the folder.
+    The yielded list receives the signal that stopped the run. Pool workers forked from this process inherit the
+    handler; in them SIGTERM keeps its default meaning (the pool and this handler use it to stop them).
+    """
+    owner = os.getpid()
+    stopped_by: list[signal.Signals] = []
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != owner:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        stopped_by.append(signal.SIGTERM)
+        for child in multiprocessing.active_children():
+            child.terminate()
+        on_sigint = signal.getsignal(signal.SIGINT)  # asyncio's (cancel the run) or Python's (KeyboardInterrupt)
+        if callable(on_sigint):
+            on_sigint(signal.SIGINT, frame)
+        else:  # SIGINT ignored (a background job): SIGTERM must still stop the run
+            raise KeyboardInterrupt
+
     try:
-        return _main(args)
-    except KeyboardInterrupt:
-        print("interrupted: no run folder was kept", file=sys.stderr)
-        return 130
-    except (ValueError, KeyError, FileNotFoundError, ValidationError, OSError) as exc:
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
-        return 2
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread: signals cannot be handled here
+        yield stopped_by
+        return
+    try:
+        yield stopped_by
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _one_line(exc: BaseException) -> str:
