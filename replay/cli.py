@@ -118,8 +118,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{name} names no symbol, got {raw!r}")
     from replay.backtest import QUICK_MAX_SYMBOLS
 
-    if args.quick and args.symbols and len(_split(args.symbols)) > QUICK_MAX_SYMBOLS:
-        parser.error(f"--quick replays at most {QUICK_MAX_SYMBOLS} symbols, got --symbols {args.symbols} "
+    name, raw = ("symbols", args.symbols) if args.symbols is not None else ("symbol", args.symbol)
+    if args.quick and raw is not None and len(_split(raw)) > QUICK_MAX_SYMBOLS:
+        parser.error(f"--quick replays at most {QUICK_MAX_SYMBOLS} symbols, got --{name} {raw} "
                      f"(drop --quick, or name fewer symbols)")
     return args
 

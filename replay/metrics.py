@@ -7,8 +7,8 @@ Conventions, stated once so a report can be read without the code:
 - Sharpe, Sortino and Calmar use **daily** returns of the equity curve (the last equity of each UTC day, flat days
   included; a sample at exactly 00:00 UTC closes the day before), annualised with √365 / 365 because crypto perpetuals
   trade every day. Risk-free rate 0. With fewer than ``MIN_DAILY_RETURNS`` (30) daily returns they are None and
-  ``ratios_note`` says why: a mean and deviation from a handful of days, scaled by √365, is noise presented as a
-  figure (a 2-day run's "annual Sharpe" swings by several units with one trade).
+  ``ratios_note`` says why: the standard error of an annualised Sharpe from n daily returns is about √(365/n), ±13.5
+  at n = 2 and still ±3.5 at n = 30, so below a month the figure is noise presented as a number.
 - Max drawdown is on the equity curve (mark-to-market samples), in % of the running peak.
 """
 

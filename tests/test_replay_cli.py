@@ -30,6 +30,7 @@ BAD_OPTIONS = [
     (("--quick", "--days", "5"), ("--quick", "--days 5")),
     (("--quick", "--start", "2025-06-20"), ("--quick", "--start 2025-06-20")),
     (("--quick", "--symbols", "BTCUSDT,ETHUSDT,SOLUSDT"), ("--quick", "BTCUSDT,ETHUSDT,SOLUSDT", "at most 2")),
+    (("--quick", "--symbol", "BTCUSDT,ETHUSDT,SOLUSDT"), ("--quick", "--symbol BTCUSDT,ETHUSDT,SOLUSDT")),
     (("--days", "1", "--start", "2025-06-20", "--end", "2025-06-21"), ("--days 1", "--start 2025-06-20",
                                                                        "--end 2025-06-21")),
     (("--symbols", ","), ("--symbols", "','")),
