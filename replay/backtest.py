@@ -168,7 +168,7 @@ class BacktestEngine:
 
 def _headline(r: SymbolResult) -> dict[str, Any]:
     keys = ("total_trades", "win_rate", "profit_factor", "total_pnl_usdt", "total_pnl_bps", "max_drawdown_pct",
-            "sharpe", "fees_paid_usdt", "open_positions_at_end")
+            "sharpe", "ratios_note", "fees_paid_usdt", "open_positions_at_end")
     return {k: r.metrics.get(k) for k in keys} | {"events": r.events}
 
 

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import math
+import multiprocessing
+import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
+from typing import NoReturn
 
 from loguru import logger
 from pydantic import ValidationError
@@ -22,19 +29,63 @@ Settings come from defaults < --settings FILE (TOML) < NAPORRR_* environment var
 NAPORRR_BACKTEST__SEED=7, NAPORRR_RISK__MIN_SL_PCT=0.003)."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with bad input reported as one ``error:`` line (exit code 2) instead of the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        hint = f" ({self.prog} --help lists them)" if message.startswith("unrecognized arguments") else ""
+        self.exit(2, f"error: {message}{hint}\n")
+
+
+def _days(text: str) -> float:
+    """``--days``: a finite number of days, at least one minute."""
+    try:
+        days = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
+    if not math.isfinite(days) or days * 1440 < 1:
+        raise argparse.ArgumentTypeError(f"must be a finite number of days, at least one minute (1/1440), "
+                                         f"got {text!r}")
+    return days
+
+
+def _seed(text: str) -> int:
+    """``--seed``: a non-negative integer (the generator's hashes and numpy's SeedSequence need one)."""
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
+    return seed
+
+
+def _utc_time(text: str) -> str:
+    """``--start`` / ``--end``: checked here so the message names the option; passed on as given."""
+    from replay.data.timeutil import to_ms
+
+    try:
+        to_ms(text)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m replay", description=DESCRIPTION, epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(prog="python -m replay", description=DESCRIPTION, epilog=EPILOG,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
     sel = p.add_argument_group("what to replay")
     sel.add_argument("--symbol", help="one symbol, e.g. BTCUSDT")
     sel.add_argument("--symbols", help="comma-separated symbols, e.g. BTCUSDT,ETHUSDT")
-    sel.add_argument("--days", type=float,
-                     help="the most recent N days available (default: backtest.data_lookback_days)")
-    sel.add_argument("--start", help="window start, UTC (ISO date or datetime)")
-    sel.add_argument("--end", help="window end, UTC (exclusive)")
-    sel.add_argument("--quick", action="store_true", help="sanity check: last day, at most two symbols")
+    sel.add_argument("--days", type=_days,
+                     help="N days: the most recent N available, N from --start, or N back from --end "
+                          "(default: backtest.data_lookback_days)")
+    sel.add_argument("--start", type=_utc_time, help="window start, UTC (ISO date or datetime)")
+    sel.add_argument("--end", type=_utc_time, help="window end, UTC (exclusive)")
+    sel.add_argument("--quick", action="store_true",
+                     help="sanity check: the last day, at most two symbols (not with --days/--start/--end)")
     run = p.add_argument_group("how")
-    run.add_argument("--seed", type=int, help="seed for every random draw (default: backtest.seed)")
+    run.add_argument("--seed", type=_seed, help="seed for every random draw, >= 0 (default: backtest.seed)")
     run.add_argument("--settings", type=Path, metavar="FILE", help="TOML settings file")
     run.add_argument("--live-cadence", action="store_true",
                      help="decide at the live cadence inside candles (default: strict no-repaint mode)")
@@ -48,30 +99,95 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse and cross-check the options; any conflict exits 2 with one line naming the options involved."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    window = [f"--{name} {v:g}" if isinstance(v, float) else f"--{name} {v}"
+              for name in ("days", "start", "end") if (v := getattr(args, name)) is not None]
+    if args.quick and window:
+        parser.error(f"--quick replays the last day; it cannot be combined with {', '.join(window)} "
+                     f"(drop --quick to replay that window)")
+    if len(window) == 3:
+        parser.error(f"give at most two of --days, --start, --end, got {', '.join(window)} (--days counts forward "
+                     f"from --start or back from --end)")
+    if args.symbol is not None and args.symbols is not None:
+        parser.error(f"give --symbol or --symbols, not both (got --symbol {args.symbol} --symbols {args.symbols})")
+    for name in ("symbol", "symbols"):
+        if (raw := getattr(args, name)) is not None and not _split(raw):
+            parser.error(f"--{name} names no symbol, got {raw!r}")
+    from replay.backtest import QUICK_MAX_SYMBOLS
+
+    name, raw = ("symbols", args.symbols) if args.symbols is not None else ("symbol", args.symbol)
+    if args.quick and raw is not None and len(_split(raw)) > QUICK_MAX_SYMBOLS:
+        parser.error(f"--quick replays at most {QUICK_MAX_SYMBOLS} symbols, got --{name} {raw} "
+                     f"(drop --quick, or name fewer symbols)")
+    return args
+
+
+def _split(raw: str) -> list[str]:
+    return [s.strip().upper() for s in raw.split(",") if s.strip()]
+
+
 def _symbols(args: argparse.Namespace, default: Sequence[str]) -> list[str]:
-    if args.symbol and args.symbols:
-        raise ValueError("give --symbol or --symbols, not both")
     raw = args.symbols or args.symbol
     if not raw:
         return list(default)
-    out = [s.strip().upper() for s in raw.split(",") if s.strip()]
-    if not out:
-        raise ValueError("--symbols is empty")
-    return out
+    return _split(raw)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logger.remove()
-    logger.add(sys.stderr, level="INFO" if args.verbose else "WARNING", format="{level}: {message}")
+    with _sigterm_as_sigint() as stopped_by:
+        args = parse_args(argv)
+        logger.remove()
+        logger.add(sys.stderr, level="INFO" if args.verbose else "WARNING", format="{level}: {message}")
+        try:
+            return _main(args)
+        except KeyboardInterrupt:
+            sig = stopped_by[0] if stopped_by else signal.SIGINT
+            print(f"interrupted ({sig.name}): no run folder was kept", file=sys.stderr)
+            return 128 + sig
+        except (ValueError, KeyError, FileNotFoundError, ValidationError, OSError) as exc:
+            print(f"error: {_one_line(exc)}", file=sys.stderr)
+            return 2
+
+
+@contextmanager
+def _sigterm_as_sigint() -> Iterator[list[signal.Signals]]:
+    """While the CLI runs, SIGTERM (``kill``, ``timeout``, a cancelled CI job) stops a run the way Ctrl-C does.
+
+    Python's default SIGTERM ends the process on the spot, leaving a half-written run folder. Here SIGTERM first stops
+    the worker processes (so nothing writes into the folder any more), then takes the SIGINT path: inside a replay,
+    asyncio cancels the run; elsewhere ``KeyboardInterrupt`` unwinds, and ``BacktestEngine`` removes the folder.
+    The yielded list receives the signal that stopped the run. Pool workers forked from this process inherit the
+    handler; in them SIGTERM keeps its default meaning (the pool and this handler use it to stop them).
+    """
+    owner = os.getpid()
+    stopped_by: list[signal.Signals] = []
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != owner:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        stopped_by.append(signal.SIGTERM)
+        for child in multiprocessing.active_children():
+            child.terminate()
+        on_sigint = signal.getsignal(signal.SIGINT)  # asyncio's (cancel the run) or Python's (KeyboardInterrupt)
+        if callable(on_sigint):
+            on_sigint(signal.SIGINT, frame)
+        else:  # SIGINT ignored (a background job): SIGTERM must still stop the run
+            raise KeyboardInterrupt
+
     try:
-        return _main(args)
-    except KeyboardInterrupt:
-        print("interrupted: no run folder was kept", file=sys.stderr)
-        return 130
-    except (ValueError, KeyError, FileNotFoundError, ValidationError, OSError) as exc:
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
-        return 2
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread: signals cannot be handled here
+        yield stopped_by
+        return
+    try:
+        yield stopped_by
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -124,4 +240,9 @@ def _summary_table(summary: dict) -> str:
                 f"{m['total_pnl_usdt']:.2f}", f"{m['total_pnl_bps']:.1f}", f"{m['max_drawdown_pct']:.2f}",
                 "n/a" if m["sharpe"] is None else f"{m['sharpe']:.2f}", f"{m['fees_paid_usdt']:.2f}"]
         lines.append("  ".join(f"{v!s:>{w}}" for v, (_, w) in zip(vals, cols, strict=True)))
+    notes: dict[str, list[str]] = {}
+    for sym, m in summary["symbols"].items():
+        if m.get("ratios_note"):
+            notes.setdefault(m["ratios_note"], []).append(sym)
+    lines += [f"Sharpe n/a for {', '.join(syms)}: {note}" for note, syms in notes.items()]
     return "\n".join(lines)

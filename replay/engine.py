@@ -60,6 +60,7 @@ class SymbolJob:
     pessimistic: bool = False
     progress: bool = False
     data_dir: str | None = None  # a folder of {SYMBOL}_1m_*.csv.gz instead of the bundled data
+    progress_position: int | None = None  # this job's line among several bars (run_jobs sets it); None: the only one
 
 
 @dataclass(slots=True)
@@ -190,7 +191,7 @@ def run_symbol(job: SymbolJob, observers: Sequence[Callable[..., None]] = ()) ->
                                      pessimistic=job.pessimistic)
     start_ts = float(candles.open_time_ms[0]) / 1000.0
     end_ts = float(candles.open_time_ms[-1]) / 1000.0 + CANDLE_SEC
-    bar = _progress_bar(job.symbol, start_ts, end_ts) if job.progress else None
+    bar = _progress_bar(job.symbol, start_ts, end_ts, job.progress_position) if job.progress else None
 
     def on_progress(ts: float) -> None:
         if bar is not None:
@@ -200,7 +201,7 @@ def run_symbol(job: SymbolJob, observers: Sequence[Callable[..., None]] = ()) ->
         equity, feed, open_at_end, exchange, executor = runner.run(
             _replay(rsettings, job.symbol, candles, builder, instruments, log_dir, job.seed, on_progress, observers))
     if bar is not None:
-        bar.close()
+        _close_bar(bar, job.progress_position)
     trades = with_entry_slippage(read_closed_trades(log_dir / "trades.csv"), executor.closed)
     attempts = len(executor.closed) + len(executor.dropped) + executor.live_count()
     metrics = compute_metrics(trades, equity, start_ts=start_ts, end_ts=end_ts,
@@ -231,12 +232,26 @@ def join_segments(segments: Sequence[Candles]) -> Candles:
                                    for f in ("open_time_ms", "open", "high", "low", "close", "volume")))
 
 
-def _progress_bar(symbol: str, start_ts: float, end_ts: float) -> Any:
+def _progress_bar(symbol: str, start_ts: float, end_ts: float, position: int | None = None) -> Any:
+    """A tqdm bar in simulated days. ``position``: its own terminal line among several bars (one per process).
+
+    Several bars share the cursor across processes, so each is drawn on its line and cleared when done (a bar left
+    behind would write a newline and shift the others' lines); the only bar stays, as before.
+    """
     from tqdm import tqdm
 
     return tqdm(total=round((end_ts - start_ts) / 86_400.0, 4), unit="day", desc=f"replay {symbol}",
                 bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} simulated days "
-                           "[{elapsed}<{remaining}]")
+                           "[{elapsed}<{remaining}]", position=position, leave=position is None)
+
+
+def _close_bar(bar: Any, position: int | None) -> None:
+    """Close a bar. One of several is cleared on its line; tqdm then leaves the shared cursor mid-line, so return it."""
+    bar.close()
+    if position:
+        with bar.get_lock():
+            bar.fp.write("\r")
+            bar.fp.flush()
 
 
 def write_symbol_artifacts(run_dir: Path, result: SymbolResult, settings: Settings) -> None:
@@ -269,13 +284,29 @@ def run_jobs(jobs: Sequence[SymbolJob], executor: Executor | None = None) -> lis
     """Run symbol jobs in order; more than one fans out over a process pool (one replay = one process)."""
     if len(jobs) <= 1 and executor is None:
         return [run_symbol(j) for j in jobs]
+    bars = [j for j in jobs if j.progress]
+    if len(bars) > 1:  # one terminal line per bar, in job order
+        line = itertools.count()
+        jobs = [dataclasses.replace(j, progress_position=next(line)) if j.progress else j for j in jobs]
     owns = executor is None
-    pool = executor or ProcessPoolExecutor(max_workers=min(len(jobs), _cpu_count()))
+    pool = executor or ProcessPoolExecutor(max_workers=min(len(jobs), _cpu_count()), **_shared_bar_lock(bars))
     try:
         return list(pool.map(run_symbol, jobs))
     finally:
         if owns:
             pool.shutdown()
+
+
+def _shared_bar_lock(bars: Sequence[SymbolJob]) -> dict[str, Any]:
+    """Pool arguments giving every worker one tqdm write lock, so bars in different processes never interleave."""
+    if not bars:
+        return {}
+    from multiprocessing import RLock
+
+    from tqdm import tqdm
+
+    tqdm.set_lock(RLock())
+    return {"initializer": tqdm.set_lock, "initargs": (tqdm.get_lock(),)}
 
 
 def _cpu_count() -> int:

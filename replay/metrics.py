@@ -5,8 +5,10 @@ Conventions, stated once so a report can be read without the code:
   normalised: ``pnl_bps`` = net PnL / entry notional · 1e4, and ``norm_pnl_usdt`` = the same return on a fixed notional
   (``NORMALISED_NOTIONAL_USDT``), so comparisons do not depend on position size, leverage or max open positions.
 - Sharpe, Sortino and Calmar use **daily** returns of the equity curve (the last equity of each UTC day, flat days
-  included), annualised with √365 / 365 because crypto perpetuals trade every day. Risk-free rate 0. With fewer than
-  ``MIN_DAILY_RETURNS`` daily returns they are None (a one-day run has no meaningful annualised ratio).
+  included; a sample at exactly 00:00 UTC closes the day before), annualised with √365 / 365 because crypto perpetuals
+  trade every day. Risk-free rate 0. With fewer than ``MIN_DAILY_RETURNS`` (30) daily returns they are None and
+  ``ratios_note`` says why: the standard error of an annualised Sharpe from n daily returns is about √(365/n), ±13.5
+  at n = 2 and still ±3.5 at n = 30, so below a month the figure is noise presented as a number.
 - Max drawdown is on the equity curve (mark-to-market samples), in % of the running peak.
 """
 
@@ -21,7 +23,7 @@ import numpy as np
 
 NORMALISED_NOTIONAL_USDT = 10_000.0
 DAYS_PER_YEAR = 365.0
-MIN_DAILY_RETURNS = 3  # fewer daily returns make annualised ratios meaningless: they are reported as None
+MIN_DAILY_RETURNS = 30  # fewer daily returns make annualised ratios meaningless: None, with ``ratios_note`` saying why
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +82,17 @@ def _daily_returns(equity: Sequence[EquityPoint]) -> np.ndarray:
     ts = np.array([p.ts for p in equity])
     eq = np.array([p.equity for p in equity])
     day = np.floor(ts / 86_400.0).astype(np.int64)
+    day[1:] = np.maximum(np.ceil(ts[1:] / 86_400.0).astype(np.int64) - 1, day[0])  # 00:00 UTC closes the day before
     days = np.arange(day[0], day[-1] + 1)
     idx = np.searchsorted(day, days, side="right") - 1  # last sample of each day (carried over flat days)
     closes = np.concatenate([[eq[0]], eq[idx]])
     return np.diff(closes) / closes[:-1]
+
+
+def ratios_note(daily_returns: int) -> str:
+    """Why Sharpe/Sortino/Calmar are absent from a run with ``daily_returns`` daily returns."""
+    return (f"Sharpe/Sortino/Calmar need at least {MIN_DAILY_RETURNS} daily returns to be annualised, this run has "
+            f"{daily_returns} (replay {MIN_DAILY_RETURNS} days or more)")
 
 
 def max_drawdown_pct(equity: Sequence[EquityPoint]) -> float:
@@ -149,6 +158,8 @@ def compute_metrics(trades: Sequence[ClosedTrade], equity: Sequence[EquityPoint]
         "calmar": _r(ann_return * 100.0 / mdd if mdd > 0 else 0.0) if enough else None,
         "recovery_factor": _r(total_pnl / (mdd / 100.0 * initial_equity) if mdd > 0 else 0.0),
         "annualisation": "daily equity returns, sqrt(365); risk-free 0",
+        "daily_returns": int(rets.size),
+        "ratios_note": None if enough else ratios_note(int(rets.size)),
         "avg_hold_sec": _r(float(np.mean([t.closed_ts - t.opened_ts for t in trades])) if n else 0.0, 3),
         "trades_per_day": _r(n / days),
         "close_reasons": {k: reasons[k] for k in sorted(reasons)},

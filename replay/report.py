@@ -18,8 +18,8 @@ from plotly.subplots import make_subplots
 from replay.metrics import ClosedTrade, EquityPoint
 
 KEY_METRICS = ("total_trades", "win_rate", "profit_factor", "total_pnl_usdt", "total_pnl_pct", "total_pnl_bps",
-               "max_drawdown_pct", "sharpe", "sortino", "calmar", "avg_hold_sec", "trades_per_day", "fees_paid_usdt",
-               "maker_share", "fill_rate", "avg_entry_slippage_bps")
+               "max_drawdown_pct", "sharpe", "sortino", "calmar", "ratios_note", "avg_hold_sec", "trades_per_day",
+               "fees_paid_usdt", "maker_share", "fill_rate", "avg_entry_slippage_bps")
 
 
 def _ensure_plotlyjs(report_path: Path) -> None:
@@ -30,7 +30,8 @@ def _ensure_plotlyjs(report_path: Path) -> None:
 
 def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape('n/a' if c is None else str(c))}</td>" for c in r) + "</tr>"
+                   for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 

@@ -2,14 +2,17 @@
 
 Precedence (lowest → highest): defaults < TOML file < ``.env`` file < environment (``NAPORRR_`` prefix, ``__`` nesting)
 < init kwargs. API secrets come only from the environment or ``.env``; they are excluded from every dump and repr.
+An unknown ``NAPORRR_*`` environment variable is an error naming it (a typo would otherwise be ignored).
 """
 
 from __future__ import annotations
 
+import difflib
 import itertools
+import os
 import re
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -27,6 +30,8 @@ from settings.fields import fixed, optimizable
 
 ENV_PREFIX = "NAPORRR_"
 SECRET_FIELDS: frozenset[str] = frozenset({"api_key", "api_secret"})
+# NAPORRR_* variables read outside Settings (test tooling). Any other NAPORRR_* name must be a setting.
+OTHER_ENV_NAMES: frozenset[str] = frozenset({"NAPORRR_UPDATE_GOLDEN"})
 _SECRET_TOML_KEYS: frozenset[str] = SECRET_FIELDS | {"secrets"}
 
 DEFAULT_TRADE_PAIRS: list[str] = [
@@ -700,6 +705,56 @@ def _toml_path(path: Path | None) -> Iterator[None]:
         _TOML_PATH.reset(token)
 
 
+# -------------------------------------------------------------------------------------------- environment names
+class UnknownEnvVarError(ValueError):
+    """A ``NAPORRR_*`` environment variable that names no setting (pydantic-settings would silently ignore it)."""
+
+
+def check_env_names(environ: Mapping[str, str], settings_cls: type[BaseModel]) -> None:
+    """Raise :class:`UnknownEnvVarError` naming every ``NAPORRR_*`` variable that is no setting of ``settings_cls``.
+
+    Known: ``NAPORRR_<SECTION>`` and ``NAPORRR_<SECTION>__<FIELD...>`` for each section (a typo inside a section is
+    pydantic's to report, with the field's name), the top-level fields (``NAPORRR_API_KEY``, ``NAPORRR_API_SECRET``)
+    and :data:`OTHER_ENV_NAMES`. Only names are read and reported, never values (secrets live in these variables).
+    """
+    fields = settings_cls.model_fields
+    sections = [n for n, f in fields.items() if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel)]
+    plain = [n for n in fields if n not in sections]
+    unknown: list[tuple[str, str | None]] = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in OTHER_ENV_NAMES:
+            continue
+        top, sep, rest = upper[len(ENV_PREFIX):].lower().partition("__")
+        if (top in sections and (rest or not sep)) or (top in plain and not sep):
+            continue
+        unknown.append((name, _guess_env_name(top, sep, rest, sections, plain)))
+    if not unknown:
+        return
+    if len(unknown) == 1:
+        name, guess = unknown[0]
+        what = f"unknown environment variable {name}{f' (did you mean {guess}?)' if guess else ''}"
+    else:
+        what = "unknown environment variables " + ", ".join(
+            f"{name}{f' (did you mean {guess}?)' if guess else ''}" for name, guess in unknown)
+    raise UnknownEnvVarError(
+        f"{what}: the known ones are {ENV_PREFIX}<SECTION>__<FIELD> with SECTION one of "
+        f"{', '.join(s.upper() for s in sections)}, and {', '.join(ENV_PREFIX + p.upper() for p in plain)}")
+
+
+def _guess_env_name(top: str, sep: str, rest: str, sections: list[str], plain: list[str]) -> str | None:
+    """The known variable a mistyped name most likely meant, or None."""
+    for sec in sorted(sections, key=len, reverse=True):  # NAPORRR_RISK_MIN_SL_PCT: one underscore short
+        if not sep and top.startswith(sec + "_"):
+            return f"{ENV_PREFIX}{sec.upper()}__{top[len(sec) + 1:].upper()}"
+    match = difflib.get_close_matches(top, sections + plain, n=1, cutoff=0.75)
+    if not match:
+        return None
+    if match[0] in sections:
+        return f"{ENV_PREFIX}{match[0].upper()}{'__' + rest.upper() if rest else ''}"
+    return f"{ENV_PREFIX}{match[0].upper()}"
+
+
 # --------------------------------------------------------------------------------------------------------- root
 class Settings(BaseSettings):
     """Root settings: one frozen section per concern, plus API secrets that never leave the process."""
@@ -745,7 +800,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Priority: init kwargs > environment > .env > TOML > defaults."""
+        """Priority: init kwargs > environment > .env > TOML > defaults. An unknown ``NAPORRR_*`` variable raises."""
+        check_env_names(os.environ, settings_cls)
         toml_file = _TOML_PATH.get() or settings_cls.model_config.get("toml_file")
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
         if toml_file is not None:

@@ -48,13 +48,19 @@ def test_drawdown_and_daily_ratios() -> None:
     eq = [EquityPoint(0.0, 100.0), EquityPoint(0.5 * DAY, 120.0), EquityPoint(DAY + 1, 90.0),
           EquityPoint(2 * DAY + 1, 99.0), EquityPoint(3 * DAY + 1, 108.9)]
     assert max_drawdown_pct(eq) == pytest.approx(25.0)
-    m = compute_metrics([], eq, start_ts=0.0, end_ts=4 * DAY, initial_equity=100.0)
-    # daily closes: 100 (start), 120, 90, 99, 108.9 → returns +20%, −25%, +10%, +10%
-    rets = [0.2, -0.25, 0.1, 0.1]
-    mean = sum(rets) / 4
-    std = math.sqrt(sum((r - mean) ** 2 for r in rets) / 3)
+    # 30 days whose closes return +20%, −25%, +10%, +10%, +20%, ... (each cycle: a 25% drawdown from a new peak)
+    rets = ([0.2, -0.25, 0.1, 0.1] * 8)[:30]
+    curve = [EquityPoint(0.0, 100.0)]
+    for i, r in enumerate(rets):
+        curve.append(EquityPoint((i + 0.5) * DAY, curve[-1].equity * (1 + r)))
+    m = compute_metrics([], curve, start_ts=0.0, end_ts=30 * DAY, initial_equity=100.0)
+    assert m["daily_returns"] == 30 and m["ratios_note"] is None
+    mean = sum(rets) / 30
+    std = math.sqrt(sum((r - mean) ** 2 for r in rets) / 29)
+    downside = math.sqrt(sum(min(r, 0.0) ** 2 for r in rets) / 30)
+    assert m["max_drawdown_pct"] == pytest.approx(25.0)
     assert m["sharpe"] == pytest.approx(mean / std * math.sqrt(365), rel=1e-5)
-    assert m["sortino"] == pytest.approx(mean / math.sqrt(0.25**2 / 4) * math.sqrt(365), rel=1e-5)
+    assert m["sortino"] == pytest.approx(mean / downside * math.sqrt(365), rel=1e-5)
     assert m["calmar"] == pytest.approx(mean * 365 * 100 / 25.0, rel=1e-5)
     assert m["fill_rate"] is None
 
@@ -70,7 +76,29 @@ def test_entry_slippage_is_signed_against_the_trade() -> None:
     assert out[1].entry_slippage_bps == pytest.approx(-10.0)  # short sold 10 bps above mid: better
 
 
-def test_annualised_ratios_need_enough_days() -> None:
-    eq = [EquityPoint(0.0, 100.0), EquityPoint(0.9 * DAY, 101.0)]
-    m = compute_metrics([], eq, start_ts=0.0, end_ts=DAY, initial_equity=100.0)
+def _flat_curve(days: float, *, start: float = 0.0, step: float = 300.0) -> list[EquityPoint]:
+    """Equity sampled every ``step`` seconds like a replay, drifting so no ratio is trivially zero."""
+    n = round(days * DAY / step)
+    return [EquityPoint(start + i * step, 1000.0 + 0.01 * i + (i % 7)) for i in range(n + 1)]
+
+
+@pytest.mark.parametrize(("days", "start", "expected"), [
+    (0.9, 0.0, 1),
+    (2.0, 0.0, 2),        # issue 13: a 2-day run was annualised
+    (2.0, 0.5 * DAY, 3),  # noon to noon: two part days and one whole day
+    (29.0, 0.0, 29),
+])
+def test_annualised_ratios_need_thirty_daily_returns(days: float, start: float, expected: int) -> None:
+    m = compute_metrics([], _flat_curve(days, start=start), start_ts=start, end_ts=start + days * DAY,
+                        initial_equity=1000.0)
+    assert m["daily_returns"] == expected
     assert m["sharpe"] is None and m["sortino"] is None and m["calmar"] is None
+    assert m["ratios_note"] == (f"Sharpe/Sortino/Calmar need at least 30 daily returns to be annualised, this run has "
+                                f"{expected} (replay 30 days or more)")
+
+
+def test_a_sample_at_midnight_closes_the_day_before() -> None:
+    """A 30-day run from 00:00 to 00:00 has 30 daily returns, not 31 (the last sample is the 30th day's close)."""
+    m = compute_metrics([], _flat_curve(30.0), start_ts=0.0, end_ts=30 * DAY, initial_equity=1000.0)
+    assert m["daily_returns"] == 30 and m["ratios_note"] is None
+    assert m["sharpe"] is not None and m["sortino"] is not None and m["calmar"] is not None
