@@ -286,3 +286,13 @@ def test_position_selects_prints_at_or_beyond_its_triggers() -> None:
     assert _rows(prices, buys, short) == [2, 3, 4]
     assert watch_of([], -0.5, 0, 101.0, 101.5).up == 101.0  # SL before liquidation
     assert _rows(prices, buys, Watch(-INF, INF, INF, -INF)) == []
+
+
+def test_half_tick_prints_round_half_to_even_as_the_exchange_book_does() -> None:
+    """Prints exactly half a tick off the grid: the selection (and its early exit on the batch's min/max) rounds
+    them as ``SimBook.ticks`` (Python ``round``) does."""
+    assert (round(100.25 * 10.0), round(100.75 * 10.0)) == (1002, 1008)
+    assert _rows([100.25], [False], watch_of([(1, 1002)], 0, 0, 0, 0)) == [0]  # 1002.5 → 1002: at our bid
+    assert _rows([100.75], [False], watch_of([(1, 1007)], 0, 0, 0, 0)) == []  # 1007.5 → 1008: above our bid
+    assert _rows([100.75], [True], watch_of([(-1, 1008)], 0, 0, 0, 0)) == [0]  # at our ask, lifted by a buyer
+    assert _rows([100.25, 100.3], [True, True], watch_of([(-1, 1003)], 0, 0, 0, 0)) == [1]

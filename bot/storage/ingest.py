@@ -34,7 +34,7 @@ _minimum = np.minimum
 
 SMALL_BATCH = 16
 """``Trade`` lists up to this size are ingested with plain Python."""
-SMALL_ARRAY_BATCH = 6
+SMALL_ARRAY_BATCH = 8
 """``TradeBatch``es up to this size are ingested with plain Python (``tolist`` of five short columns is cheaper than
 the dozen numpy calls of the array path)."""
 
