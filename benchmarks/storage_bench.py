@@ -2,11 +2,14 @@
 
     python benchmarks/storage_bench.py [--hours 1] [--rate 30] [--batch 50] [--seed 7]
 
-Prints: batched trade ingest rate (events/s, including retention pruning and reallocations), book-delta ingest rate
-(50-level books, ~30 changed levels per delta: through ``DataStorage.apply_batch`` with continuity checks and spoof
-tracking, and ``OrderBook.try_apply`` alone), the median and p99 latency of each query on a one-hour tape, an
-"evaluation" of the window queries the analyzers make, and peak RSS (``resource.getrusage``, whole process, so it
-includes numpy/python and the pre-built events).
+Prints: batched trade ingest rate (events/s, including retention pruning and reallocations), the same trades as
+``TradeBatch``es (int64 ids as a synthetic feed sends, string ids as the live decoder does) next to ``Trade`` events
+for batch sizes 1, 10, 40 and 200, book-delta ingest rate (50-level books, ~30 changed levels per delta: through
+``DataStorage.apply_batch`` with continuity checks and spoof tracking, and ``OrderBook.try_apply`` alone), the
+simulated exchange's ``on_market`` cost per batch of prints (no order; a resting order the prints never reach; a
+resting order at the touch whose queue every Sell print at its price consumes), the median and p99 latency of each
+query on a one-hour tape, an "evaluation" of the window queries the analyzers make, and peak RSS
+(``resource.getrusage``, whole process, so it includes numpy/python and the pre-built events).
 """
 
 from __future__ import annotations
@@ -18,16 +21,22 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.clock import FixedClock
-from bot.events import BookDelta, BookSnapshot, Trade
+from bot.events import BookDelta, BookSnapshot, Trade, TradeBatch
+from bot.instruments import InstrumentRegistry
+from bot.ports import OrderRequest
 from bot.storage import DataStorage
 from bot.storage.book import OrderBook
+from replay.exchange import ConstantLatency, SimExchange
+from replay.virtual_loop import run_virtual, virtual_clock
 from settings import Settings
 
 SYM = "BTCUSDT"
@@ -120,6 +129,35 @@ def bench_deltas(snap: BookSnapshot, deltas: list[BookDelta]) -> tuple[float, fl
     return full, alone
 
 
+def as_columns(trades: list[Trade]) -> tuple[np.ndarray, ...]:
+    """ts, price, size, is_buy, int64 ids, string ids (object array) of ``trades``."""
+    sids = np.empty(len(trades), dtype=object)
+    sids[:] = [t.trade_id for t in trades]
+    return (np.array([t.ts for t in trades]), np.array([t.price for t in trades]), np.array([t.size for t in trades]),
+            np.array([t.side == "Buy" for t in trades]), np.arange(1, len(trades) + 1, dtype=np.int64), sids)
+
+
+def bench_batch_ingest(cols: tuple[np.ndarray, ...], batch: int, str_ids: bool) -> float:
+    """trades/s through ``DataStorage.apply_batch``, one ``TradeBatch`` per queue item (as ``bench_ingest``)."""
+    ts, price, size, buy, ids, sids = cols
+    tid = sids if str_ids else ids
+    n = len(ts)
+    items = [[TradeBatch(SYM, ts[i : i + batch], price[i : i + batch], size[i : i + batch], buy[i : i + batch],
+                         tid[i : i + batch])] for i in range(0, n, batch)]
+    ends = ts[np.minimum(np.arange(batch, n + batch, batch), n) - 1].tolist()
+    clock = FixedClock(float(ts[0]))
+    ds = DataStorage(Settings(), clock, [SYM])
+    apply = ds.apply_batch
+    t = time.perf_counter()
+    for item, end in zip(items, ends, strict=True):
+        clock.t = end
+        apply(item)
+    dt = time.perf_counter() - t
+    if ds.last_seq(SYM) != n or ds.issues:
+        raise RuntimeError(f"batch ingest lost trades: {ds.last_seq(SYM)} of {n}, {list(ds.issues)[:1]}")
+    return n / dt
+
+
 def bench_ingest(trades: list[Trade], batch: int) -> tuple[float, DataStorage, FixedClock]:
     clock = FixedClock(trades[0].ts)
     ds = DataStorage(Settings(), clock, [SYM])
@@ -132,6 +170,53 @@ def bench_ingest(trades: list[Trade], batch: int) -> tuple[float, DataStorage, F
         apply(b)
     dt = time.perf_counter() - t
     return len(trades) / dt, ds, clock
+
+
+def bench_sim(batches: list[list[Any]], order: str, bid: float) -> float:
+    """µs per ``on_market`` call of the simulated exchange over ``batches``: ``order`` is "none", "away" (a resting
+    buy 50 ticks under every print) or "touch" (a resting buy at ``bid`` behind 10⁶ displayed: Sell prints there
+    consume its queue, none fills it)."""
+
+    async def run() -> float:
+        ex = SimExchange(Settings(), virtual_clock(1_786_300_000.0), InstrumentRegistry.bundled(), seed=1,
+                         latency=ConstantLatency(0, 0))
+        ex.on_market([BookSnapshot(SYM, 1_786_300_000.0, [(bid, 1e6), (bid - 5.0, 1e6)], [(bid + 1.0, 1.0)], 1)])
+        if order != "none":
+            px = Decimal(str(bid if order == "touch" else bid - 5.0))
+            await ex.place_order(OrderRequest(SYM, "Buy", "Limit", Decimal("0.001"), "b1", price=px))
+        on_market = ex.on_market
+        t = time.perf_counter()
+        for b in batches:
+            on_market(b)
+        dt = time.perf_counter() - t
+        if ex.fills or len(await ex.get_open_orders(SYM)) != (order != "none"):
+            raise RuntimeError("the benchmark order filled or never rested")
+        return dt / len(batches) * 1e6
+
+    return run_virtual(run())
+
+
+def sim_on_market_figures(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    bid = 65_000.0
+    print("SimExchange.on_market, µs per call (one batch of prints at 0..5 ticks over a resting bid; median of 3):")
+    print(f"{'batch':>6s} {'delivery':>11s} {'no order':>9s} {'order away':>11s} {'order at touch':>15s}")
+    for bs in (40, 200):
+        k = 2000 if bs == 40 else 400
+        n = bs * k
+        price = np.round(bid + 0.1 * rng.integers(0, 6, n), 1)
+        buy = rng.random(n) < 0.5
+        size = np.round(rng.lognormal(-4.0, 1.2, n), 3) + 0.001
+        ts = 1_786_300_000.0 + np.sort(rng.uniform(0, 1, n))
+        ids = np.arange(1, n + 1, dtype=np.int64)
+        as_batches = [[TradeBatch(SYM, ts[i : i + bs], price[i : i + bs], size[i : i + bs], buy[i : i + bs],
+                                  ids[i : i + bs])] for i in range(0, n, bs)]
+        as_trades = [[Trade(SYM, t, p, v, "Buy" if b else "Sell", str(j)) for t, p, v, b, j in
+                      zip(ts[i : i + bs].tolist(), price[i : i + bs].tolist(), size[i : i + bs].tolist(),
+                          buy[i : i + bs].tolist(), range(i, i + bs), strict=True)] for i in range(0, n, bs)]
+        for name, batches in (("TradeBatch", as_batches), ("Trade", as_trades)):
+            cells = [statistics.median(bench_sim(batches, o, bid) for _ in range(3)) for o in ("none", "away", "touch")]
+            print(f"{bs:6d} {name:>11s} {cells[0]:9.2f} {cells[1]:11.2f} {cells[2]:15.2f}")
 
 
 def timeit_us(fn: Callable[[], object], reps: int) -> tuple[float, float]:
@@ -169,9 +254,20 @@ def main() -> None:
     rates_long = sorted(bench_ingest(long_trades, args.batch)[0] for _ in range(3))
     del long_trades
     print(f"ingest with retention pruning active ({3 * n:,} trades, 3 h), 3 runs: median {rates_long[1]:,.0f} trades/s")
-    for bs in (1, 10, 200):
-        r = bench_ingest(trades[: n // 2], bs)[0]
-        print(f"ingest, batches of {bs}: {r:,.0f} trades/s")
+    half = trades[: n // 2]
+    cols = as_columns(half)
+    print(f"ingest by batch size ({len(half):,} trades; median of 3 interleaved runs), trades/s (µs per queue item):")
+    print(f"{'batch':>6s} {'Trade events':>22s} {'TradeBatch int ids':>22s} {'TradeBatch str ids':>22s}")
+    for bs in (1, 10, 40, 200):
+        runs: list[list[float]] = [[], [], []]
+        for _ in range(3):
+            runs[0].append(bench_ingest(half, bs)[0])
+            runs[1].append(bench_batch_ingest(cols, bs, str_ids=False))
+            runs[2].append(bench_batch_ingest(cols, bs, str_ids=True))
+        cells = [f"{r:,.0f} ({bs / r * 1e6:.2f})" for r in (statistics.median(x) for x in runs)]
+        print(f"{bs:6d} {cells[0]:>22s} {cells[1]:>22s} {cells[2]:>22s}")
+    del cols
+    sim_on_market_figures(args.seed)
 
     snap, deltas = make_book_deltas(20_000, args.seed, t0)
     per = sum(len(d.bids) + len(d.asks) for d in deltas) / len(deltas)

@@ -8,6 +8,7 @@ exchange (orders use ``Decimal`` on the instrument grid, see :mod:`bot.instrumen
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import msgspec
@@ -72,3 +73,12 @@ class TradeBatch(msgspec.Struct, frozen=True, tag="b"):
 
 MarketEvent = BookSnapshot | BookDelta | Trade | TradeBatch
 EventBatch = list[MarketEvent]
+
+
+def latest_ts(ev: MarketEvent) -> float:
+    """The latest exchange time an event carries: its ``ts``, or the largest row ts of a ``TradeBatch`` (−inf when
+    empty). What "an event stamped after the clock" means for a batch."""
+    if ev.__class__ is TradeBatch:
+        ts = ev.ts
+        return float(ts.max()) if len(ts) else -math.inf
+    return ev.ts  # type: ignore[return-value]

@@ -13,7 +13,7 @@ import pytest
 
 from bot.adapters.bybit.public_decoder import FrameError, decode_frame, iter_archive, iter_capture
 from bot.clock import FixedClock
-from bot.events import BookDelta, BookSnapshot, MarketEvent, Trade
+from bot.events import BookDelta, BookSnapshot, MarketEvent, TradeBatch
 from bot.storage import DataStorage
 from settings import Settings
 
@@ -27,12 +27,15 @@ THROUGH_BPS = 5.0
 _FRAMES = list(iter_capture(CAPTURE))
 
 
-def _trade_fits(t: Trade, ds: DataStorage) -> bool:
+def _misfits(t: TradeBatch, ds: DataStorage) -> int:
+    """How many prints of a frame are inconsistent with the book current when the frame arrives (every print of a
+    frame is checked against that same book: publicTrade frames never carry book changes)."""
     b = ds.best(t.symbol)
     assert b is not None
-    if t.side == "Buy":
-        return b.best_ask <= t.price <= b.best_ask * (1 + THROUGH_BPS * 1e-4)
-    return b.best_bid * (1 - THROUGH_BPS * 1e-4) <= t.price <= b.best_bid
+    p = t.price
+    buy_ok = (b.best_ask <= p) & (p <= b.best_ask * (1 + THROUGH_BPS * 1e-4))
+    sell_ok = (b.best_bid * (1 - THROUGH_BPS * 1e-4) <= p) & (p <= b.best_bid)
+    return int(np.count_nonzero(~np.where(t.is_buy, buy_ok, sell_ok)))
 
 
 def _replay(
@@ -45,9 +48,9 @@ def _replay(
     for recv, events in _FRAMES:
         clock.set(recv)
         for ev in events:
-            if isinstance(ev, Trade):
-                checked += 1
-                bad += not _trade_fits(ev, ds)
+            if isinstance(ev, TradeBatch):
+                checked += len(ev)
+                bad += _misfits(ev, ds)
                 ds.apply(ev)
                 continue
             ev2 = book_filter(ev)
@@ -74,7 +77,7 @@ def test_capture_books_never_cross_and_trades_sit_at_the_touch(depth: int) -> No
     last_u = {}
     for _recv, events in _FRAMES:
         for ev in events:
-            if not isinstance(ev, Trade):
+            if not isinstance(ev, TradeBatch):
                 last_u[ev.symbol] = ev.update_id
     for sym in SYMBOLS:
         top = ds.best(sym)
@@ -83,6 +86,10 @@ def test_capture_books_never_cross_and_trades_sit_at_the_touch(depth: int) -> No
         assert len(ds.book_top(sym, "bid", 1000)) == depth
         assert ds.last_seq(sym) > 0
     assert sum(ds.last_seq(s) for s in SYMBOLS) == 327
+    stored = np.concatenate([ds.trades_since(s, -math.inf).price for s in SYMBOLS])
+    decoded = np.concatenate([ev.price for s in SYMBOLS for _, evs in _FRAMES for ev in evs
+                              if isinstance(ev, TradeBatch) and ev.symbol == s])
+    np.testing.assert_array_equal(stored, decoded)  # every print stored once, in frame order
 
 
 def test_the_trade_rule_catches_a_wrong_book() -> None:
@@ -120,7 +127,7 @@ def test_archive_sample_ingests_cleanly() -> None:
 # --- injected faults ------------------------------------------------------------------------------------------------
 
 SYM = "BTCUSDT"
-_BTC = [(recv, ev) for recv, evs in _FRAMES for ev in evs if not isinstance(ev, Trade) and ev.symbol == SYM]
+_BTC = [(recv, ev) for recv, evs in _FRAMES for ev in evs if not isinstance(ev, TradeBatch) and ev.symbol == SYM]
 _BTC_RAW = []
 with gzip.open(CAPTURE, "rt") as _fh:
     for _line in _fh:

@@ -19,7 +19,7 @@ import pytest
 
 from bot import orchestrator as O
 from bot.app import SIGNALS_CSV, Bot, build_bot
-from bot.events import BookDelta, BookSnapshot, EventBatch, Trade
+from bot.events import BookDelta, BookSnapshot, EventBatch, Trade, latest_ts
 from bot.execution.positions import PositionState
 from bot.instruments import InstrumentRegistry
 from bot.orchestrator import Orchestrator, batches_of, first_tick_time
@@ -53,11 +53,11 @@ class BookFeed:
         self.clock = clock
         self.tee = tee
         batches = [book_batch(sym, T0 + s, s + 1) for s in range(seconds) for sym in symbols]
-        self.batches = sorted([*batches, *extra], key=lambda b: b[-1].ts)
+        self.batches = sorted([*batches, *extra], key=lambda b: latest_ts(b[-1]))
 
     async def run(self, queue: asyncio.Queue[EventBatch]) -> None:
         for batch in self.batches:
-            delay = batch[-1].ts - self.clock.now()
+            delay = latest_ts(batch[-1]) - self.clock.now()
             if delay > 0:
                 await asyncio.sleep(delay)
             for sink in self.tee:

@@ -7,6 +7,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bot.adapters.bybit.public_decoder import (
@@ -18,7 +19,7 @@ from bot.adapters.bybit.public_decoder import (
     iter_archive,
     iter_capture,
 )
-from bot.events import BookDelta, BookSnapshot, Trade
+from bot.events import BookDelta, BookSnapshot, TradeBatch
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 CAPTURE = DATA / "ws" / "bybit-v5-public-linear-2026-08-09-44s.ndjson.gz"
@@ -45,18 +46,26 @@ def _book_frame(**over: object) -> dict:
 
 def test_capture_decodes_every_frame_with_expected_counts() -> None:
     kinds: Counter[tuple[str, str]] = Counter()
-    n_lines = 0
+    trades: Counter[str] = Counter()
+    n_lines = trade_frames = 0
     for _recv, events in iter_capture(CAPTURE):
         n_lines += 1
         for ev in events:
             kinds[(type(ev).__name__, ev.symbol)] += 1
+            if isinstance(ev, TradeBatch):
+                trades[ev.symbol] += len(ev)
+        trade_frames += any(isinstance(ev, TradeBatch) for ev in events)
+        assert sum(isinstance(ev, TradeBatch) for ev in events) <= 1  # a publicTrade frame is one batch
     assert n_lines == 2546
     assert sum(v for (k, _), v in kinds.items() if k == "BookSnapshot") == 4
     assert sum(v for (k, _), v in kinds.items() if k == "BookDelta") == 1594
-    assert sum(v for (k, _), v in kinds.items() if k == "Trade") == 327
+    assert sum(v for (k, _), v in kinds.items() if k == "TradeBatch") == trade_frames == 102
+    assert sum(trades.values()) == 327
+    assert sum(1 for m in _capture_msgs() if m.get("topic", "").startswith("publicTrade.")) == trade_frames
     for sym in SYMBOLS:
         assert kinds[("BookSnapshot", sym)] == 1
         assert kinds[("BookDelta", sym)] > 300
+        assert trades[sym] > 0
 
 
 def test_first_snapshot_and_trade_match_the_raw_frames() -> None:
@@ -72,21 +81,51 @@ def test_first_snapshot_and_trade_match_the_raw_frames() -> None:
     assert snap.asks[0] == (float(raw_book["data"]["a"][0][0]), float(raw_book["data"]["a"][0][1]))
 
     raw_trade = next(m for m in msgs if m.get("topic", "").startswith("publicTrade."))
-    trades = decode_frame(json.dumps(raw_trade).encode())
-    assert trades == [Trade("BTCUSDT", 1786310819.680, 65114.2, 0.004, "Sell", "a9188a0a-82bc-50de-be60-03eedbe3cdd7")]
+    (batch,) = decode_frame(json.dumps(raw_trade).encode())
+    assert _rows(batch) == [
+        ("BTCUSDT", 1786310819.680, 65114.2, 0.004, "Sell", "a9188a0a-82bc-50de-be60-03eedbe3cdd7")
+    ]
+
+
+def _rows(b: TradeBatch) -> list[tuple[str, float, float, float, str, str]]:
+    """A batch as (symbol, ts, price, size, side, id) rows, after checking its column types."""
+    assert isinstance(b, TradeBatch)
+    assert (b.ts.dtype, b.price.dtype, b.size.dtype, b.is_buy.dtype, b.trade_id.dtype) == (
+        np.float64, np.float64, np.float64, np.bool_, object)
+    assert all(type(i) is str for i in b.trade_id)
+    return [(b.symbol, t, p, v, "Buy" if buy else "Sell", i) for t, p, v, buy, i in
+            zip(b.ts.tolist(), b.price.tolist(), b.size.tolist(), b.is_buy.tolist(), b.trade_id.tolist(), strict=True)]
 
 
 def test_multi_trade_frame_keeps_order_and_fields() -> None:
     raw = next(m for m in _capture_msgs() if m.get("topic") == "publicTrade.ETHUSDT" and len(m["data"]) > 3)
-    trades = decode_frame(json.dumps(raw))
-    assert [t.trade_id for t in trades] == [d["i"] for d in raw["data"]]
-    assert [t.size for t in trades] == [float(d["v"]) for d in raw["data"]]
-    assert all(t.ts == d["T"] / 1000.0 and t.side == d["S"] for t, d in zip(trades, raw["data"], strict=True))
+    (batch,) = decode_frame(json.dumps(raw))
+    assert _rows(batch) == [("ETHUSDT", d["T"] / 1000.0, float(d["p"]), float(d["v"]), d["S"], d["i"])
+                            for d in raw["data"]]
+    assert len(batch) == len(raw["data"]) > 3 and set(batch.is_buy.tolist()) <= {True, False}
+
+
+def test_every_trade_frame_of_the_capture_decodes_to_its_rows() -> None:
+    n = 0
+    for msg in _capture_msgs():
+        if not msg.get("topic", "").startswith("publicTrade."):
+            continue
+        (batch,) = decode_frame(json.dumps(msg))
+        assert _rows(batch) == [(d["s"], d["T"] / 1000.0, float(d["p"]), float(d["v"]), d["S"], d["i"])
+                                for d in msg["data"]]
+        n += len(batch)
+    assert n == 327
+
+
+def test_empty_trade_frame_gives_no_event() -> None:
+    frame = json.loads((SHAPES / "public_ws_trade.json").read_text())
+    frame["data"] = []
+    assert decode_frame(json.dumps(frame)) == []
 
 
 def test_shape_examples_decode() -> None:
     (trade,) = decode_frame((SHAPES / "public_ws_trade.json").read_bytes())
-    assert trade == Trade("BTCUSDT", 1672304486.865, 16578.5, 0.001, "Buy", "20f43950-d8dd-5b31-9112-a178eb6023af")
+    assert _rows(trade) == [("BTCUSDT", 1672304486.865, 16578.5, 0.001, "Buy", "20f43950-d8dd-5b31-9112-a178eb6023af")]
     (delta,) = decode_frame((SHAPES / "public_ws_orderbook_delta.json").read_bytes())
     assert isinstance(delta, BookDelta) and delta.bids[0] == (30247.2, 30.028)
     (snap,) = decode_frame((SHAPES / "public_ws_orderbook_snapshot.json").read_bytes())
@@ -188,7 +227,7 @@ def test_continuity_has_no_issue_over_the_capture_for_all_symbols() -> None:
     last_u: dict[str, int] = {}
     for msg in _capture_msgs():
         for ev in dec.decode(json.dumps(msg)):
-            if not isinstance(ev, Trade):
+            if not isinstance(ev, TradeBatch):
                 last_u[ev.symbol] = ev.update_id
     assert dec.issues == []
     assert set(last_u) == set(SYMBOLS)

@@ -20,7 +20,6 @@ covers the spec's "[now − W, now]" windows, whose right edge must include ts =
 
 from __future__ import annotations
 
-import math
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from operator import attrgetter
@@ -30,18 +29,17 @@ import numpy as np
 from loguru import logger
 
 from bot.clock import Clock
-from bot.events import BookDelta, BookSnapshot, EventBatch, MarketEvent, Trade
+from bot.events import BookDelta, BookSnapshot, EventBatch, MarketEvent, Trade, TradeBatch
 from bot.storage.book import OrderBook
+from bot.storage.ingest import append_batch, append_trades
 from bot.storage.spoof import SpoofTracker
 from bot.storage.tape import TradeTape
 from bot.storage.types import BookTop, IssueKind, PriceStats, SideSums, StorageIssue, SuspiciousOrder, TradeView
 from settings import Settings
 
-_SYMBOL, _TS, _PRICE, _SIZE, _SIDE, _ID = map(attrgetter, ("symbol", "ts", "price", "size", "side", "trade_id"))
+_SYMBOL = attrgetter("symbol")
 _ONLY_TRADES = {Trade}
-_INF = math.inf
-SMALL_BATCH = 16
-"""Trade batches up to this size are ingested with plain Python (numpy call overhead dominates tiny arrays)."""
+_ONLY_BATCHES = {TradeBatch}
 MAX_ISSUES = 10_000
 """Issues are kept in a bounded deque (newest last); ``counters`` keeps the totals forever."""
 
@@ -118,18 +116,30 @@ class DataStorage:
         self.apply_batch([ev])
 
     def apply_batch(self, batch: EventBatch) -> None:
-        """Apply one queue item. Book events apply in order; trades are appended per symbol in arrival order
-        (books and tapes are independent, so the relative order of the two kinds does not matter)."""
+        """Apply one queue item. Book events apply in order; trades (``Trade`` events and ``TradeBatch``es) are
+        appended per symbol in arrival order (books and tapes are independent, so the relative order of the two kinds
+        does not matter)."""
         if not batch:
             return
         kinds = set(map(type, batch))
         if kinds == _ONLY_TRADES:
             self._ingest_trades(batch)  # type: ignore[arg-type]
             return
+        if kinds == _ONLY_BATCHES:
+            now = self._clock.now()
+            for b in batch:
+                self._ingest_batch(b, now)  # type: ignore[arg-type]
+            return
         trades: list[Trade] = []
         for ev in batch:
-            if ev.__class__ is Trade:
+            cls = ev.__class__
+            if cls is Trade:
                 trades.append(ev)  # type: ignore[arg-type]
+            elif cls is TradeBatch:
+                if trades:  # keep each tape's arrival order
+                    self._ingest_trades(trades)
+                    trades = []
+                self._ingest_batch(ev, self._clock.now())  # type: ignore[arg-type]
             else:
                 self._apply_book(ev)  # type: ignore[arg-type]
         if trades:
@@ -192,84 +202,42 @@ class DataStorage:
         for s, group in groups.items():
             self._ingest_symbol(s, group, now)
 
-    def _ingest_symbol(self, sym: str, trades: list[Trade], now: float) -> None:
-        st = self._syms.get(sym)
-        if st is None:
+    def _tape_for(self, sym: str, m: int) -> TradeTape | None:
+        tape = self._tapes.get(sym)
+        if tape is None:
             if self._strict:
-                self._report(sym, "unknown_symbol", f"{len(trades)} trade(s) for an unconfigured symbol")
-                return
-            st = self._create(sym)
-        m = len(trades)
-        if m <= SMALL_BATCH and self._ingest_small(st, sym, trades, now):
-            return
-        t = np.fromiter(map(_TS, trades), np.float64, m)
-        p = np.fromiter(map(_PRICE, trades), np.float64, m)
-        v = np.fromiter(map(_SIZE, trades), np.float64, m)
-        sides = list(map(_SIDE, trades))
-        ids = list(map(_ID, trades))
-        n_buy = sides.count("Buy")
-        is_buy = np.fromiter(map("Buy".__eq__, sides), bool, m) if 0 < n_buy < m else np.full(m, n_buy > 0)
-        notional = p * v
-        # a few reductions for the normal case: NaN/inf in ts, price or size makes this sum non-finite
-        ok_all = (
-            n_buy + sides.count("Sell") == m
-            and "" not in ids
-            and math.isfinite(float(t.sum() + notional.sum()))
-            and p.min() > 0.0
-            and v.min() > 0.0
-        )
-        if not ok_all:
-            good = np.isfinite(t) & np.isfinite(p) & np.isfinite(v) & (p > 0.0) & (v > 0.0)
-            good &= np.fromiter((s in ("Buy", "Sell") and i != "" for s, i in zip(sides, ids, strict=True)), bool, m)
-            bad = m - int(good.sum())
-            if bad:
-                self._report(sym, "bad_trade", f"{bad} trade(s) with invalid price/size/ts/side/id dropped")
-                idx = np.flatnonzero(good)
-                t, p, v, is_buy, notional = t[idx], p[idx], v[idx], is_buy[idx], notional[idx]
-                ids = [ids[i] for i in idx.tolist()]
-                if not ids:
-                    return
-        keep = st.tape.filter_ids(ids)
-        if keep is not None:
-            dup = len(ids) - len(keep)
-            self._report(sym, "duplicate_trade", f"{dup} trade(s) with an already-seen id dropped")
-            if not keep:
-                return
-            t, p, v, is_buy, notional = t[keep], p[keep], v[keep], is_buy[keep], notional[keep]
-        st.tape.append(t, p, v, is_buy, now, notional)
+                self._report(sym, "unknown_symbol", f"{m} trade(s) for an unconfigured symbol")
+                return None
+            tape = self._create(sym).tape
+        return tape
 
-    def _ingest_small(self, st: _SymbolState, sym: str, trades: list[Trade], now: float) -> bool:
-        """The usual few prints of one symbol, all valid: plain floats into :meth:`TradeTape.append_rows`. Returns
-        False (nothing done) if any print is invalid, leaving the reporting to the array path."""
-        ts: list[float] = []
-        ps: list[float] = []
-        vs: list[float] = []
-        buys: list[bool] = []
-        ids: list[str] = []
-        inf = _INF
-        for tr in trades:
-            t, p, v, side, tid = float(tr.ts), float(tr.price), float(tr.size), tr.side, tr.trade_id
-            if not (-inf < t < inf and 0.0 < p < inf and 0.0 < v < inf) or tid == "":
-                return False
-            if side == "Buy":
-                buys.append(True)
-            elif side == "Sell":
-                buys.append(False)
-            else:
-                return False
-            ts.append(t)
-            ps.append(p)
-            vs.append(v)
-            ids.append(tid)
-        keep = st.tape.filter_ids(ids)
-        if keep is not None:
-            self._report(sym, "duplicate_trade", f"{len(ids) - len(keep)} trade(s) with an already-seen id dropped")
-            if not keep:
-                return True
-            ts, ps = [ts[i] for i in keep], [ps[i] for i in keep]
-            vs, buys = [vs[i] for i in keep], [buys[i] for i in keep]
-        st.tape.append_rows(ts, ps, vs, buys, now)
-        return True
+    def _ingest_symbol(self, sym: str, trades: list[Trade], now: float) -> None:
+        tape = self._tape_for(sym, len(trades))
+        if tape is not None:
+            self._report_trades(sym, *append_trades(tape, trades, now))
+
+    def _ingest_batch(self, b: TradeBatch, now: float) -> None:
+        m = len(b.ts)
+        if not m:
+            return
+        sym = b.symbol
+        tape = self._tapes.get(sym)
+        if tape is None:
+            tape = self._tape_for(sym, m)
+            if tape is None:
+                return
+        if not (len(b.price) == len(b.size) == len(b.is_buy) == len(b.trade_id) == m):
+            self._report(sym, "bad_trade", f"{m} trade(s) in a batch with columns of unequal length dropped")
+            return
+        bad, dup = append_batch(tape, b, now)
+        if bad or dup:
+            self._report_trades(sym, bad, dup)
+
+    def _report_trades(self, sym: str, bad: int, dup: int) -> None:
+        if bad:
+            self._report(sym, "bad_trade", f"{bad} trade(s) with invalid price/size/ts/side/id dropped")
+        if dup:
+            self._report(sym, "duplicate_trade", f"{dup} trade(s) with an already-seen id dropped")
 
     # --- book / resync state ------------------------------------------------------------------------------------
 

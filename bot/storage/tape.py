@@ -35,7 +35,11 @@ _add_accumulate = np.add.accumulate
 DEFAULT_CAPACITY = 4096
 SYNC_BACKLOG = 2048
 ID_GENERATION = 10_000
-"""Trade ids are remembered in two rotating generations of this size: at least the last 10k ids per symbol."""
+"""String trade ids are remembered in two rotating generations of this size: at least the last 10k ids per symbol."""
+_accumulate_max = np.maximum.accumulate
+_greater = np.greater
+_count = np.count_nonzero
+_multiply = np.multiply
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:
@@ -58,6 +62,7 @@ class TradeTape:
         self.synced = 0  # prefix sums and min/max cover rows [0, synced)
         self._ids_cur: set[str] = set()
         self._ids_prev: set[str] = set()
+        self.id_mark: float = -math.inf  # integer ids (synthetic feeds): every id <= this was seen
         self._alloc(max(64, capacity))
 
     # --- buffers ------------------------------------------------------------------------------------------------
@@ -147,6 +152,42 @@ class TradeTape:
         self._remember(seen)
         return keep
 
+    def filter_int_ids(self, ids: np.ndarray) -> np.ndarray | None:
+        """Rows of an int64 id column to keep, or None if all are new. Integer ids increase per symbol, so a
+        high-water mark replaces the id sets: ids <= the mark are duplicates. A batch whose ids do not strictly
+        increase is de-duplicated exactly (first sighting of each id above the mark), one Python pass."""
+        m = len(ids)
+        mark = self.id_mark
+        if ids.item(0) > mark and (m == 1 or _count(_greater(ids[1:], ids[:-1])) == m - 1):
+            self.id_mark = ids.item(m - 1)
+            return None
+        keep = self.filter_int_id_list(ids.tolist())
+        return None if keep is None else np.array(keep, dtype=np.intp)
+
+    def filter_int_id_list(self, ids: list[int]) -> list[int] | None:
+        """:meth:`filter_int_ids` for a list of Python ints (the small-batch path): same rule, same result."""
+        mark = self.id_mark
+        prev = mark
+        for x in ids:
+            if x <= prev:
+                break
+            prev = x
+        else:
+            self.id_mark = prev
+            return None
+        keep: list[int] = []
+        seen: set[int] = set()
+        hi = mark
+        for i, x in enumerate(ids):
+            if x <= mark or x in seen:
+                continue
+            seen.add(x)
+            keep.append(i)
+            if x > hi:
+                hi = x
+        self.id_mark = hi
+        return None if len(keep) == len(ids) else keep
+
     def _remember(self, ids: set[str]) -> None:
         self._ids_cur |= ids
         if len(self._ids_cur) >= ID_GENERATION:
@@ -162,28 +203,50 @@ class TradeTape:
         now: float,
         notional: np.ndarray | None = None,
     ) -> None:
-        """Append validated, de-duplicated trades (in arrival order); ts is clamped monotone here."""
+        """Append validated, de-duplicated trades (in arrival order); ts is clamped monotone into the buffer (the
+        arguments are never written: a :class:`~bot.events.TradeBatch`'s columns are shared)."""
         m = len(ts)
         if m == 0:
             return
-        np.maximum.accumulate(ts, out=ts)
-        if ts[0] < self.last_ts:
-            np.maximum(ts, self.last_ts, out=ts)
         if self.n + m > self.cap:
             self.prune(now)
             self._reallocate(m)
-        s, e = self.n, self.n + m
-        self.ts[s:e] = ts
+        nb = self.notional[self.n : self.n + m]
+        if notional is None:
+            _multiply(price, size, out=nb)
+        else:
+            nb[:] = notional
+        self.append_staged(ts, price, size, is_buy, now)
+
+    def stage_notional(self, price: np.ndarray, size: np.ndarray) -> np.ndarray | None:
+        """Write price·size of ``len(price)`` rows about to be appended into the free part of the notional buffer
+        and return that slice (the caller validates with it), or None if they do not fit without reallocating.
+        Rows at or past ``n`` are never read, so a staged batch that is then refused needs no undo."""
+        s = self.n
+        e = s + len(price)
+        if e > self.cap:
+            return None
+        nb = self.notional[s:e]
+        _multiply(price, size, out=nb)
+        return nb
+
+    def append_staged(
+        self, ts: np.ndarray, price: np.ndarray, size: np.ndarray, is_buy: np.ndarray, now: float
+    ) -> None:
+        """Append rows whose notional is already in place (:meth:`stage_notional`, capacity checked)."""
+        s = self.n
+        e = s + len(ts)
+        tsb = self.ts[s:e]
+        _accumulate_max(ts, out=tsb)
+        last_ts = self.last_ts
+        if tsb.item(0) < last_ts:
+            np.maximum(tsb, last_ts, out=tsb)
         self.price[s:e] = price
         self.size[s:e] = size
-        if notional is None:
-            np.multiply(price, size, out=self.notional[s:e])
-        else:
-            self.notional[s:e] = notional
         self.is_buy[s:e] = is_buy
         self.n = e
-        self.last_ts = float(ts[-1])
-        self.last_price = float(price[-1])
+        self.last_ts = tsb.item(-1)
+        self.last_price = self.price.item(e - 1)
         if e - self.synced >= SYNC_BACKLOG:
             self._sync()
         self.prune(now)
@@ -227,7 +290,7 @@ class TradeTape:
         """Drop trades with ts < now − retention (advance ``lo``; memory is reclaimed at the next reallocation)."""
         cutoff = now - self.retention_sec
         lo = self.lo
-        if lo < self.n and self.ts[lo] < cutoff:
+        if lo < self.n and self.ts.item(lo) < cutoff:
             self.lo = int(self.ts.searchsorted(cutoff, "left"))
 
     # --- queries ------------------------------------------------------------------------------------------------

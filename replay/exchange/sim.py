@@ -38,6 +38,10 @@ Fill conditions (resting orders fill from the public tape, in tape order; the bo
   rate m, LONG liq = e·(1 − 1/L + m), bankruptcy = e·(1 − 1/L) (SHORT: e·(1 + 1/L − m), e·(1 + 1/L)). Checked on
   every trade after TP/SL; a trade at or beyond liq closes the whole position at the bankruptcy price (rounded
   against us to the tick), execType BustTrade, createType CreateByLiq, taker fee; the symbol's orders are cancelled.
+- Trades arrive as ``Trade`` events or as ``TradeBatch`` columns. A batch costs O(1) for a symbol with nothing
+  resting and no position (the last price is its last row); otherwise numpy selects the rows that can fill, trigger
+  or liquidate (:mod:`replay.exchange.tape_scan`) and exactly those run through the per-trade logic, in order, so
+  the outcome is the same as for the same prints delivered one by one.
 - Funding: at every multiple of ``funding_interval_hours`` (epoch-aligned, 00:00/08:00/16:00 UTC for 8 h) the first
   market batch at or after it charges |size|·last price·rate (longs pay a positive rate) as an Execution with
   execType Funding (execFee > 0 = paid).
@@ -58,7 +62,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any, TypeVar
 
 from bot.clock import Clock
-from bot.events import BookSnapshot, EventBatch, Trade
+from bot.events import BookSnapshot, EventBatch, Trade, TradeBatch
 from bot.instruments import Instrument, InstrumentRegistry, to_decimal
 from bot.ports import (
     ERR_INSUFFICIENT_BALANCE,
@@ -82,6 +86,7 @@ from replay.exchange.fees import FeeModel, TradingValueFees
 from replay.exchange.latency import LatencyModel, latency_from_settings
 from replay.exchange.ledger import ZERO, Ledger, net_fill
 from replay.exchange.queue import QueueModel, RiskAverseQueue
+from replay.exchange.tape_scan import Watch, rows_to_check, watch_of
 
 ERR_DUPLICATE_LINK_ID = 110072   # Bybit: "OrderLinkedID is duplicate"
 MAINTENANCE_MARGIN_RATE = Decimal("0.005")   # Bybit tier-1 MMR of BTC/ETH linear perps
@@ -165,6 +170,7 @@ class SimExchange:
         self._leverage: dict[str, Decimal] = {}
         self._seq = 0
         self._exec_seq = 0
+        self._epoch = 0                                 # bumped by every fill, cancel and trigger (tape_scan)
         self._pending: list[PrivateEvent] = []
         self._touched: set[str] = set()
         self._wallet_dirty = False
@@ -175,7 +181,8 @@ class SimExchange:
 
     # ------------------------------------------------------------------ market side
     def on_market(self, batch: EventBatch) -> None:
-        """Apply market events (in ts order) to the exchange's book and tape; fill, trigger and liquidate."""
+        """Apply market events (in ts order) to the exchange's book and tape; fill, trigger and liquidate.
+        ``Trade`` events and ``TradeBatch`` rows are the same prints to it (see the module docstring)."""
         now = self._clock.now()
         if self._next_funding is None:
             self._next_funding = self._funding_after(now)
@@ -187,6 +194,13 @@ class SimExchange:
                 self._last[ev.symbol] = ev.price
                 if ev.symbol in active:
                     self._on_trade(ev)
+                continue
+            if type(ev) is TradeBatch:
+                n = len(ev.price)
+                if n:
+                    if ev.symbol in active:
+                        self._on_trade_batch(ev)
+                    self._last[ev.symbol] = ev.price.item(n - 1)
                 continue
             book = books.get(ev.symbol)
             if book is None:
@@ -211,6 +225,38 @@ class SimExchange:
                 self._check_tpsl(sym, pos, tr)
             if pos.size and (tr.price <= pos.liq_f if pos.size > 0 else tr.price >= pos.liq_f):
                 self._liquidate(sym, pos, tr.ts)
+
+    def _on_trade_batch(self, b: TradeBatch) -> None:
+        """:meth:`_on_trade` for exactly the rows of ``b`` that can matter (:mod:`replay.exchange.tape_scan`), in
+        order; the selection is recomputed after each row that changed the state (``_epoch`` moved)."""
+        sym = b.symbol
+        inst = self._instruments[sym]
+        price, is_buy = b.price, b.is_buy
+        start = 0
+        while sym in self._active:
+            book = self._books.get(sym)
+            rows = rows_to_check(price, is_buy, start, self._watch(sym), None if book is None else book.inv_tick,
+                                 inst.tick)
+            if not len(rows):
+                return
+            epoch = self._epoch
+            sides = ["Buy" if x else "Sell" for x in is_buy[rows].tolist()]
+            for j, t, p, v, side in zip(rows.tolist(), b.ts[rows].tolist(), price[rows].tolist(),
+                                        b.size[rows].tolist(), sides, strict=True):
+                self._last[sym] = p
+                self._on_trade(Trade(sym, t, p, v, side, ""))  # type: ignore[arg-type]
+                if self._epoch != epoch:
+                    start = j + 1
+                    break
+            else:
+                return
+
+    def _watch(self, sym: str) -> Watch:
+        orders = [(o.sign, o.ticks) for o in self._resting.get(sym, ())]
+        pos = self._positions.get(sym)
+        if pos is None or not pos.size:
+            return watch_of(orders, 0.0, 0.0, 0.0, 0.0)
+        return watch_of(orders, float(pos.size), float(pos.tp), float(pos.sl), pos.liq_f)
 
     def _match_trade(self, sym: str, tr: Trade, orders: list[_Order]) -> None:
         book = self._books.get(sym)
@@ -257,6 +303,7 @@ class SimExchange:
             return
         tp, sl = pos.tp, pos.sl
         pos.tp = pos.sl = ZERO
+        self._epoch += 1
         o = self._new_order(sym, "Sell" if long else "Buy", "Market", abs(pos.size), "", None, "IOC", True, tr.ts,
                             create_type=f"CreateBy{kind}", stop_order_type=kind)
         self._take(o, tr.ts)
@@ -527,6 +574,7 @@ class SimExchange:
         pos.size, pos.cost = size, cost
         pos.cum_realised += realised
         self._update_liq(pos)
+        self._epoch += 1
         o.cum += qty
         o.cum_value += qty * price
         o.status = "Filled" if o.cum >= o.qty else "PartiallyFilled"
@@ -552,6 +600,7 @@ class SimExchange:
         self._refresh_active(sym)
 
     def _cancel_now(self, o: _Order, ts: float, reason: str) -> None:
+        self._epoch += 1
         o.status = "Cancelled"
         o.reject_reason = reason
         o.ts = ts

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import msgspec
+import numpy as np
 
-from bot.events import BookDelta, BookSnapshot, MarketEvent, Trade
+from bot.events import BookDelta, BookSnapshot, MarketEvent, TradeBatch, latest_ts
 
 __all__ = [
     "Continuity",
@@ -100,8 +101,9 @@ _IGNORED_PREFIXES = ("tickers.", "kline.", "liquidation.", "allLiquidation.", "l
 def decode_frame(raw: bytes | str) -> list[MarketEvent]:
     """Decode one Bybit v5 public frame into market events.
 
-    Acks, pongs and topics the bot does not consume (tickers, kline, ...) give ``[]``. A frame that is not JSON,
-    or an ``orderbook``/``publicTrade`` frame with missing or invalid fields, raises :class:`FrameError`.
+    A book frame gives one ``BookSnapshot``/``BookDelta``; a ``publicTrade`` frame one ``TradeBatch`` (string ids as
+    an object array). Acks, pongs and topics the bot does not consume (tickers, kline, ...) give ``[]``. A frame that
+    is not JSON, or an ``orderbook``/``publicTrade`` frame with missing or invalid fields, raises :class:`FrameError`.
     A delta with ``u == 1`` becomes a :class:`BookSnapshot`: Bybit restarted its book service (STRATEGY.md §3).
     """
     try:
@@ -144,6 +146,7 @@ def _decode_book(env: _Envelope, topic: str, raw: bytes | str) -> BookSnapshot |
 
 
 def _decode_trades(env: _Envelope, topic: str, raw: bytes | str) -> list[MarketEvent]:
+    """One ``TradeBatch`` per frame (storage and the simulated exchange ingest columns); ``[]`` for an empty frame."""
     if not env.data:
         raise FrameError(f"{topic}: missing 'data'", raw)
     try:
@@ -151,12 +154,19 @@ def _decode_trades(env: _Envelope, topic: str, raw: bytes | str) -> list[MarketE
     except msgspec.DecodeError as exc:
         raise FrameError(f"{topic} data: {exc}", raw) from None
     sym = _topic_symbol(topic, raw)
-    out: list[MarketEvent] = []
+    if not rows:
+        return []
     for r in rows:
         if r.s != sym:
             raise FrameError(f"{topic}: trade symbol {r.s!r} does not match the topic", raw)
-        out.append(Trade(sym, r.T / 1000.0, r.p, r.v, r.S, r.i))
-    return out
+    m = len(rows)
+    ts = np.fromiter([r.T for r in rows], np.float64, m)
+    ts /= 1000.0  # the same division as T / 1000.0 on a Python int below 2**53
+    ids = np.empty(m, dtype=object)
+    ids[:] = [r.i for r in rows]
+    return [TradeBatch(sym, ts, np.fromiter([r.p for r in rows], np.float64, m),
+                       np.fromiter([r.v for r in rows], np.float64, m),
+                       np.fromiter([r.S == "Buy" for r in rows], bool, m), ids)]
 
 
 # --- continuity ---------------------------------------------------------------------------------------------------
@@ -229,7 +239,7 @@ class PublicDecoder:
         events = decode_frame(raw)
         self.last_issues = []
         for ev in events:
-            if ev.__class__ is not Trade:
+            if ev.__class__ is not TradeBatch:
                 issue = self.continuity.check(ev)
                 if issue is not None:
                     self.last_issues.append(issue)
@@ -297,4 +307,4 @@ def _iter_frames(fh: io.BufferedIOBase, name: str) -> Iterator[tuple[float, list
             raise FrameError(f"{name}:{lineno}: {exc.reason}", line) from None
         if not events:
             continue
-        yield events[0].ts, events
+        yield latest_ts(events[0]), events

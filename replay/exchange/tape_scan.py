@@ -1,0 +1,91 @@
+"""Which prints of a :class:`~bot.events.TradeBatch` can change the simulated exchange's state, found with numpy.
+
+A batch holds hundreds of prints, and for a symbol with one resting order or an open position almost all of them
+can change nothing: they trade above a resting buy, below a resting sell, and between the position's stop, take
+profit and liquidation prices. :class:`SimExchange` runs its per-print logic (queue consumption, fills, TP/SL,
+liquidation) only on the rows this module selects, in order. A row is selected when, against the state *before*
+the batch's next print that changes anything:
+
+- for the highest resting buy at ``bid`` ticks: it printed below ``bid`` (through: any aggressor), or at ``bid``
+  with a Sell aggressor (it hit our side: every such print consumes queue ahead of us, so none may be skipped);
+  mirrored for the lowest resting sell at ``ask``. Buys below the highest one are covered (a print below them is
+  below ``bid``);
+- at or beyond ``up`` or ``down``: the position's trigger prices (long: TP ≥, SL and liquidation ≤; short mirrored).
+
+Both tests are exact or conservative: ticks are computed exactly as :class:`~replay.exchange.book.SimBook` does
+(``round``, half to even), and TP/SL compare the float print with the float of the Decimal trigger, which selects
+every print whose Decimal would trigger (rounding to float is monotone). A selected row that triggers nothing is
+harmless: the per-print logic leaves the state untouched. After a row that did change the state (a fill, a cancel,
+a trigger) the caller recomputes the selection for the rows after it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+_INF = math.inf
+_min = np.minimum.reduce
+_max = np.maximum.reduce
+
+
+class Watch(NamedTuple):
+    """What one symbol's state reacts to. ``bid``/``ask`` in ticks (−inf/+inf: no resting order on that side);
+    ``up``/``down`` prices (+inf/−inf: nothing to trigger that way)."""
+
+    bid: float
+    ask: float
+    up: float
+    down: float
+
+    @property
+    def orders(self) -> bool:
+        return self.bid != -_INF or self.ask != _INF
+
+
+def watch_of(orders: list[tuple[int, int]], size: float, tp: float, sl: float, liq: float) -> Watch:
+    """The watch for resting orders ``(sign, ticks)`` and a position of signed ``size`` with TP/SL (0: unset) and
+    liquidation price ``liq``."""
+    bid = max((t for s, t in orders if s > 0), default=-_INF)
+    ask = min((t for s, t in orders if s < 0), default=_INF)
+    up, down = _INF, -_INF
+    if size > 0:
+        up = tp if tp else _INF
+        down = max(sl, liq)  # sl 0 = unset: liq > 0 wins
+    elif size < 0:
+        up = min(sl, liq) if sl else liq
+        down = tp if tp else -_INF
+    return Watch(float(bid), float(ask), up, down)
+
+
+def rows_to_check(price: np.ndarray, is_buy: np.ndarray, start: int, w: Watch, inv_tick: float | None,
+                  tick: float) -> np.ndarray:
+    """Indices ``>= start`` of the rows selected by ``w`` (module docstring), ascending. Ticks are
+    ``round(price * inv_tick)`` (the exchange's book) or ``round(price / tick)`` (no book yet)."""
+    p = price[start:] if start else price
+    if not len(p):
+        return np.empty(0, dtype=np.intp)
+    # the usual batch reaches nothing: two reductions rule it out (x ↦ x·inv_tick and x / tick are monotone, and
+    # a tick value strictly above bid + ½ rounds above bid)
+    lo, hi = float(_min(p)), float(_max(p))
+    k_lo, k_hi = (lo * inv_tick, hi * inv_tick) if inv_tick is not None else (lo / tick, hi / tick)
+    if k_lo > w.bid + 0.5 and k_hi < w.ask - 0.5 and hi < w.up and lo > w.down:
+        return np.empty(0, dtype=np.intp)
+    mask: np.ndarray | None = None
+    if w.orders:
+        key = np.rint(p * inv_tick) if inv_tick is not None else np.rint(p / tick)
+        key += is_buy[start:] if start else is_buy  # tk + 1 for a Buy aggressor: one compare per side below
+        if w.bid != -_INF:
+            mask = key <= w.bid  # below bid, or at bid hit by a seller
+        if w.ask != _INF:
+            sells = key > w.ask  # above ask, or at ask lifted by a buyer
+            mask = sells if mask is None else mask | sells
+    for cond in (p >= w.up if w.up != _INF else None, p <= w.down if w.down != -_INF else None):
+        if cond is not None:
+            mask = cond if mask is None else mask | cond
+    if mask is None:
+        return np.empty(0, dtype=np.intp)
+    idx = np.flatnonzero(mask)
+    return idx + start if start else idx
