@@ -72,7 +72,8 @@ def test_readers_give_one_form_for_both_venues() -> None:
 
 
 def test_bad_recordings_name_file_and_line(tmp_path: Path) -> None:
-    lines = gzip.open(ETH, "rb").read().splitlines()[:2000]
+    with gzip.open(ETH, "rb") as fh:
+        lines = fh.read().splitlines()[:2000]
     bad = tmp_path / "corrupt.gz"
     with gzip.open(bad, "wb") as f:
         f.write(b"\n".join([*lines[:10], b"1723161255088169167 {not json", *lines[10:]]))
@@ -84,7 +85,7 @@ def test_bad_recordings_name_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(RecordingError, match="no REST depth snapshot"):
         read_recording(nosnap)
     (tmp_path / "junk.txt").write_text("hello\n")
-    with pytest.raises(RecordingError, match="junk.txt:1"):
+    with pytest.raises(RecordingError, match=r"junk\.txt:1"):
         read_recording(tmp_path / "junk.txt")
     out = _cli("compare", "--recording", str(tmp_path / "missing.gz"))
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "missing.gz" in out.stderr
