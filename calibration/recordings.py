@@ -25,7 +25,7 @@ import msgspec
 import numpy as np
 
 from bot.adapters.bybit.public_decoder import FrameError, iter_capture
-from bot.events import BookDelta, BookSnapshot, Trade
+from bot.events import BookDelta, BookSnapshot, Trade, TradeBatch
 
 N_LEVELS = 50
 SAMPLE_MS = 1000
@@ -294,12 +294,16 @@ def read_bybit_capture(path: Path) -> list[Recording]:
     """Every symbol of a Bybit v5 public capture that has both a book and trades, through the live decoder."""
     books: dict[str, Book] = {}
     samplers: dict[str, BookSampler] = {}
-    trades: dict[str, list[Trade]] = {}
+    trades: dict[str, list[tuple[np.ndarray, ...]]] = {}
     try:
         for _, events in iter_capture(path):
             for ev in events:
+                if isinstance(ev, TradeBatch):
+                    trades.setdefault(ev.symbol, []).append((ev.ts, ev.price, ev.size, ev.is_buy))
+                    continue
                 if isinstance(ev, Trade):
-                    trades.setdefault(ev.symbol, []).append(ev)
+                    trades.setdefault(ev.symbol, []).append(
+                        (np.array([ev.ts]), np.array([ev.price]), np.array([ev.size]), np.array([ev.side == "Buy"])))
                     continue
                 book = books.setdefault(ev.symbol, Book())
                 if isinstance(ev, BookSnapshot):
@@ -311,15 +315,15 @@ def read_bybit_capture(path: Path) -> list[Recording]:
         raise RecordingError(str(exc)) from None
     out = []
     for sym in sorted(set(trades) & set(samplers)):
-        tr = sorted(trades[sym], key=lambda t: t.ts)
+        ts, tp, tq, tbuy = (np.concatenate(c) for c in zip(*trades[sym], strict=True))
+        order = np.argsort(ts, kind="stable")
+        ts, tp, tq, tbuy = ts[order], tp[order].astype(float), tq[order].astype(float), tbuy[order].astype(bool)
         bt, bp, bq, ap, aq, tt, tb, ta = samplers[sym].arrays()
-        tp = np.array([t.price for t in tr], float)
-        tq = np.array([t.size for t in tr], float)
         out.append(Recording(symbol=sym, venue="bybit-linear", source=path.name,
                              tick=grid_of(np.concatenate([tp, tb, ta])), step=grid_of(tq),
-                             trade_ms=np.array([round(t.ts * 1000) for t in tr], np.int64), trade_price=tp,
-                             trade_qty=tq, trade_is_buy=np.array([t.side == "Buy" for t in tr], bool), book_ms=bt,
-                             bid_px=bp, bid_qty=bq, ask_px=ap, ask_qty=aq, touch_ms=tt, touch_bid=tb, touch_ask=ta))
+                             trade_ms=np.rint(ts * 1000).astype(np.int64), trade_price=tp, trade_qty=tq,
+                             trade_is_buy=tbuy, book_ms=bt, bid_px=bp, bid_qty=bq, ask_px=ap, ask_qty=aq,
+                             touch_ms=tt, touch_bid=tb, touch_ask=ta))
     if not out:
         raise RecordingError(f"{path.name}: no symbol with both order-book and trade frames")
     return out
