@@ -98,7 +98,7 @@ def test_bot_never_observes_an_event_stamped_after_its_clock(tmp_path: Path) -> 
         seen["late"] += sum(1 for ev in batch if latest_ts(ev) > now)  # a TradeBatch: its newest row
 
     run_symbol(_job(tmp_path, start="2025-06-20T00:00", end="2025-06-20T02:00"), observers=[observer])
-    assert seen["batches"] == 120 * 12
+    assert seen["batches"] == 120 * Settings().backtest.intrabar_points_per_candle
     assert seen["late"] == 0
 
 
@@ -210,7 +210,7 @@ def test_gap_policy_split_replays_around_the_gap_without_interpolating(tmp_path:
     gap_start, gap_end = (_iso_ts(x) for x in gap[0])
     assert gap_end - gap_start == 30 * 60
     assert seen and not [t for t in seen if gap_start < t <= gap_end], "no market event may be invented inside the gap"
-    assert result.batches == (1440 - 30) * 12
+    assert result.batches == (1440 - 30) * Settings().backtest.intrabar_points_per_candle
 
 
 def stamps(ev: MarketEvent) -> list[float]:
