@@ -20,8 +20,14 @@ Level = tuple[float, float]
 Side = Literal["Buy", "Sell"]
 
 
+def as_levels(levels: list[Level] | np.ndarray) -> list[Level]:
+    """Book levels as a list of (price, size) pairs; a synthetic feed may send an (n, 2) float64 array instead (no
+    Python object per level until a consumer needs one)."""
+    return levels if levels.__class__ is list else levels.tolist()  # type: ignore[union-attr,return-value]
+
+
 class BookSnapshot(msgspec.Struct, frozen=True, array_like=True, tag="s"):
-    """Replaces the whole book. ``update_id`` is Bybit's ``u``."""
+    """Replaces the whole book. ``update_id`` is Bybit's ``u``. ``bids``/``asks``: see :func:`as_levels`."""
 
     symbol: str
     ts: float
@@ -31,7 +37,7 @@ class BookSnapshot(msgspec.Struct, frozen=True, array_like=True, tag="s"):
 
 
 class BookDelta(msgspec.Struct, frozen=True, array_like=True, tag="d"):
-    """Upserts levels; must carry ``update_id == previous + 1``."""
+    """Upserts levels; must carry ``update_id == previous + 1``. ``bids``/``asks``: see :func:`as_levels`."""
 
     symbol: str
     ts: float

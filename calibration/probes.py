@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from bot.events import TradeBatch
+from bot.events import BookDelta, BookSnapshot, TradeBatch, as_levels
 from calibration.recordings import Recording
 from replay.synthetic import Candles, SyntheticMarketBuilder
 
@@ -73,6 +73,9 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
 def _same(x: object, y: object) -> bool:
     if isinstance(x, TradeBatch) and isinstance(y, TradeBatch):
         return all(np.array_equal(getattr(x, f), getattr(y, f)) for f in ("ts", "price", "size", "is_buy", "trade_id"))
+    if isinstance(x, BookDelta | BookSnapshot) and isinstance(y, BookDelta | BookSnapshot):
+        return (type(x) is type(y) and (x.symbol, x.ts, x.update_id) == (y.symbol, y.ts, y.update_id)
+                and as_levels(x.bids) == as_levels(y.bids) and as_levels(x.asks) == as_levels(y.asks))
     return x == y
 
 

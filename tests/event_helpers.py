@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.events import TradeBatch
+from bot.events import BookDelta, BookSnapshot, TradeBatch, as_levels
 
 
 def canonical(batches: list[tuple[float, list[Any]]]) -> list[tuple[float, list[Any]]]:
@@ -13,7 +13,9 @@ def canonical(batches: list[tuple[float, list[Any]]]) -> list[tuple[float, list[
     for ts, batch in batches:
         evs: list[Any] = []
         for ev in batch:
-            if isinstance(ev, TradeBatch):
+            if isinstance(ev, BookDelta | BookSnapshot):
+                evs.append((type(ev).__name__, ev.symbol, ev.ts, as_levels(ev.bids), as_levels(ev.asks), ev.update_id))
+            elif isinstance(ev, TradeBatch):
                 evs.append(("TradeBatch", ev.symbol, *((str(getattr(ev, f).dtype), getattr(ev, f).tolist())
                                                         for f in ("ts", "price", "size", "is_buy", "trade_id"))))
             else:

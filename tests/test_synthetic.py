@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from bot.clock import FixedClock
-from bot.events import BookDelta, BookSnapshot, TradeBatch
+from bot.events import BookDelta, BookSnapshot, TradeBatch, as_levels
 from bot.instruments import InstrumentRegistry
 from calibration.defaults_fit import DEFAULT_OUT
 from calibration.probes import perturb_probe, reversal_synthetic, volume_probe
@@ -63,37 +63,65 @@ def _trades(b: list) -> list[TradeBatch]:
     return [e for e in b if isinstance(e, TradeBatch)]
 
 
-def test_release_times_and_event_windows(batches: list, btc: Candles) -> None:
-    assert len(batches) == len(btc) * K
+def _books(batches: list) -> list:
+    return [e for _, b in batches for e in b if isinstance(e, BookSnapshot | BookDelta)]
+
+
+def _candle_of(batches: list, t0_ms: np.ndarray) -> np.ndarray:
+    """Index of the candle each release belongs to (releases lie in (open, open + 60 s])."""
     rel = np.array([r for r, _ in batches])
-    assert np.all(np.diff(rel) > 0)
+    return np.searchsorted(t0_ms / 1000.0, rel, side="left") - 1
+
+
+def _of_candles(batches: list, t0_ms: np.ndarray, lo: int, hi: int) -> list:
+    c = _candle_of(batches, t0_ms)
+    return [x for x, ci in zip(batches, c, strict=True) if lo <= ci < hi]
+
+
+def test_release_times_and_event_windows(batches: list, btc: Candles) -> None:
+    """One book update per point released at the end of its first second, trades released per whole second; every
+    event at or before its release, releases in time order with the book first at equal times."""
+    books = _books(batches)
+    assert len(books) == len(btc) * K
+    rel = np.array([r for r, _ in batches])
+    assert np.all(np.diff(rel) >= 0)
+    assert np.all(np.abs(rel - np.rint(rel)) < 1e-9)  # whole seconds (K = 12: 5 s points)
+    book_ts = np.array([e.ts for e in books])
     opens = np.repeat(btc.open_time_ms / 1000.0, K)
-    assert np.allclose(rel - opens, np.tile((np.arange(K) + 1) * 5.0, len(btc)))
+    assert np.allclose(book_ts - opens, np.tile(np.arange(K) * 5.0 + 0.001, len(btc)), atol=1e-6)
     last_id = -1
-    for (r, b), t0 in zip(batches, opens, strict=True):
-        assert isinstance(b[0], BookSnapshot | BookDelta) and len(b) <= 2
-        assert t0 < b[0].ts <= r
+    seconds_with_trades = 0
+    for i, (r, b) in enumerate(batches):
+        if i and batches[i - 1][0] == r:  # equal release: a book, then that second's trades
+            assert isinstance(batches[i - 1][1][0], BookSnapshot | BookDelta) and _trades(b)
+        for ev in b:
+            if isinstance(ev, BookSnapshot | BookDelta):
+                assert r - 1.0 < ev.ts <= r
         for tb in _trades(b):
+            seconds_with_trades += 1
             assert len(tb) > 0 and tb.symbol == "BTCUSDT"
-            assert np.all(np.diff(tb.ts) >= 0) and tb.ts[0] > b[0].ts and tb.ts[-1] <= r
+            assert np.all(np.diff(tb.ts) >= 0) and tb.ts[0] > r - 1.0 and tb.ts[-1] <= r
             assert tb.trade_id.dtype == np.int64 and tb.trade_id[0] > last_id and np.all(np.diff(tb.trade_id) > 0)
             last_id = int(tb.trade_id[-1])
+    assert seconds_with_trades > 0.5 * 60 * len(btc)
 
 
 def test_volume_sums_exactly_on_step_grid(batches: list, btc: Candles, builder: SyntheticMarketBuilder) -> None:
     step = builder.instrument.step
     units = np.zeros(len(btc), np.int64)
+    cand = _candle_of(batches, btc.open_time_ms)
     for i, (_, b) in enumerate(batches):
         for tb in _trades(b):
             u = tb.size / step
             assert np.abs(u - np.rint(u)).max() < 1e-6 and np.rint(u).min() >= 1
-            units[i // K] += int(np.rint(u).sum())
+            units[cand[i]] += int(np.rint(u).sum())
     assert np.array_equal(units, np.floor(btc.volume / step + 0.5).astype(np.int64))
 
 
 def test_open_high_low_close_are_printed(batches: list, btc: Candles) -> None:
     for i in range(len(btc)):
-        px = np.concatenate([tb.price for _, b in batches[i * K:(i + 1) * K] for tb in _trades(b)])
+        px = np.concatenate([tb.price for _, b in _of_candles(batches, btc.open_time_ms, i, i + 1)
+                             for tb in _trades(b)])
         assert px[0] == btc.open[i] and px[-1] == btc.close[i]
         assert px.max() == btc.high[i] and px.min() == btc.low[i]
 
@@ -112,22 +140,23 @@ def test_trades_print_inside_touch_and_range(batches: list, btc: Candles) -> Non
     bids: dict[float, float] = {}
     asks: dict[float, float] = {}
     n = 0
+    cand = _candle_of(batches, btc.open_time_ms)
     for i, (_, b) in enumerate(batches):
-        ev = b[0]
-        if isinstance(ev, BookSnapshot):
-            bids, asks = dict(ev.bids), dict(ev.asks)
-        else:
-            for side, lv in ((bids, ev.bids), (asks, ev.asks)):
-                for p, s in lv:
-                    if s == 0:
-                        assert p in side
-                        side.pop(p)
-                    else:
-                        side[p] = s
+        for ev in b:
+            if isinstance(ev, BookSnapshot):
+                bids, asks = dict(ev.bids), dict(ev.asks)
+            elif isinstance(ev, BookDelta):
+                for side, lv in ((bids, as_levels(ev.bids)), (asks, as_levels(ev.asks))):
+                    for p, s in lv:
+                        if s == 0:
+                            assert p in side
+                            side.pop(p)
+                        else:
+                            side[p] = s
         assert len(bids) == len(asks) == 50
         bb, ba = max(bids), min(asks)
         assert bb < ba
-        c = i // K
+        c = cand[i]
         for tb in _trades(b):
             n += len(tb)
             assert np.all(tb.price == np.where(tb.is_buy, ba, bb))  # every trade at the touch it hits
@@ -157,15 +186,15 @@ def test_storage_accepts_every_event_without_issues(batches: list, btc: Candles)
 def test_candle_alone_equals_day_run(builder: SyntheticMarketBuilder, batches: list, btc: Candles) -> None:
     for i in (0, 1, 17, 333, len(btc) - 1):
         alone = builder.candle_events(i)
-        assert canonical(alone) == canonical(batches[i * K:(i + 1) * K])
+        assert canonical(alone) == canonical(_of_candles(batches, btc.open_time_ms, i, i + 1))
 
 
 def test_snapshot_then_contiguous_update_ids(batches: list) -> None:
-    uid = [b[0].update_id for _, b in batches]
-    assert isinstance(batches[0][1][0], BookSnapshot)
-    assert np.all(np.diff(uid) == 1)
-    assert sum(isinstance(b[0], BookSnapshot) for _, b in batches) == 1 + sum(
-        1 for r, _ in batches[K::K] if (r - 60 / K) % 86_400 == 0)
+    books = _books(batches)
+    assert isinstance(books[0], BookSnapshot)
+    assert np.all(np.diff([e.update_id for e in books]) == 1)
+    assert sum(isinstance(e, BookSnapshot) for e in books) == 1 + sum(
+        1 for e in books[1:] if (e.ts - 0.001) % 86_400 == 0)
 
 
 def test_day_boundary_emits_snapshot() -> None:
@@ -173,12 +202,12 @@ def test_day_boundary_emits_snapshot() -> None:
     ins = InstrumentRegistry.bundled()["BTCUSDT"]
     b = SyntheticMarketBuilder(ins, profile_from_candles(full, ins), GeneratorParams.load_defaults(), seed=1)
     day0 = int(np.flatnonzero(full.open_time_ms % 86_400_000 == 0)[0])
-    ev = list(b.iter_batches(full.slice(day0 - 3, day0 + 3)))
-    kinds = [type(x[1][0]).__name__ for x in ev]
-    assert len(ev) == 6 * 60  # the default: one point a second
-    assert kinds[0] == "BookSnapshot" and kinds[3 * 60] == "BookSnapshot"
+    books = _books(list(b.iter_batches(full.slice(day0 - 3, day0 + 3))))
+    kinds = [type(e).__name__ for e in books]
+    assert len(books) == 6 * b.K
+    assert kinds[0] == "BookSnapshot" and kinds[3 * b.K] == "BookSnapshot"
     assert kinds.count("BookSnapshot") == 2
-    assert np.all(np.diff([x[1][0].update_id for x in ev]) == 1)
+    assert np.all(np.diff([e.update_id for e in books]) == 1)
 
 
 def test_same_seed_same_output_different_seed_differs(builder: SyntheticMarketBuilder, btc: Candles) -> None:
@@ -256,14 +285,13 @@ def test_path_has_no_reversal_artifact() -> None:
 
 
 def _replay_sides(batches: list, depth: int | None = None) -> list[tuple[dict[float, float], dict[float, float]]]:
-    """Mirror the feed's book; ``depth`` truncates each side to its best levels after every update."""
+    """Mirror the feed's book after every book update; ``depth`` truncates each side to its best levels."""
     books, bids, asks = [], {}, {}
-    for _, b in batches:
-        ev = b[0]
+    for ev in _books(batches):
         if isinstance(ev, BookSnapshot):
             bids, asks = dict(ev.bids), dict(ev.asks)
         else:
-            for side, lv in ((bids, ev.bids), (asks, ev.asks)):
+            for side, lv in ((bids, as_levels(ev.bids)), (asks, as_levels(ev.asks))):
                 for p, s in lv:
                     if s == 0:
                         del side[p]
@@ -296,18 +324,20 @@ def test_deltas_rebuild_the_full_books(sym: str, k: int, n: int, start: int) -> 
 
 def test_without_far_deletes_a_depth_50_mirror_is_unchanged(builder: SyntheticMarketBuilder, btc: Candles) -> None:
     part = btc.slice(0, 120)
-    lean = SyntheticMarketBuilder(builder.instrument, None, builder.params, seed=SEED, far_deletes=False,
-                                  points_per_candle=K)
-    full_ev, lean_ev = list(builder.iter_batches(part)), list(lean.iter_batches(part))
-    n_full = sum(len(b[0].bids) + len(b[0].asks) for _, b in full_ev)
-    n_lean = sum(len(b[0].bids) + len(b[0].asks) for _, b in lean_ev)
+    lean = SyntheticMarketBuilder(builder.instrument, None, builder.params, seed=SEED, points_per_candle=K,
+                                  far_deletes=False)
+    exact = SyntheticMarketBuilder(builder.instrument, None, builder.params, seed=SEED, points_per_candle=K)
+    full_ev, lean_ev = list(exact.iter_batches(part)), list(lean.iter_batches(part))
+    n_full = sum(len(e.bids) + len(e.asks) for e in _books(full_ev))
+    n_lean = sum(len(e.bids) + len(e.asks) for e in _books(lean_ev))
     assert n_lean < 0.95 * n_full
     assert _replay_sides(lean_ev, depth=50) == _replay_sides(full_ev)
-    assert canonical([(r, b[1:]) for r, b in lean_ev]) == canonical([(r, b[1:]) for r, b in full_ev])  # same prints
+    trades = [(r, _trades(b)) for r, b in lean_ev]
+    assert canonical(trades) == canonical([(r, _trades(b)) for r, b in full_ev])  # same prints
 
 
-def _events_up_to(batches: list, c: int) -> list:
-    return canonical(batches[:(c + 1) * K])
+def _events_up_to(batches: list, t0_ms: np.ndarray, c: int) -> list:
+    return canonical(_of_candles(batches, t0_ms, 0, c + 1))
 
 
 def test_truncation_invariance(builder: SyntheticMarketBuilder) -> None:
@@ -320,12 +350,13 @@ def test_truncation_invariance(builder: SyntheticMarketBuilder) -> None:
     assert 100 < day0 < 300
     for c in (0, 7, 77, day0 - 1, day0, day0 + 5, len(full) - 2):
         cut = list(b.iter_batches(full.slice(0, c + 1)))
-        assert len(cut) == (c + 1) * K
-        assert canonical(cut) == _events_up_to(ref, c), c
+        assert len(_books(cut)) == (c + 1) * K
+        assert canonical(cut) == _events_up_to(ref, full.open_time_ms, c), c
     # and the later candles really do change something (the comparison can fail)
     other = dataclasses.replace(full, volume=full.volume * np.where(np.arange(len(full)) > 80, 3.0, 1.0))
-    alt = canonical(list(b.iter_batches(other)))
-    assert alt[:81 * K] == _events_up_to(ref, 80) and alt[81 * K:] != canonical(ref[81 * K:])
+    alt = list(b.iter_batches(other))
+    assert _events_up_to(alt, full.open_time_ms, 80) == _events_up_to(ref, full.open_time_ms, 80)
+    assert canonical(alt) != canonical(ref)
 
 
 def test_scales_are_causal_and_seeded_from_the_first_candle(builder: SyntheticMarketBuilder, btc: Candles) -> None:
@@ -407,7 +438,7 @@ def test_other_symbols_and_k(btc: Candles) -> None:
         b = SyntheticMarketBuilder(ins, profile_from_candles(c, ins), GeneratorParams.load_defaults(), seed=3,
                                    points_per_candle=k)
         ev = list(b.iter_batches(c))
-        assert len(ev) == 120 * k
+        assert len(_books(ev)) == 120 * k
         vol = sum(int(np.rint(e.size / ins.step).sum()) for _, bt in ev for e in _trades(bt))
         assert vol == int(np.floor(c.volume / ins.step + 0.5).sum())
 

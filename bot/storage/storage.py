@@ -29,6 +29,7 @@ import numpy as np
 from loguru import logger
 
 from bot.clock import Clock
+from bot.events import as_levels
 from bot.events import BookDelta, BookSnapshot, EventBatch, MarketEvent, Trade, TradeBatch
 from bot.storage.book import OrderBook
 from bot.storage.ingest import append_batch, append_trades
@@ -146,6 +147,8 @@ class DataStorage:
             self._ingest_trades(trades)
 
     def _apply_book(self, ev: BookSnapshot | BookDelta) -> None:
+        if ev.bids.__class__ is not list or ev.asks.__class__ is not list:  # (n, 2) arrays from a synthetic feed
+            ev = ev.__class__(ev.symbol, ev.ts, as_levels(ev.bids), as_levels(ev.asks), ev.update_id)
         sym = ev.symbol
         st = self._syms.get(sym)
         if st is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from bot.events import Level
+from bot.events import Level, as_levels
 
 KEEP_LEVELS = 50
 _TRIM_AT = 4 * KEEP_LEVELS
@@ -35,7 +35,7 @@ class SimBook:
     def delta(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
         inv = self.inv_tick
         for side, levels in ((self.bids, bids), (self.asks, asks)):
-            for p, s in levels:
+            for p, s in as_levels(levels):  # type: ignore[arg-type]
                 k = round(p * inv)
                 if s > 0:
                     side[k] = s

@@ -1,9 +1,10 @@
-"""SyntheticMarketBuilder: 1m candles → the bot's market events, one batch per intrabar point (one second by default).
+"""SyntheticMarketBuilder: 1m candles → the bot's market events: a book update per intrabar point, trades per second.
 
-Per candle i (open t): K points released at t + (k+1)·60/K s (floored to the ms; the last at the candle close). The
-batch of point k = [book update, the point's trades as one ``TradeBatch``] in ts order, like Bybit's ``orderbook`` and
-``publicTrade`` frames: the book carries ts = start of the point's interval + 1 ms, the trades lie strictly after it
-and at most at the release time; every event of candle i has ts in (t, t+60].
+Per candle i (open t): K points, point k covering (t + k·60/K, t + (k+1)·60/K] s. Its book update carries ts = start of
+the interval + 1 ms; its trades lie strictly after it, inside the interval. Events are released like Bybit's frames:
+trades in one ``TradeBatch`` per whole second (released at the end of that second, never after the end of their
+point), the book update at the end of its first second together with that second's trades (book first). So the bot
+sees at time t exactly the events stamped ≤ t at whole seconds, and every event of candle i has ts in (t, t+60].
 
 Book events: a ``BookSnapshot`` at the first point of the run, of every UTC day and after a gap in the candles;
 otherwise a ``BookDelta`` with only the changed levels (size 0 deletes a level that left the top 50).
@@ -84,6 +85,12 @@ class _Core:
     trades: TradeArrays | None = None
 
 
+def release_ms(ts_ms: np.ndarray, point_end_ms: np.ndarray) -> np.ndarray:
+    """When an event is released: at the end of its whole second (publicTrade-like per-second batches), never after
+    the end of its intrabar point."""
+    return np.minimum(-(-np.asarray(ts_ms) // 1000) * 1000, point_end_ms)
+
+
 def _ticks(x: np.ndarray, tick: float, what: str, symbol: str) -> np.ndarray:
     t = np.asarray(x, float) / tick
     r = np.rint(t)
@@ -111,8 +118,9 @@ class SyntheticMarketBuilder:
     """Turns candles into ``(release_ts, EventBatch)`` pairs for the feed (see module docstring).
 
     ``profile`` is the report-facing whole-window summary; the generator does not use it (causal scales instead).
-    ``far_deletes=False`` drops the deletes of levels that merely fall off the far end of the top 50 (~8 of ~48
-    levels per point on BTCUSDT); depth-50 consumers that truncate to their depth end with the same book.
+    ``far_deletes=False`` drops the deletes of levels that merely fall off the far end of the top 50: only a consumer
+    that truncates to depth 50 after every update ends with the same book (a stale far level would otherwise come back
+    inside the touch after a large move), so the default keeps them.
     """
 
     def __init__(self, instrument: Instrument, profile: SymbolProfile | None, params: GeneratorParams, seed: int,
@@ -275,18 +283,22 @@ class SyntheticMarketBuilder:
         ts_s = tr.ts_ms / 1000.0
         px = self._prices(tr.price_ticks)
         qty = self._sizes(tr.units)
-        release, book_ts = core.point_ms / 1000.0, core.book_ms / 1000.0
+        book_ts = core.book_ms / 1000.0
+        book_rel = release_ms(core.book_ms, core.point_ms)
+        trade_rel = release_ms(tr.ts_ms, core.point_ms[tr.row])
         for lo in range(r0, P, _BLOCK_ROWS):
             hi = min(P, lo + _BLOCK_ROWS)
             with _gc_paused():
-                out = self._block(sym, lo, hi, release, book_ts, core.update_id, bids, asks,
-                                  (ts_s, px, qty, tr.is_buy, tid), tcut, core)
+                out = self._block(sym, lo, hi, book_rel, book_ts, core.update_id, bids, asks,
+                                  (ts_s, px, qty, tr.is_buy, tid), trade_rel, tcut, core)
             yield from out
 
-    def _block(self, sym: str, lo: int, hi: int, release: np.ndarray, book_ts: np.ndarray, uid: np.ndarray,
-               bids: Any, asks: Any, cols: tuple[np.ndarray, ...], tcut: np.ndarray, core: _Core
-               ) -> list[tuple[float, EventBatch]]:
-        """Events of rows [lo, hi): book structs from one ``.tolist()`` per column, trades as array slices."""
+    def _block(self, sym: str, lo: int, hi: int, book_rel: np.ndarray, book_ts: np.ndarray, uid: np.ndarray,
+               bids: Any, asks: Any, cols: tuple[np.ndarray, ...], trade_rel: np.ndarray, tcut: np.ndarray,
+               core: _Core) -> list[tuple[float, EventBatch]]:
+        """Events of rows [lo, hi) in release order: the book structs (levels as array views), then the trades
+        grouped by release second as array slices; a book and the trades of its first second share a release (the
+        feed merges equal release times into one batch, book first)."""
         first = lo
         books: list[BookSnapshot | BookDelta] = []
         if lo == 0:  # chunk start: snapshot
@@ -297,21 +309,36 @@ class SyntheticMarketBuilder:
             first = 1
         if first < hi:
             sides = []
-            for d in (bids, asks):  # delta rows r ≥ 1 live at cut[r-1]:cut[r]
+            for d in (bids, asks):  # delta rows r ≥ 1 live at cut[r-1]:cut[r]; levels as (n, 2) array views
                 s, e = int(d.cut[first - 1]), int(d.cut[hi - 1])
-                pairs = self._pairs(d.ticks[s:e], d.units[s:e])
+                lv = np.empty((e - s, 2))
+                lv[:, 0] = self._prices(d.ticks[s:e])
+                lv[:, 1] = self._sizes(d.units[s:e])
+                lv.flags.writeable = False
                 cut = (d.cut[first - 1:hi] - s).tolist()
-                sides.append([pairs[i:j] for i, j in itertools.pairwise(cut)])
+                sides.append([lv[i:j] for i, j in itertools.pairwise(cut)])
             books.extend(map(BookDelta, itertools.repeat(sym), book_ts[first:hi].tolist(), sides[0], sides[1],
                              uid[first:hi].tolist()))
         ts, px, qty, buy, tid = cols
+        s, e = int(tcut[lo]), int(tcut[hi])
+        rel = trade_rel[s:e]
+        g0 = np.flatnonzero(np.diff(rel)) + 1 if e > s else np.zeros(0, np.int64)
+        g_start = np.concatenate([[0], g0]) if e > s else g0
+        g_end = np.append(g_start[1:], e - s)
+        # release order: by time; at equal times the book (kind 0) before the trades (kind 1)
+        keys = np.concatenate([book_rel[lo:hi], rel[g_start]])
+        kind = np.concatenate([np.zeros(hi - lo, np.int8), np.ones(len(g_start), np.int8)])
+        order = np.lexsort((kind, keys)).tolist()
+        times = (keys / 1000.0).tolist()
+        n_books = hi - lo
+        gs, ge = (g_start + s).tolist(), (g_end + s).tolist()
         out: list[tuple[float, EventBatch]] = []
-        for r, ev, i, j in zip(release[lo:hi].tolist(), books, tcut[lo:hi].tolist(), tcut[lo + 1:hi + 1].tolist(),
-                               strict=True):
-            if i == j:
-                out.append((r, [ev]))
+        for o in order:
+            if o < n_books:
+                out.append((times[o], [books[o]]))
             else:
-                out.append((r, [ev, TradeBatch(sym, ts[i:j], px[i:j], qty[i:j], buy[i:j], tid[i:j])]))
+                i, j = gs[o - n_books], ge[o - n_books]
+                out.append((times[o], [TradeBatch(sym, ts[i:j], px[i:j], qty[i:j], buy[i:j], tid[i:j])]))
         return out
 
     def _pairs(self, ticks: np.ndarray, units: np.ndarray) -> list[tuple[float, float]]:
