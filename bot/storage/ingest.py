@@ -105,6 +105,9 @@ def _append_trades_small(tape: TradeTape, trades: list[Trade], now: float) -> in
         vs.append(v)
         ids.append(tid)
     keep = tape.filter_ids(ids)
+    if keep is None:
+        tape.append_rows(ts, ps, vs, buys, now)
+        return 0
     return _append_rows_kept(tape, ts, ps, vs, buys, keep, now)
 
 
@@ -168,6 +171,9 @@ def _append_batch_small(tape: TradeTape, b: TradeBatch, int_ids: bool, now: floa
         if "" in ids:
             return None
         keep = tape.filter_ids(ids)
+    if keep is None:
+        tape.append_rows(ts, ps, vs, b.is_buy.tolist(), now)
+        return 0
     return _append_rows_kept(tape, ts, ps, vs, b.is_buy.tolist(), keep, now)
 
 

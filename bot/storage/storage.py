@@ -212,9 +212,14 @@ class DataStorage:
         return tape
 
     def _ingest_symbol(self, sym: str, trades: list[Trade], now: float) -> None:
-        tape = self._tape_for(sym, len(trades))
-        if tape is not None:
-            self._report_trades(sym, *append_trades(tape, trades, now))
+        tape = self._tapes.get(sym)
+        if tape is None:
+            tape = self._tape_for(sym, len(trades))
+            if tape is None:
+                return
+        bad, dup = append_trades(tape, trades, now)
+        if bad or dup:
+            self._report_trades(sym, bad, dup)
 
     def _ingest_batch(self, b: TradeBatch, now: float) -> None:
         m = len(b.ts)
