@@ -119,7 +119,12 @@ class DataStorage:
         """Apply one queue item. Book events apply in order; trades (``Trade`` events and ``TradeBatch``es) are
         appended per symbol in arrival order (books and tapes are independent, so the relative order of the two kinds
         does not matter)."""
-        if not batch:
+        if len(batch) == 1:  # the usual queue item: one frame's batch
+            ev = batch[0]
+            if ev.__class__ is TradeBatch:
+                self._ingest_batch(ev, self._clock.now())  # type: ignore[arg-type]
+                return
+        elif not batch:
             return
         kinds = set(map(type, batch))
         if kinds == _ONLY_TRADES:
