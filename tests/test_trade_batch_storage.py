@@ -16,7 +16,7 @@ from bot.clock import FixedClock
 from bot.events import BookSnapshot, Trade, TradeBatch
 from bot.storage import DataStorage
 from bot.storage.ingest import SMALL_ARRAY_BATCH, append_batch, append_trades
-from bot.storage.tape import TradeTape
+from bot.storage.tape import ID_GENERATION, TradeTape
 from settings import Settings
 
 INF = math.inf
@@ -314,3 +314,15 @@ def test_unknown_symbol_empty_and_ragged_batches() -> None:
         ("bad_trade", "2 trade(s) in a batch with columns of unequal length dropped"),
     ]
     assert ds.last_seq(SYM) == 0
+
+
+def test_single_id_memory_rotates_like_the_set_path() -> None:
+    """``is_new_id`` (one-print frames) and ``filter_ids`` remember and forget string ids identically, across the
+    two-generation rotation (ids older than two generations are forgotten by both)."""
+    a, b = TradeTape(60.0), TradeTape(60.0)
+    rng = np.random.default_rng(3)
+    for k in range(25_000):
+        tid = f"x{k - int(rng.integers(0, 3)) * int(rng.integers(0, 12_000))}"
+        assert (a.filter_ids([tid]) is None) == b.is_new_id(tid), k
+    assert (a._ids_cur, a._ids_prev) == (b._ids_cur, b._ids_prev)
+    assert a._ids_prev and len(a._ids_cur) + len(a._ids_prev) < 2 * ID_GENERATION  # rotated: memory bounded

@@ -105,6 +105,9 @@ def _append_trades_small(tape: TradeTape, trades: list[Trade], now: float) -> in
         vs.append(v)
         ids.append(tid)
     keep = tape.filter_ids(ids)
+    if keep is None:
+        tape.append_rows(ts, ps, vs, buys, now)
+        return 0
     return _append_rows_kept(tape, ts, ps, vs, buys, keep, now)
 
 
@@ -158,6 +161,20 @@ def _append_batch_small(tape: TradeTape, b: TradeBatch, int_ids: bool, now: floa
     ps: list[float] = b.price.tolist()
     vs: list[float] = b.size.tolist()
     inf = _INF
+    if len(ts) == 1:  # the commonest live frame: one print, no lists to filter
+        if not (-inf < ts[0] < inf and 0.0 < ps[0] < inf and 0.0 < vs[0] < inf):
+            return None
+        tid = b.trade_id.item(0)
+        if int_ids:
+            if tid <= tape.id_mark:
+                return 1
+            tape.id_mark = tid
+        elif tid == "":
+            return None
+        elif not tape.is_new_id(tid):
+            return 1
+        tape.append_rows(ts, ps, vs, b.is_buy.tolist(), now)
+        return 0
     for t, p, v in zip(ts, ps, vs, strict=True):
         if not (-inf < t < inf and 0.0 < p < inf and 0.0 < v < inf):
             return None
@@ -168,6 +185,9 @@ def _append_batch_small(tape: TradeTape, b: TradeBatch, int_ids: bool, now: floa
         if "" in ids:
             return None
         keep = tape.filter_ids(ids)
+    if keep is None:
+        tape.append_rows(ts, ps, vs, b.is_buy.tolist(), now)
+        return 0
     return _append_rows_kept(tape, ts, ps, vs, b.is_buy.tolist(), keep, now)
 
 

@@ -120,7 +120,12 @@ class DataStorage:
         """Apply one queue item. Book events apply in order; trades (``Trade`` events and ``TradeBatch``es) are
         appended per symbol in arrival order (books and tapes are independent, so the relative order of the two kinds
         does not matter)."""
-        if not batch:
+        if len(batch) == 1:  # the usual queue item: one frame's batch
+            ev = batch[0]
+            if ev.__class__ is TradeBatch:
+                self._ingest_batch(ev, self._clock.now())  # type: ignore[arg-type]
+                return
+        elif not batch:
             return
         kinds = set(map(type, batch))
         if kinds == _ONLY_TRADES:
@@ -215,9 +220,14 @@ class DataStorage:
         return tape
 
     def _ingest_symbol(self, sym: str, trades: list[Trade], now: float) -> None:
-        tape = self._tape_for(sym, len(trades))
-        if tape is not None:
-            self._report_trades(sym, *append_trades(tape, trades, now))
+        tape = self._tapes.get(sym)
+        if tape is None:
+            tape = self._tape_for(sym, len(trades))
+            if tape is None:
+                return
+        bad, dup = append_trades(tape, trades, now)
+        if bad or dup:
+            self._report_trades(sym, bad, dup)
 
     def _ingest_batch(self, b: TradeBatch, now: float) -> None:
         m = len(b.ts)

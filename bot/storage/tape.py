@@ -188,6 +188,17 @@ class TradeTape:
         self.id_mark = hi
         return None if len(keep) == len(ids) else keep
 
+    def is_new_id(self, tid: str) -> bool:
+        """``filter_ids([tid]) is None`` (same memory, same rotation) without building sets: one print's frame."""
+        if tid in self._ids_cur or tid in self._ids_prev:
+            return False
+        cur = self._ids_cur
+        cur.add(tid)
+        if len(cur) >= ID_GENERATION:
+            self._ids_prev = cur
+            self._ids_cur = set()
+        return True
+
     def _remember(self, ids: set[str]) -> None:
         self._ids_cur |= ids
         if len(self._ids_cur) >= ID_GENERATION:
