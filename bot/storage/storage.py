@@ -29,8 +29,7 @@ import numpy as np
 from loguru import logger
 
 from bot.clock import Clock
-from bot.events import as_levels
-from bot.events import BookDelta, BookSnapshot, EventBatch, MarketEvent, Trade, TradeBatch
+from bot.events import BookDelta, BookSnapshot, EventBatch, MarketEvent, Trade, TradeBatch, as_levels
 from bot.storage.book import OrderBook
 from bot.storage.ingest import append_batch, append_trades
 from bot.storage.spoof import SpoofTracker
