@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from calibration.recordings import RecordingError, read_recording
+from replay.synthetic.builder import DEFAULT_POINTS_PER_CANDLE
 
 EXIT_BAD_INPUT = 2
 
@@ -29,7 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--fit-on", nargs="+", type=Path, default=[], metavar="FILE",
                    help="first fit the generator's levels and shapes on these recordings (default: project defaults)")
     c.add_argument("--seed", type=int, default=1, help="generator seed (default 1)")
-    c.add_argument("--points", type=int, default=60, help="intrabar points per candle (default 60: one a second)")
+    c.add_argument("--points", type=int, default=DEFAULT_POINTS_PER_CANDLE,
+                   help=f"book updates per candle (default {DEFAULT_POINTS_PER_CANDLE}, as replay); trades: per second")
     c.add_argument("--json", action="store_true", help="print one JSON object per symbol instead of the table")
     f = sub.add_parser("fit-defaults", help="refit replay/synthetic/defaults.json from ../shared/data",
                        description="Fit the generator defaults on the real recordings of the shared data folder.")
@@ -40,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _fit_params(files: list[Path]) -> tuple[object, tuple[str, ...]]:
+def _fit_params(files: list[Path], points: int) -> tuple[object, tuple[str, ...]]:
     from calibration.fit import fit_levels, refine_by_simulation, values
     from replay.synthetic import GeneratorParams
 
@@ -50,7 +52,7 @@ def _fit_params(files: list[Path]) -> tuple[object, tuple[str, ...]]:
     recs = [r for f in files for r in read_recording(f)]
     E = {k: getattr(base, k) for k in ("fill_notional_elasticity", "depth_density_elasticity")}
     params = base.calibrate_from_ws_stats(values(fit_levels(recs, E)))
-    params = refine_by_simulation(params, recs)
+    params = refine_by_simulation(params, recs, points_per_candle=points)
     return params, tuple(f"{f.name}" for f in files)
 
 
@@ -59,7 +61,7 @@ def _compare(args: argparse.Namespace) -> int:
 
     if args.points < 4:
         raise RecordingError(f"--points must be >= 4, got {args.points}")
-    params, fitted_on = _fit_params(args.fit_on)
+    params, fitted_on = _fit_params(args.fit_on, args.points)
     recs = read_recording(args.recording, args.symbol)
     for rec in recs:
         try:

@@ -1,9 +1,10 @@
 """Real vs synthetic, side by side: the fidelity table of ``python -m calibration compare``.
 
 The generator runs on the recording's own complete 1m candles (with the recording's typical volume and range as its
-scale history, :func:`calibration.synthetic_tape.recording_prior`); both sides are measured by
+scale history, :func:`calibration.synthetic_tape.recording_prior`), once per seed of ``SEEDS`` seeds, pooled; both
+sides are measured by
 :func:`calibration.stats.market_stats` over the same minutes. KS statistics use ``scipy.stats.ks_2samp``. Ratios are
-synthetic / real. The reversal probe runs the generator on two days of the bundled klines of the symbol when they
+synthetic / real. The reversal probe runs the generator on a week of the bundled klines of the symbol when they
 exist (a few minutes hold too few candles), else on the recording's candles.
 """
 
@@ -18,11 +19,15 @@ from scipy.stats import ks_2samp
 from bot.instruments import Instrument, InstrumentRegistry
 from calibration.probes import ProbeResult, run_probes
 from calibration.recordings import Recording
-from calibration.stats import MarketStats, market_stats
+from calibration.stats import MarketStats, market_stats, pooled_stats
 from calibration.synthetic_tape import candles_from_recording, complete_minutes, instrument_for, synthetic_recording
 from replay.synthetic import Candles, GeneratorParams, SyntheticMarketBuilder
+from replay.synthetic.builder import DEFAULT_POINTS_PER_CANDLE
 
-PROBE_DAYS = 2
+PROBE_DAYS = 7
+SEEDS = 8
+"""The synthetic side is measured over this many generator seeds on the same candles and pooled: a few minutes of one
+draw are too noisy (e.g. 48 book points give the 1-tick spread share ± 3 points)."""
 
 
 @dataclass(frozen=True)
@@ -87,11 +92,13 @@ def probe_candles(rec: Recording) -> tuple[Candles, Instrument]:
     return candles_from_recording(rec), instrument_for(rec)
 
 
-def compare_recording(rec: Recording, params: GeneratorParams, *, seed: int = 1, points_per_candle: int = 60,
+def compare_recording(rec: Recording, params: GeneratorParams, *, seed: int = 1, seeds: int = SEEDS,
+                      points_per_candle: int = DEFAULT_POINTS_PER_CANDLE,
                       fitted_on: tuple[str, ...] = ()) -> Comparison:
     real = market_stats(rec.window(*complete_minutes(rec)))
-    syn_rec = synthetic_recording(rec, params, seed=seed, points_per_candle=points_per_candle)
-    syn = market_stats(syn_rec)
+    syn = pooled_stats([market_stats(synthetic_recording(rec, params, seed=seed + i,
+                                                         points_per_candle=points_per_candle))
+                        for i in range(seeds)])
     long_c, ins = probe_candles(rec)
     b_long = SyntheticMarketBuilder(ins, None, params, seed=seed, points_per_candle=points_per_candle)
     probes = run_probes(rec, b_long, long_c)

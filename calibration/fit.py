@@ -273,7 +273,8 @@ def values(fitted: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {k: v["value"] for k, v in fitted.items() if not k.startswith("_")}
 
 
-def refine_by_simulation(params: Any, recs: Sequence[Recording], rounds: int = 3, seed: int = 1) -> Any:
+def refine_by_simulation(params: Any, recs: Sequence[Recording], rounds: int = 3, seed: int = 1,
+                         points_per_candle: int | None = None) -> Any:
     """Adjust the level coefficients until the generator, run on the fit recordings' own candles, reproduces what the
     recordings show (indirect inference): the generator's own variation (per-second activity, size scaling with the
     local rate, the candle's volume schedule) widens and shifts the marginal distributions, so fitting the marginals
@@ -284,7 +285,8 @@ def refine_by_simulation(params: Any, recs: Sequence[Recording], rounds: int = 3
 
     real = [market_stats(_complete(r)) for r in recs]
     for _ in range(rounds):
-        syn = [market_stats(synthetic_recording(r, params, seed=seed)) for r in recs]
+        kw = {} if points_per_candle is None else {"points_per_candle": points_per_candle}
+        syn = [market_stats(synthetic_recording(r, params, seed=seed, **kw)) for r in recs]
 
         def ratio(get: Any, real_: Any = real, syn_: Any = syn) -> float:
             return _gmean([max(get(a), 1e-12) / max(get(b), 1e-12) for a, b in zip(real_, syn_, strict=True)])

@@ -104,8 +104,12 @@ def perturb_probe(builder: SyntheticMarketBuilder, candles: Candles, idx: np.nda
             diff = np.flatnonzero(path != base_path)
             d = int(diff[0]) if len(diff) else len(path)
             other = builder.candle_events(i, v)
+            cut = candles.open_time_ms[i] / 1000.0 + d * 60.0 / builder.K  # releases before point d's start
+            early, early_o = [x for x in base if x[0] <= cut], [x for x in other if x[0] <= cut]
             n_ev = n_bad = 0
-            for (_, b1), (_, b2) in zip(base[:d], other[:d], strict=True):
+            if len(early) != len(early_o):
+                n_bad += max(1, abs(len(early) - len(early_o)))
+            for (_, b1), (_, b2) in zip(early, early_o, strict=False):
                 n_ev += len(b1)
                 if len(b1) != len(b2):
                     n_bad += len(b1)
@@ -119,12 +123,10 @@ def perturb_probe(builder: SyntheticMarketBuilder, candles: Candles, idx: np.nda
 
 
 def volume_probe(builder: SyntheticMarketBuilder, candles: Candles, idx: np.ndarray) -> float:
-    K = builder.K
-    n_pts = max(1, round(VOLUME_SEC * K / 60))
-
     def early(c: Candles, i: int) -> float:
         vol = 0.0
-        for _, batch in builder.candle_events(i, c)[:n_pts]:
+        t_cut = c.open_time_ms[i] / 1000.0 + VOLUME_SEC
+        for _, batch in (x for x in builder.candle_events(i, c) if x[0] <= t_cut):
             vol += sum(float(ev.size.sum()) for ev in batch if isinstance(ev, TradeBatch))
         return vol
 
@@ -133,7 +135,7 @@ def volume_probe(builder: SyntheticMarketBuilder, candles: Candles, idx: np.ndar
     return doubled / base if base > 0 else math.nan
 
 
-def run_probes(rec: Recording, builder_long: SyntheticMarketBuilder, long_candles: Candles, samples: int = 12,
+def run_probes(rec: Recording, builder_long: SyntheticMarketBuilder, long_candles: Candles, samples: int = 24,
                seed: int = 7) -> ProbeResult:
     """The real reversal on ``rec``; the synthetic probes on ``long_candles`` (many minutes of the symbol), the
     perturbation probes on ``samples`` of them drawn with ``seed``."""

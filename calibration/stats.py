@@ -127,3 +127,37 @@ def market_stats(rec: Recording) -> MarketStats:
         buy_share=float(rec.trade_is_buy.mean()), buy_share_up_minutes=up, buy_share_down_minutes=down,
         samples=len(rec.book_ms), notional=notional, inter_trade_ms=gaps.astype(float), spread_ticks=sp,
     )
+
+
+def pooled_stats(parts: list[MarketStats]) -> MarketStats:
+    """Several measurements of the same span (e.g. generator seeds) as one: means of the scalar figures, medians of the
+    depth figures, the raw distributions concatenated."""
+    if not parts:
+        raise ValueError("pooled_stats: nothing to pool")
+    first = parts[0]
+
+    def mean(name: str) -> float:
+        return float(np.mean([getattr(p, name) for p in parts]))
+
+    def mean_opt(name: str) -> float | None:
+        vals = [getattr(p, name) for p in parts if getattr(p, name) is not None]
+        return float(np.mean(vals)) if vals else None
+
+    return MarketStats(
+        symbol=first.symbol, venue=first.venue, source=first.source, minutes=first.minutes,
+        trades_per_min=mean("trades_per_min"), orders_per_min=mean("orders_per_min"),
+        fills_per_order=mean("fills_per_order"),
+        notional_median=float(np.median(np.concatenate([p.notional for p in parts]))),
+        notional_mean=float(np.mean(np.concatenate([p.notional for p in parts]))),
+        active_second_share=mean("active_second_share"), inter_trade_zero_share=mean("inter_trade_zero_share"),
+        spread_1tick_share=mean("spread_1tick_share"), spread_ticks_mean=mean("spread_ticks_mean"),
+        spread_bps_median=float(np.median([p.spread_bps_median for p in parts])),
+        depth_l1_notional=float(np.median([p.depth_l1_notional for p in parts])),
+        depth_cum_notional={k: float(np.median([p.depth_cum_notional[k] for p in parts]))
+                            for k in first.depth_cum_notional},
+        buy_share=mean("buy_share"), buy_share_up_minutes=mean_opt("buy_share_up_minutes"),
+        buy_share_down_minutes=mean_opt("buy_share_down_minutes"), samples=sum(p.samples for p in parts),
+        notional=np.concatenate([p.notional for p in parts]),
+        inter_trade_ms=np.concatenate([p.inter_trade_ms for p in parts]),
+        spread_ticks=np.concatenate([p.spread_ticks for p in parts]),
+    )

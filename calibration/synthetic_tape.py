@@ -17,6 +17,7 @@ from bot.events import BookDelta, BookSnapshot, Trade, TradeBatch
 from bot.instruments import Instrument, InstrumentRegistry
 from calibration.recordings import Book, BookSampler, Recording
 from replay.synthetic import Candles, GeneratorParams, SyntheticMarketBuilder
+from replay.synthetic.builder import DEFAULT_POINTS_PER_CANDLE
 from replay.synthetic.scales import ScalePrior
 
 MINUTE_MS = 60_000
@@ -111,7 +112,8 @@ def events_recording(batches: object, *, symbol: str, venue: str, source: str, t
                      ask_qty=aq, touch_ms=ut, touch_bid=ub, touch_ask=ua)
 
 
-def synthetic_recording(rec: Recording, params: GeneratorParams, *, seed: int = 1, points_per_candle: int = 60,
+def synthetic_recording(rec: Recording, params: GeneratorParams, *, seed: int = 1,
+                        points_per_candle: int = DEFAULT_POINTS_PER_CANDLE,
                         candles: Candles | None = None) -> Recording:
     """The generator's market over ``candles`` (default: the recording's own complete minutes)."""
     c = candles if candles is not None else candles_from_recording(rec)

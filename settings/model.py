@@ -561,7 +561,7 @@ class BacktestSettings(BaseModel):
     walk_forward_step_days: int = fixed(3, ge=1)
     strict_repainting_check: bool = fixed(True)
     intrabar_simulation: bool = fixed(True)
-    intrabar_points_per_candle: int = fixed(60, ge=4, le=600)
+    intrabar_points_per_candle: int = fixed(12, ge=4, le=600)
     use_realistic_slippage: bool = fixed(True)
     slippage_model: Literal["adaptive", "fixed", "volume_based"] = fixed("adaptive")
     fixed_slippage_bps: float = fixed(1.0, ge=0)

@@ -53,6 +53,10 @@ from replay.synthetic.scales import CausalScales, ScalePrior, causal_scales
 
 # draw purposes (keys of the counter-based streams)
 _D_PATH_U, _D_BRIDGE, _D_BOOK_U, _D_BOOK_Z = 0x5A01, 0x5A02, 0x5A03, 0x5A04
+DEFAULT_POINTS_PER_CANDLE = 12
+"""A book update every 5 s (the setting ``backtest.intrabar_points_per_candle``): trades are released every second
+whatever K is, each at its own ms; 12 keeps a 30-day replay near a minute of book work (60 costs ~2.5×, measured in
+``benchmarks/replay_bench.py --points``)."""
 _BLOCK_ROWS = 3600  # points per block of Python event construction (bounds memory and the GC pause)
 
 
@@ -124,7 +128,8 @@ class SyntheticMarketBuilder:
     """
 
     def __init__(self, instrument: Instrument, profile: SymbolProfile | None, params: GeneratorParams, seed: int,
-                 points_per_candle: int = 60, pessimistic: bool = False, candles: Candles | None = None,
+                 points_per_candle: int = DEFAULT_POINTS_PER_CANDLE, pessimistic: bool = False,
+                 candles: Candles | None = None,
                  far_deletes: bool = True, scale_prior: ScalePrior | None = None) -> None:
         if not 4 <= points_per_candle <= 600:
             raise ValueError(f"points_per_candle must be in [4, 600], got {points_per_candle}")
@@ -249,7 +254,7 @@ class SyntheticMarketBuilder:
         deep = StepScale.from_candles(c.open_time_ms[:b].astype(np.int64), sc.deep_units[:b],
                                       int(book_ms[0]) - self.model.refresh_ms, int(book_ms[-1]))
         vol_units = np.floor(sl.volume / self.instrument.step + 0.5).astype(np.int64)
-        fs = FlowScales(volume_units=sc.mean_volume[a:b] / self.instrument.step, fill_units=sc.fill_units[a:b],
+        fs = FlowScales(volume_units=sc.recent_volume[a:b] / self.instrument.step, fill_units=sc.fill_units[a:b],
                         move_sigma=sc.range_ticks[a:b] / (RANGE_TO_STEP_SIGMA * np.sqrt(K - 1)),
                         range_ticks=sc.range_ticks[a:b],
                         min_units=self._min_units(sl.open))
@@ -345,4 +350,4 @@ class SyntheticMarketBuilder:
         return list(zip(self._prices(ticks).tolist(), self._sizes(units).tolist(), strict=True))
 
 
-__all__ = ["N_LEVELS", "ChunkArrays", "SyntheticMarketBuilder"]
+__all__ = ["DEFAULT_POINTS_PER_CANDLE", "N_LEVELS", "ChunkArrays", "SyntheticMarketBuilder"]

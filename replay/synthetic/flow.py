@@ -4,12 +4,14 @@ Per candle and point k (one second by default), in time order:
 
 1. **Schedule.** The point's volume target blends a causal expectation with the candle's own volume:
    ``target_k = (1 − w_k)·(v̄/K)·a_k + w_k·avail_k·a_k / (a_k + K−1−k)`` with ``w_k = ((k+1)/K)^p``. ``v̄`` is the causal
-   typical volume (candles before this one), ``a_k`` the point's activity (lognormal burstiness times
+   recent volume (a short EWMA of the candles before this one), ``a_k`` the point's activity (lognormal burstiness times
    ``1 + c·|move_k| / typical move``: more trading when price moves), ``avail_k`` what is left of the candle's volume
    after the units reserved for the points that must print (below). Early seconds therefore hardly depend on the
    candle's total volume, later ones increasingly absorb it, and the last point takes exactly the remainder: the sizes
-   sum to the candle volume on the qty-step grid. This is the one dependence on the candle the volume constraint
-   forces; the leak probes measure it (doubling only the volume changes the first seconds' volume by a few %).
+   sum to the candle volume on the qty-step grid; a point also never takes more than ``PACE_CAP`` times its even share
+   of what is left, so a candle quieter than expected trades slowly throughout rather than running dry. These are
+   the dependences on the candle the volume constraint forces; the leak probes measure them (doubling only the volume
+   changes the first seconds' volume by a few %).
 2. **Orders.** ``n_k = ⌊target_k / (mean order size) + u⌋`` aggressor orders (at least one at a point that must print),
    each of 1 fill with the fitted probability, else 2 + geometric fills; all fills of an order share one millisecond,
    one side and one price (the touch: buys at the ask, sells at the bid), as on real tapes.
@@ -44,6 +46,12 @@ from replay.synthetic.rng import CandleDraws
 # draw purposes (keys of the counter-based streams, see rng.py)
 _ACT, _NORD, _NFILL, _NGEO, _OTIME, _OSIDE, _FLARGE, _FPAR, _FBODY = (0x7A10 + i for i in range(9))
 MAX_FILLS_PER_MINUTE = 1_000_000
+PACE_CAP = 3.0
+"""Point k never takes more than PACE_CAP·√(K/(k+1)) times its even share of the candle's remaining volume, nor so much
+that less than ``PACE_FLOOR`` of an even schedule is left for the rest of the candle: a candle quieter than its causal
+expectation trades slowly throughout instead of running dry and falling silent before its close. The bound depends on
+the candle's volume, so it is loose early (the first seconds stay causal) and tight late."""
+PACE_FLOOR = 0.25
 """Trade ids are minute index · this + rank in the minute."""
 
 
@@ -103,7 +111,11 @@ def build_flow(*, path: np.ndarray, prev_close: np.ndarray, touch: PathTouch, o:
     move = path - prev
     ms = np.maximum(scales.move_sigma, 1e-9)[:, None]
     excite = 1.0 + p.activity_move_coef * np.abs(move) / ms
-    s_a = float(np.sqrt(np.log1p(1.0 / p.activity_shape)))
+    # the open continues the previous close (its "move" is a gap, usually none): point 0 gets the average excitation
+    # instead of the flat-point minimum, or every minute would open with a quiet first point
+    excite[:, 0] = 1.0 + 0.8 * p.activity_move_coef
+    # the fitted burstiness is per second; a point of d seconds sums d of them (CV / √d)
+    s_a = float(np.sqrt(np.log1p(1.0 / (p.activity_shape * max(60.0 / K, 1.0)))))
     # normalise the excitation by its running mean in the candle (prior: 1 + 0.8·c for 10 points), so the causal
     # expectation v̄/K·a stays unbiased whatever the tick grid does to |move|
     prior_n = 10.0
@@ -125,14 +137,20 @@ def build_flow(*, path: np.ndarray, prev_close: np.ndarray, touch: PathTouch, o:
     fill_mean_factor = p.fill_notional_mean_factor
     rows = np.arange(N)
     cum = np.zeros(N, np.int64)
+    vol_units = volume_units.astype(float)
     out: list[tuple[np.ndarray, ...]] = []
     u_nord = draws.uniform(_NORD, K)
     for k in range(K):
         avail = np.maximum(volume_units - cum - reserve_after[:, k], 0)
         a = act[:, k]
         w = ((k + 1) / K) ** p.volume_blend_power
-        target = (1 - w) * e_base * a + w * avail * (a / (a + (K - 1 - k)))
-        target = np.minimum(target, avail)
+        share = a / (a + (K - 1 - k))  # this point's share of what is left, at the expected later activity
+        target = (1 - w) * e_base * a + w * avail * share
+        floor_after = PACE_FLOOR * vol_units * (K - 1 - k) / K  # left for the rest of the candle
+        cap = PACE_CAP * np.sqrt(K / (k + 1))  # loose early (causal pacing), tight late (no running dry)
+        bound = np.minimum(cap * avail * share, np.maximum(avail - floor_after, 0))
+        bound = np.where(forced[:, k] & (avail > 0), np.maximum(bound, 1), bound)  # the point must print
+        target = np.minimum(target, bound)
         rate = np.clip(target / np.maximum(e_base, 1e-12), 0.05, 20.0)
         fill_mean = np.maximum(scales.fill_units * rate ** p.fill_rate_elasticity, 1.0)
         lam = target / (fill_mean * p.mean_fills_per_order)
@@ -179,15 +197,23 @@ def build_flow(*, path: np.ndarray, prev_close: np.ndarray, touch: PathTouch, o:
                           p.large_fill_mult)
         rel = np.where(big, tail, body) / fill_mean_factor
         units = np.maximum(scales.min_units[fcand], np.rint(rel * fill_mean[fcand])).astype(np.int64)
-        cs = np.cumsum(units)
-        before = cs - units - (cs[fstart[fcand]] - units[fstart[fcand]])
-        budget = avail[fcand]
+        # the budget goes first to the fill that must print (the last order of a point that prints an extreme or
+        # the close), then to the others in time order
+        first_fill = np.ones(len(fo), bool)
+        first_fill[1:] = fo[1:] != fo[:-1]
+        guard = first_fill & (last & forced[ocand, k])[fo]
+        prio = np.lexsort((np.arange(len(fo)), ~guard, fcand))
+        up_ = units[prio]
+        cs = np.cumsum(up_)
+        before = cs - up_ - (cs[fstart[fcand]] - up_[fstart[fcand]])
+        budget = np.floor(bound[fcand]).astype(np.int64)  # realised sizes are random: cut at the pace bound too
         if k < K - 1:
-            keep = before < budget
-            units = np.where(keep, np.minimum(units, budget - before), 0)
+            up_ = np.where(before < budget, np.minimum(up_, budget - before), 0)
         else:
-            units = _exact(units, fcand, fstart, per_cand, avail)
-            keep = units > 0
+            up_ = _exact(up_, fcand, fstart, per_cand, avail)
+        units = np.empty_like(up_)
+        units[prio] = up_
+        keep = units > 0
         got = np.bincount(fcand, weights=units, minlength=N).astype(np.int64)
         cum += got
         fsel = np.flatnonzero(keep)

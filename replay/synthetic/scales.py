@@ -8,6 +8,9 @@ only (candle 0 uses itself):
 - typical volume v̄_i: bias-corrected EWMA of the volume of candles < i (half-life ``scale_halflife_min`` candles; the
   bias correction makes it the plain expanding mean while i ≪ half-life); its notional uses candle i's open price
   (known at i's start);
+- recent volume: the same EWMA with a half-life of ``recent_halflife_min`` (2) candles, the causal expectation of
+  this candle's volume that paces its first seconds (minute volumes cluster: on 30 days of BTCUSDT the median
+  |log(volume / EWMA)| is 0.60 at a 2-candle half-life, 0.89 at 240);
 - typical range r̃_i: exp(EWMA of log(1 + range in ticks)) − 1 over candles < i, a causal robust stand-in for the
   median 1m range;
 - level-1 notional, depth density per bps and mean fill notional: the fitted power laws of the typical notional volume
@@ -70,6 +73,7 @@ class CausalScales:
     """Per-candle scales (N,), each a function of candles ≤ i (see module docstring)."""
 
     mean_volume: np.ndarray  # v̄_i, base coin per minute
+    recent_volume: np.ndarray  # short-half-life EWMA of the volume of candles < i (paces the volume schedule)
     range_ticks: np.ndarray  # r̃_i
     touch_units: np.ndarray  # median level-1 size in qty steps (≥ 1)
     deep_units: np.ndarray  # median size of a deeper level in qty steps (≥ 1)
@@ -88,7 +92,9 @@ def causal_scales(candles: Candles, instrument: Instrument, params: GeneratorPar
     tick, step = instrument.tick, instrument.step
     hl = params.scale_halflife_min
     price = np.asarray(candles.open, float)
-    vol = lagged_ewma(np.asarray(candles.volume, float), hl, None if prior is None else prior.volume)
+    v_in = np.asarray(candles.volume, float)
+    vol = lagged_ewma(v_in, hl, None if prior is None else prior.volume)
+    recent = lagged_ewma(v_in, params.recent_halflife_min, None if prior is None else prior.volume)
     rng = np.maximum(np.asarray(candles.high, float) - candles.low, 0.0) / tick
     r = np.expm1(lagged_ewma(np.log1p(rng), hl, None if prior is None else float(np.log1p(prior.range_ticks))))
     notional = vol * price
@@ -105,6 +111,6 @@ def causal_scales(candles: Candles, instrument: Instrument, params: GeneratorPar
     density = params.depth_density_at(notional)
     deep = density * np.maximum(tick_bps, gap) / unit_notional
     fill = params.fill_notional_at(notional) / unit_notional
-    return CausalScales(mean_volume=vol, range_ticks=r, touch_units=np.maximum(1.0, touch),
+    return CausalScales(mean_volume=vol, recent_volume=recent, range_ticks=r, touch_units=np.maximum(1.0, touch),
                         deep_units=np.maximum(1.0, deep), fill_units=np.maximum(1.0, fill), presence_q=q,
                         segment_start=seg)
