@@ -63,19 +63,25 @@ def _compare(args: argparse.Namespace) -> int:
         raise RecordingError(f"--points must be >= 4, got {args.points}")
     params, fitted_on = _fit_params(args.fit_on, args.points)
     recs = read_recording(args.recording, args.symbol)
+    done = 0
     for rec in recs:
         try:
             cmp = compare_recording(rec, params, seed=args.seed, points_per_candle=args.points,  # type: ignore[arg-type]
                                     fitted_on=fitted_on)
         except ValueError as exc:  # e.g. no complete minute in a short capture
-            print(f"{args.recording.name} {rec.symbol}: skipped: {exc}", file=sys.stderr)
+            print(f"skipped: {exc}", file=sys.stderr)
             continue
+        done += 1
         if args.json:
             print(json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                               for k, v in cmp.flat().items()}))
         else:
             print(table(cmp))
             print()
+    if not done:
+        print(f"error: {args.recording.name}: nothing to compare (no symbol has a complete minute of trades)",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
     return 0
 
 
