@@ -227,12 +227,11 @@ class Orchestrator:
         self.ticks += 1
         if self.tick_times is not None:
             self.tick_times.append(now)
-        first = True
+        worked = False
         for sym in batch:
-            if not first:
-                await asyncio.sleep(0)  # between symbols, let socket readers run (§10: CPU work must not block them)
-            first = False
-            self.process_symbol(sym, now)
+            if worked:
+                await asyncio.sleep(0)  # after an evaluation, let socket readers run (§10: CPU work must not block)
+            worked = self.process_symbol(sym, now) is not None  # a skipped symbol (no valid book) did no work
         if self._defer and self.pending:
             self.act_on_closed_candles(now)
 

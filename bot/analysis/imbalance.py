@@ -59,9 +59,13 @@ class _Profile:
     subtract those that left) gives bit for bit the histogram a from-scratch rebuild would: the POC does not depend
     on the evaluation cadence. Each in-window trade's (bin index, weight) is kept in seq order, so a trade leaving the
     window is subtracted without querying storage again (storage seq numbers are consecutive).
+
+    The POC bin is kept incrementally (``top``, an absolute bin index): adding weight can only move the maximum to a
+    bin that received it, removing weight can only lose it if the maximum's own bin shrank (then it is searched again).
+    Ties go to the lowest bin, as ``np.argmax`` does, so the POC is the one a full search would find.
     """
 
-    __slots__ = ("base", "bin", "first", "hist", "inv", "last", "lo", "q_idx", "q_w", "updates")
+    __slots__ = ("base", "bin", "first", "hist", "inv", "last", "lo", "q_idx", "q_w", "top", "updates")
 
     def __init__(self) -> None:
         self.bin = 0.0
@@ -74,6 +78,7 @@ class _Profile:
         self.q_w = np.zeros(0, dtype=np.float64)
         self.lo = 0
         self.updates = 0
+        self.top: int | None = None  # absolute bin index of the maximum (None: unknown, search on demand)
 
     def _fit(self, imin: int, imax: int) -> None:
         """Make the histogram cover bins [imin, imax], keeping its contents."""
@@ -97,10 +102,20 @@ class _Profile:
         idx = np.rint(price * self.inv).astype(np.int64)
         w = np.rint(notional * _PROFILE_UNITS)
         self._fit(int(idx.min()), int(idx.max()))
+        rel = idx - self.base
+        hist = self.hist
         if k > 64:
-            self.hist += np.bincount(idx - self.base, weights=w, minlength=len(self.hist))
+            hist += np.bincount(rel, weights=w, minlength=len(hist))
         else:
-            np.add.at(self.hist, idx - self.base, w)
+            np.add.at(hist, rel, w)
+        top = self.top
+        if top is not None:  # the maximum stays, or moves to a bin that just grew (lowest such bin on a tie)
+            vals = hist[rel]
+            m = vals.max()
+            cand = int(rel[vals == m].min()) + self.base
+            best = hist[top - self.base]
+            if m > best or (m == best and cand < top):
+                self.top = cand
         live = self.last - self.first + 1 if self.first else 0
         end = self.lo + live
         if end + k > len(self.q_idx):  # compact to the front, growing so appends stay amortised O(1)
@@ -116,8 +131,11 @@ class _Profile:
     def _pop(self, j: int) -> None:
         """Subtract the oldest ``j`` in-window trades."""
         lo = self.lo
-        np.subtract.at(self.hist, self.q_idx[lo : lo + j] - self.base, self.q_w[lo : lo + j])
+        gone = self.q_idx[lo : lo + j]
+        np.subtract.at(self.hist, gone - self.base, self.q_w[lo : lo + j])
         self.lo = lo + j
+        if self.top is not None and (gone == self.top).any():
+            self.top = None  # the maximum's own bin shrank: search again on demand
 
     def rebuild(self, view: Any, bin_size: float) -> None:
         self.bin = bin_size
@@ -128,6 +146,7 @@ class _Profile:
         self.base = 0
         self.first = self.last = 0
         self.lo = 0
+        self.top = None
         self._push(view.price, view.notional)
 
     def update(self, view: Any, bin_size: float) -> None:
@@ -138,6 +157,7 @@ class _Profile:
             self.first = self.last = 0
             self.lo = 0
             self.hist = np.zeros(0, dtype=np.float64)
+            self.top = None
             return
         seq = view.seq
         new_first, new_last = int(seq[0]), int(seq[k - 1])
@@ -160,8 +180,10 @@ class _Profile:
         self.first, self.last = new_first, new_last
 
     def poc(self) -> float:
-        i = int(np.argmax(self.hist))
-        return (self.base + i) / self.inv
+        top = self.top
+        if top is None:
+            top = self.top = self.base + int(np.argmax(self.hist))
+        return top / self.inv
 
 
 class _SymbolState:
