@@ -242,18 +242,16 @@ class ImbalanceAnalyzer:
         mid = storage.mid(sym)
         if mid is not None:
             mid = float(mid)
-        bids = storage.book_top(sym, "bid", self._n_top)
-        asks = storage.book_top(sym, "ask", self._n_top)
-        if mid is None or len(bids) == 0 or len(asks) == 0:
+        # ≤ 50 levels: plain Python lists beat numpy's per-call overhead for these sums
+        bid_p, bid_n = storage.book_levels(sym, "bid", self._n_top)
+        ask_p, ask_n = storage.book_levels(sym, "ask", self._n_top)
+        if mid is None or not bid_n or not ask_n:
             return NEUTRAL_IMBALANCE
         st = self._state.get(sym)
         if st is None:
             st = self._state[sym] = _SymbolState()
         eps = self._eps
         cap = self._cap
-        # ≤ 50 levels: plain Python lists beat numpy's per-call overhead for these sums
-        bid_n = bids[:, 2].tolist()
-        ask_n = asks[:, 2].tolist()
 
         # §4.1 book imbalance with the spoof filter
         nc = self._depth_calc
@@ -263,7 +261,8 @@ class ImbalanceAnalyzer:
         if self._spoof_on:
             recs = storage.suspicious_orders(sym, now - self._spoof_lookback)
             if recs:
-                sub_b, sub_a = self._spoof_subtraction(recs, bids[:nc], asks[:nc], self._tick(sym))
+                sub_b, sub_a = self._spoof_subtraction(recs, (bid_p[:nc], bid_n[:nc]), (ask_p[:nc], ask_n[:nc]),
+                                                       self._tick(sym))
                 spoof = sub_b + sub_a
                 B = B - sub_b if sub_b < B else 0.0
                 A = A - sub_a if sub_a < A else 0.0
@@ -343,26 +342,25 @@ class ImbalanceAnalyzer:
 
     @staticmethod
     def _spoof_subtraction(
-        recs: list[Any], bids: np.ndarray, asks: np.ndarray, tick: float
+        recs: list[Any], bids: tuple[list[float], list[float]], asks: tuple[list[float], list[float]], tick: float
     ) -> tuple[float, float]:
         """§4.1: per record on a price still in the current book side, subtract min(current, recorded) notional.
 
-        Several records at one price together never subtract more than the level's current notional (the same
-        resting liquidity is not removed twice).
+        ``bids``/``asks`` are (prices, notionals) of the levels in use, best first. Several records at one price
+        together never subtract more than the level's current notional (the same resting liquidity is not removed
+        twice).
         """
         half = tick / 2.0
         left: dict[tuple[str, int], float] = {}
         sub = {"bid": 0.0, "ask": 0.0}
         for r in recs:
-            book = bids if r.side == "bid" else asks
-            if len(book) == 0:
+            prices, notionals = bids if r.side == "bid" else asks
+            rp = r.price
+            i = next((j for j, p in enumerate(prices) if abs(p - rp) <= half), -1)  # the first level within ½ tick
+            if i < 0:
                 continue
-            hit = np.flatnonzero(np.abs(book[:, 0] - r.price) <= half)
-            if len(hit) == 0:
-                continue
-            i = int(hit[0])
             key = (r.side, i)
-            cur = left.get(key, float(book[i, 2]))
+            cur = left.get(key, notionals[i])
             take = r.notional if r.notional < cur else cur
             left[key] = cur - take
             sub[r.side] += take
