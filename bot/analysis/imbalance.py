@@ -101,11 +101,13 @@ class _Profile:
             return
         idx = np.rint(price * self.inv).astype(np.int64)
         w = np.rint(notional * _PROFILE_UNITS)
-        self._fit(int(idx.min()), int(idx.max()))
+        imin, imax = int(idx.min()), int(idx.max())
+        self._fit(imin, imax)
         rel = idx - self.base
         hist = self.hist
-        if k > 64:
-            hist += np.bincount(rel, weights=w, minlength=len(hist))
+        if k > 64:  # whole cents: any summation order gives the same sums, so only the touched bins are binned
+            lo = imin - self.base
+            hist[lo : imax - self.base + 1] += np.bincount(rel - lo, weights=w, minlength=imax - imin + 1)
         else:
             np.add.at(hist, rel, w)
         top = self.top
