@@ -55,8 +55,8 @@ def test_cli_runs_on_bundled_data_and_writes_every_artifact(tmp_path: Path) -> N
 
 
 def test_same_seed_gives_byte_identical_trades_and_metrics(tmp_path: Path) -> None:
-    a = run_symbol(_job(tmp_path / "a"))
-    b = run_symbol(_job(tmp_path / "b"))
+    a = run_symbol(_job(tmp_path / "a", end="2025-06-20T06:00"))
+    b = run_symbol(_job(tmp_path / "b", end="2025-06-20T06:00"))
     assert a.trades, "the window should trade, or this test proves nothing"
     assert a.trades == b.trades
     assert json.dumps(a.metrics, sort_keys=True) == json.dumps(b.metrics, sort_keys=True)
@@ -64,7 +64,7 @@ def test_same_seed_gives_byte_identical_trades_and_metrics(tmp_path: Path) -> No
     assert ta == (tmp_path / "b" / "bot_BTCUSDT" / "trades.csv").read_bytes()
     sa = (tmp_path / "a" / "bot_BTCUSDT" / "signals.csv").read_bytes()
     assert sa == (tmp_path / "b" / "bot_BTCUSDT" / "signals.csv").read_bytes()
-    run_symbol(_job(tmp_path / "c", seed=43))
+    run_symbol(_job(tmp_path / "c", seed=43, end="2025-06-20T06:00"))
     assert (tmp_path / "c" / "bot_BTCUSDT" / "signals.csv").read_bytes() != sa, "the seed must matter"
 
 
