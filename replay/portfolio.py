@@ -20,7 +20,7 @@ import numpy as np
 
 from bot.instruments import to_decimal
 from replay.exchange.ledger import ZERO, net_fill
-from replay.metrics import ClosedTrade, EquityPoint, compute_metrics
+from replay.metrics import EquityPoint, compute_metrics
 
 CORRELATION_BUCKET_SEC = 3600.0
 MIN_CORRELATION_POINTS = 3
@@ -136,7 +136,3 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float | None:
         return None
     r = float(np.mean((x - x.mean()) * (y - y.mean())) / (sx * sy))
     return round(max(-1.0, min(1.0, r)), 6)
-
-
-def symbol_trades(trades: Sequence[ClosedTrade], symbol: str) -> list[ClosedTrade]:
-    return [t for t in trades if t.symbol == symbol]

@@ -18,6 +18,8 @@ from replay_helpers import EIGHT_SEC, Recorder, epoch, portfolio_job, settings_w
 from bot.orchestrator import NO_SLOT, OPENED
 from replay.backtest import BacktestEngine
 from replay.engine import PortfolioResult, run_portfolio
+from replay.metrics import EquityPoint
+from replay.portfolio import correlation
 
 WINDOW = ("2025-06-20T00:00", "2025-06-20T06:00")
 PAIR = ("ETHUSDT", "BTCUSDT")  # given out of order on purpose: the bot's trade_pairs order decides
@@ -130,3 +132,18 @@ def test_bad_symbol_lists_fail_in_one_line(symbols: str, expected: str, tmp_path
     assert out.returncode == 2
     err = out.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and expected in err[0], out.stderr
+
+
+def test_correlation_of_hourly_equity_changes_by_hand() -> None:
+    h = 3600.0
+    up = [EquityPoint(k * h, 100.0 + k * k) for k in range(6)]         # changes 1, 3, 5, 7, 9
+    twice = [EquityPoint(k * h, 50.0 + 2 * k * k) for k in range(6)]  # the same changes doubled: r = 1
+    down = [EquityPoint(k * h, 100.0 - k * k) for k in range(6)]       # mirrored: r = -1
+    flat = [EquityPoint(k * h, 100.0) for k in range(6)]               # no variance: undefined
+    c = correlation({"A": up, "B": twice, "C": down, "D": flat})
+    m = c["matrix"]
+    assert c["points"] == 5
+    assert m["A"]["B"] == 1.0 and m["A"]["C"] == -1.0 and m["B"]["C"] == -1.0 and m["A"]["A"] == 1.0
+    assert m["A"]["D"] is None and m["D"]["D"] is None
+    short = correlation({"A": up[:3], "B": twice[:3]})  # two changes: too few points
+    assert short["points"] == 2 and short["matrix"]["A"]["B"] is None
