@@ -167,9 +167,9 @@ class Bot:
         await asyncio.gather(consumer, return_exceptions=True)
         self.signal_log.close()
         o = self.orchestrator
-        logger.info("bot stopped ({}): ticks {}, overruns {}, missed ticks {}, signals {}, closed positions {}",
-                    self.stop_reason or "cancelled", o.ticks, o.overruns, o.missed_ticks, self.signal_log.rows,
-                    len(self.executor.closed))
+        logger.info("bot stopped ({}): ticks {} ({} without work), overruns {}, missed ticks {}, signals {}, closed "
+                    "positions {}", self.stop_reason or "cancelled", o.ticks, o.idle_ticks, o.overruns, o.missed_ticks,
+                    self.signal_log.rows, len(self.executor.closed))
         self._close_bot_log()
         self._stop = None
         return error
@@ -232,7 +232,8 @@ def build_bot(settings: Settings, clock: Clock, exchange: Exchange, *, instrumen
     executor = Executor(settings, clock, exchange, storage, risk, registry, trade_log, on_closed=on_closed,
                         symbols=syms)
     orchestrator = Orchestrator(settings, clock, storage, volume, imbalance, signals, executor,
-                                signal_log=signal_log, symbols=syms, sync=consumer.caught_up)
+                                signal_log=signal_log, symbols=syms, sync=consumer.caught_up,
+                                synced=consumer.is_caught_up)
     closed_hook.append(orchestrator)
     return Bot(settings=settings, clock=clock, exchange=exchange, instruments=registry, symbols=syms, storage=storage,
                volume=volume, imbalance=imbalance, signals=signals, risk=risk, executor=executor,

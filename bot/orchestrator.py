@@ -135,6 +135,7 @@ class Orchestrator:
         signal_log: SignalSink | None = None,
         symbols: Sequence[str] | None = None,
         sync: Callable[[], Awaitable[None]] | None = None,
+        synced: Callable[[], bool] | None = None,
     ) -> None:
         t = settings.trading
         self._clock = clock
@@ -145,6 +146,7 @@ class Orchestrator:
         self.executor = executor
         self.signal_log = signal_log
         self._sync = sync
+        self._synced = synced  # True when ``sync`` would return at once (enables idle ticks without a wake-up)
         self.symbols: tuple[str, ...] = tuple(symbols if symbols is not None else t.trade_pairs)
         self.batches = batches_of(self.symbols, t.symbol_batch_size)
         self.interval = float(t.decision_interval_sec)
@@ -166,6 +168,7 @@ class Orchestrator:
         # cadence accounting
         self.t0: float | None = None
         self.ticks = 0
+        self.idle_ticks = 0  # ticks run in their timer callback (nothing to do; see _sleep_to_work)
         self.overruns = 0
         self.missed_ticks = 0
         self.tick_times: list[float] | None = None  # set to [] to record each tick's now (tests, diagnostics)
@@ -189,9 +192,11 @@ class Orchestrator:
                     return
                 delay = now - clock.now() + SETTLE_SEC
                 if delay > 0:
-                    await asyncio.sleep(delay)
-                    if self._stopping:
+                    woke = await self._sleep_to_work(g, delay, until)
+                    if woke is None:
                         return
+                    g = woke
+                    now = t0 + g * iv
             else:
                 now = late_now
                 if until is not None and now > until:
@@ -214,6 +219,65 @@ class Orchestrator:
                 late_now = end
             else:
                 late_now = None
+
+    async def _sleep_to_work(self, g: int, delay: float, until: float | None) -> int | None:
+        """Sleep ``delay`` to grid tick ``g``, then on to the first grid tick with work; return its index, or None
+        to stop (``stop()`` or the next tick after ``until``).
+
+        A tick without work (every symbol of its batch has no valid book, the feed barrier is already passed, no
+        deferred action is due) is run right in its timer callback instead of waking this task: it has no await and
+        changes only the tick accounting, so the outcome is the one the full tick would give, without the task
+        wake-up it costs (most ticks of a replay of a few of many trade_pairs). Waits are computed exactly as
+        ``asyncio.sleep(delay)`` would schedule them.
+        """
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[int | None] = loop.create_future()
+        clock, t0, iv = self._clock, self.t0, self.interval
+        assert t0 is not None
+        handle: asyncio.TimerHandle | None = None
+
+        def fire(k: int) -> None:
+            nonlocal handle
+            handle = None
+            if fut.done():
+                return
+            if self._stopping:
+                fut.set_result(None)
+                return
+            if not self._idle_tick(t0 + k * iv):
+                fut.set_result(k)
+                return
+            k += 1
+            nxt = t0 + k * iv
+            if until is not None and nxt > until:
+                fut.set_result(None)
+                return
+            handle = loop.call_later(nxt - clock.now() + SETTLE_SEC, fire, k)
+
+        handle = loop.call_later(delay, fire, g)
+        try:
+            return await fut
+        finally:
+            if handle is not None:
+                handle.cancel()
+
+    def _idle_tick(self, now: float) -> bool:
+        """Run the tick at ``now`` here if it has nothing to do (see :meth:`_sleep_to_work`); False if it has work."""
+        if self._synced is None or not self._synced():
+            return False
+        batch = self.batches[self.ticks % len(self.batches)]
+        valid = self._storage.book_valid
+        for sym in batch:
+            if valid(sym, now):
+                return False
+        if self._defer and self.pending and self.pending[0].ts <= self.last_close_time(now):
+            return False
+        self.ticks += 1
+        self.idle_ticks += 1
+        if self.tick_times is not None:
+            self.tick_times.append(now)
+        self.outcomes[SKIP_BOOK] = self.outcomes.get(SKIP_BOOK, 0) + len(batch)
+        return True
 
     def stop(self) -> None:
         """Stop after the current tick (a sleeping loop returns when it wakes; callers usually cancel the task)."""

@@ -423,3 +423,32 @@ async def test_deferred_signals_of_two_symbols_share_max_open_positions() -> Non
         assert o.act_on_closed_candles(close) == 2
         assert [(d.symbol, d.outcome) for d in o.decisions] == [("ETHUSDT", O.OPENED), ("BTCUSDT", O.NO_SLOT)]
         assert h.bot.executor.record("ETHUSDT") is not None and h.bot.executor.record("BTCUSDT") is None
+
+
+def test_ticks_without_work_account_exactly_like_full_ticks(tmp_path: Path) -> None:
+    """Only BTC/ETH/BNB have books: three ticks in four have nothing to do and run in their timer callback. The
+    cadence, the rotation, the signals and every counter equal a run where each tick wakes the loop task."""
+
+    def run(skip_idle: bool, log: Path) -> Orchestrator:
+        async def main() -> Orchestrator:
+            clock = virtual_clock(T0)
+            s = make_settings(trading={"act_on_closed_candles": True, "candle_sec": 10.0})
+            ex = SimExchange(s, clock, REGISTRY, seed=1)
+            bot = build_bot(s, clock, ex, instruments=REGISTRY, log_dir=log)
+            if not skip_idle:
+                bot.orchestrator._synced = None  # every tick takes the full path
+            bot.orchestrator.tick_times = []
+            bot.orchestrator.decisions = []
+            await bot.run(BookFeed(clock, PAIRS[:3], 45, [ex.on_market]), until=T0 + 41.0)
+            return bot.orchestrator
+
+        return run_virtual(main())
+
+    fast, full = run(True, tmp_path / "fast"), run(False, tmp_path / "full")
+    assert fast.tick_times == full.tick_times == [1_767_261_602.0 + 2 * k for k in range(20)]
+    assert (fast.ticks, fast.outcomes, fast.decisions) == (full.ticks, full.outcomes, full.decisions)
+    assert fast.outcomes[O.SKIP_BOOK] == 15 + 15 + 5  # batches 2-4, five ticks each
+    # 15 ticks have no book in their batch; the 3 of them on a candle close still act on deferred signals
+    assert (fast.idle_ticks, full.idle_ticks) == (12, 0)  # only the fast run took the callback path
+    assert (tmp_path / "fast" / SIGNALS_CSV).read_bytes() == (tmp_path / "full" / SIGNALS_CSV).read_bytes()
+    assert {sym for _, sym in signal_rows(tmp_path / "fast" / SIGNALS_CSV)} == set(PAIRS[:3])
