@@ -147,3 +147,19 @@ def test_correlation_of_hourly_equity_changes_by_hand() -> None:
     assert m["A"]["D"] is None and m["D"]["D"] is None
     short = correlation({"A": up[:3], "B": twice[:3]})  # two changes: too few points
     assert short["points"] == 2 and short["matrix"]["A"]["B"] is None
+
+
+def test_a_portfolio_run_folder_reports_the_account(tmp_path: Path) -> None:
+    settings = settings_with(**{"backtest.report_path": str(tmp_path / "bt")})
+    out = BacktestEngine().configure_from_settings(settings).run_full_test(
+        list(PAIR), start=WINDOW[0], end="2025-06-20T01:00", seed=42)
+    names = {p.name for p in out.run_dir.iterdir()}
+    assert {"equity_portfolio.csv", "equity_BTCUSDT.csv", "equity_ETHUSDT.csv", "bot_BTCUSDT-ETHUSDT"} <= names
+    summary = json.loads((out.run_dir / "summary.json").read_text())
+    assert summary["account"].startswith("portfolio") and summary["aggregate"]["symbols"] == ["BTCUSDT", "ETHUSDT"]
+    assert set(summary["correlation"]["matrix"]) == {"BTCUSDT", "ETHUSDT"}
+    with (out.run_dir / "equity_portfolio.csv").open(newline="") as f:
+        last = list(csv.DictReader(f))[-1]
+    assert float(last["equity"]) == pytest.approx(summary["aggregate"]["final_equity"], abs=1e-6)
+    html = (out.run_dir / "report.html").read_text()
+    assert "<th>portfolio</th>" in html and "Correlation of the symbols" in html
