@@ -68,6 +68,9 @@ def test_one_bot_trades_both_symbols_on_one_account(capped: tuple[PortfolioResul
     m = r.correlation["matrix"]
     assert set(m) == {"BTCUSDT", "ETHUSDT"} and m["BTCUSDT"]["ETHUSDT"] == m["ETHUSDT"]["BTCUSDT"]
     assert r.correlation["points"] == 6
+    # strict mode holds for the portfolio too: every action at a candle close, on a signal of the candle just closed
+    assert rec.decisions and all(d.ts % 60 == 0 and d.ts - 60 < d.signal_ts <= d.ts for d in rec.decisions)
+    assert {d.symbol for d in rec.decisions} == {"BTCUSDT", "ETHUSDT"}
 
 
 def test_max_open_positions_counts_across_symbols(capped: tuple[PortfolioResult, Recorder, Path],
