@@ -2,8 +2,9 @@
 
 Only the three ports differ between those modes and they arrive as arguments: the ``Clock`` (wall or virtual), the
 ``Exchange`` (Bybit adapter or the simulated exchange) and, at :meth:`Bot.run`, the ``MarketFeed`` (WS collector,
-recorded or synthetic). Every behavioural difference (e.g. replay's strict no-repaint mode: a 60 s decision interval
-lands every tick on a candle open) is a settings value, never a branch here or anywhere in ``bot/``.
+recorded or synthetic). Every behavioural difference (e.g. replay's strict no-repaint mode:
+``trading.act_on_closed_candles``, which defers a signal's action to its candle's close) is a settings value, never a
+branch here or anywhere in ``bot/``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from bot.execution.positions import PositionRecord
 from bot.execution.trade_log import TradeLog
 from bot.feed_consumer import BatchSink, FeedConsumer, FeedQueue
 from bot.instruments import InstrumentRegistry
-from bot.orchestrator import Orchestrator
+from bot.orchestrator import SETTLE_SEC, Orchestrator
 from bot.ports import Exchange, MarketFeed
 from bot.risk import RiskManager
 from bot.signal_log import SignalLog
@@ -65,9 +66,10 @@ class Bot:
     _log_fh: Any = field(default=None, repr=False)
 
     async def run(self, feed: MarketFeed, *, until: float | None = None) -> None:
-        """Start consumer, feed, executor and orchestrator; stop cleanly when the feed is exhausted (after its last
-        batch is applied), the clock reaches ``until``, :meth:`stop` is called, or a task fails (re-raised after the
-        clean stop)."""
+        """Start consumer, feed, executor and orchestrator; stop cleanly once the clock has passed ``until`` (every
+        tick scheduled at or before ``until`` has run, even if the feed ended earlier), when the feed is exhausted
+        (after its last batch is applied; only without ``until``), :meth:`stop` is called, or a task fails (re-raised
+        after the clean stop)."""
         if self._stop is not None:
             raise RuntimeError("Bot.run is already running")
         self._stop = asyncio.Event()
@@ -112,7 +114,9 @@ class Bot:
         stop_wait = asyncio.create_task(self._stop.wait(), name="bot-stop")
         timer: asyncio.Task[None] | None = None
         if until is not None:
-            timer = asyncio.create_task(asyncio.sleep(max(0.0, until - self.clock.now())), name="bot-until")
+            # just after the tick due at ``until`` (it wakes SETTLE_SEC late): the last decision is part of the run
+            delay = max(0.0, until - self.clock.now()) + 2 * SETTLE_SEC
+            timer = asyncio.create_task(asyncio.sleep(delay), name="bot-until")
         try:
             watch = {consumer, feed_task, orch, stop_wait, *((timer,) if timer else ())}
             while True:
@@ -136,8 +140,10 @@ class Bot:
                     if drained not in d2:
                         drained.cancel()
                         continue  # the consumer finished or failed: reported on the next pass
-                    self.stop_reason = "feed exhausted"
-                    return None
+                    if timer is None:
+                        self.stop_reason = "feed exhausted"
+                        return None
+                    watch.discard(feed_task)  # run on to ``until``: its last ticks still decide
                 watch.discard(orch)  # the orchestrator returns after its last tick <= until; keep waiting
         finally:
             for t in (stop_wait, timer):
@@ -161,9 +167,9 @@ class Bot:
         await asyncio.gather(consumer, return_exceptions=True)
         self.signal_log.close()
         o = self.orchestrator
-        logger.info("bot stopped ({}): ticks {}, overruns {}, missed ticks {}, signals {}, closed positions {}",
-                    self.stop_reason or "cancelled", o.ticks, o.overruns, o.missed_ticks, self.signal_log.rows,
-                    len(self.executor.closed))
+        logger.info("bot stopped ({}): ticks {} ({} without work), overruns {}, missed ticks {}, signals {}, closed "
+                    "positions {}", self.stop_reason or "cancelled", o.ticks, o.idle_ticks, o.overruns, o.missed_ticks,
+                    self.signal_log.rows, len(self.executor.closed))
         self._close_bot_log()
         self._stop = None
         return error
@@ -226,7 +232,8 @@ def build_bot(settings: Settings, clock: Clock, exchange: Exchange, *, instrumen
     executor = Executor(settings, clock, exchange, storage, risk, registry, trade_log, on_closed=on_closed,
                         symbols=syms)
     orchestrator = Orchestrator(settings, clock, storage, volume, imbalance, signals, executor,
-                                signal_log=signal_log, symbols=syms, sync=consumer.caught_up)
+                                signal_log=signal_log, symbols=syms, sync=consumer.caught_up,
+                                synced=consumer.is_caught_up)
     closed_hook.append(orchestrator)
     return Bot(settings=settings, clock=clock, exchange=exchange, instruments=registry, symbols=syms, storage=storage,
                volume=volume, imbalance=imbalance, signals=signals, risk=risk, executor=executor,

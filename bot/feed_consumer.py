@@ -111,6 +111,10 @@ class FeedConsumer:
                 keep.append((target, fut))
         self._waiters = keep
 
+    def is_caught_up(self) -> bool:
+        """True when :meth:`caught_up` would return at once (every batch enqueued so far is applied)."""
+        return self.applied >= self.queue.put_count
+
     async def caught_up(self) -> None:
         """Return once every batch enqueued before this call has been applied (at once if none is pending).
 

@@ -1,28 +1,40 @@
 """Decision cadence and entry/exit gating (STRATEGY.md §10).
 
 Tick ``k`` runs at ``t_k = t_0 + k·decision_interval_sec`` on the injected clock, with ``t_0`` the next multiple of the
-interval in epoch time. That alignment is what makes replay's strict no-repaint mode a pure settings choice: with a
-60 s interval every decision lands on a candle open. Each tick processes one batch of ``symbol_batch_size`` symbols
-(round-robin over ``trade_pairs`` in order), all with ``now = t_k``.
+interval in epoch time. Each tick processes one batch of ``symbol_batch_size`` symbols (round-robin over
+``trade_pairs`` in order), all with ``now = t_k``: every symbol is evaluated every ⌈N/batch⌉·interval.
 
 A tick at ``t_k`` sees exactly the market events with ``ts <= t_k``: it wakes :data:`SETTLE_SEC` after ``t_k`` and
 first awaits the feed consumer's barrier (``sync``), so every batch the feed released up to then is in storage.
 
+Acting on closed candles (``trading.act_on_closed_candles``; live: off, replay's strict no-repaint mode: on). Every
+evaluation still runs at its tick, so analyzer state (book-imbalance EMA, history ring, Bayesian decay, composite
+EMA, cooldown) advances exactly as live and every signal is logged at its own time. What changes is *when a signal
+acts*: its maybe_open / maybe_close (and so REVERSE) is deferred to the close of the candle it was computed in, the
+first multiple of ``candle_sec`` at or after its ``ts``, and runs there (a tick time: the setting requires the candle
+to be a whole number of intervals) after that tick's evaluations, in evaluation order, with ``now`` = the close. So
+an action uses only what completed candles produced: signals stamped ≤ the close, the executor's state at the close,
+the book at the close. The executor's own timers (chase, fallback, monitor, protection) are not decisions and keep
+running in continuous time. With the setting off, a signal acts in its own tick, as STRATEGY.md §10 says; both paths
+are the same code (:meth:`Orchestrator.act`).
+
 Overruns: a tick that ends after the next grid time is counted and logged, the next tick starts immediately (its
 ``now`` is the actual clock time, because storage already holds events up to it), and the grid points that passed
 meanwhile are counted as missed, never replayed. Batch rotation advances by one per tick actually run, so an overrun
-cannot starve a batch.
+cannot starve a batch. (A late tick still acts on every deferred signal up to the last candle close it has passed.)
 
-The orchestrator owns only cadence and gating state (last open attempt, last close per symbol). Positions are read
-from the executor's book; the executor's ``on_closed`` callback feeds :meth:`Orchestrator.on_closed`.
+The orchestrator owns only cadence and gating state (last open attempt, last close per symbol, deferred signals).
+Positions are read from the executor's book; the executor's ``on_closed`` callback feeds
+:meth:`Orchestrator.on_closed`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from loguru import logger
 
@@ -59,6 +71,7 @@ REVERSE = "REVERSE"
 OPPOSITE_SIGNAL = "OPPOSITE_SIGNAL"
 CLOSE_REFUSED = "close_refused"
 SKIP_BOOK = "book_invalid"
+BUSY = "position_busy"  # the symbol's record is OPENING or CLOSING: the signal neither opens nor closes
 
 
 class PositionView(Protocol):
@@ -79,6 +92,15 @@ class ExecutorPort(Protocol):
 
 class SignalSink(Protocol):
     def append(self, sig: Signal) -> None: ...
+
+
+class Decision(NamedTuple):
+    """One signal's action: when it was taken, for which signal, and the gate outcome (see the constants above)."""
+
+    ts: float
+    symbol: str
+    signal_ts: float
+    outcome: str
 
 
 def batches_of(symbols: Sequence[str], size: int) -> list[tuple[str, ...]]:
@@ -113,6 +135,7 @@ class Orchestrator:
         signal_log: SignalSink | None = None,
         symbols: Sequence[str] | None = None,
         sync: Callable[[], Awaitable[None]] | None = None,
+        synced: Callable[[], bool] | None = None,
     ) -> None:
         t = settings.trading
         self._clock = clock
@@ -123,6 +146,7 @@ class Orchestrator:
         self.executor = executor
         self.signal_log = signal_log
         self._sync = sync
+        self._synced = synced  # True when ``sync`` would return at once (enables idle ticks without a wake-up)
         self.symbols: tuple[str, ...] = tuple(symbols if symbols is not None else t.trade_pairs)
         self.batches = batches_of(self.symbols, t.symbol_batch_size)
         self.interval = float(t.decision_interval_sec)
@@ -135,15 +159,20 @@ class Orchestrator:
         self._reverse = t.reverse_on_opposite
         self._min_ohara = settings.ohara.min_ohara_score_for_trade
         self._max_open = settings.risk.max_open_positions
+        self._defer = bool(t.act_on_closed_candles)
+        self._candle = float(t.candle_sec)
+        self.pending: deque[Signal] = deque()  # signals whose action waits for their candle's close
         # gating state
         self.last_open_attempt: dict[str, float] = {}
         self.last_close: dict[str, float] = {}
         # cadence accounting
         self.t0: float | None = None
         self.ticks = 0
+        self.idle_ticks = 0  # ticks run in their timer callback (nothing to do; see _sleep_to_work)
         self.overruns = 0
         self.missed_ticks = 0
         self.tick_times: list[float] | None = None  # set to [] to record each tick's now (tests, diagnostics)
+        self.decisions: list[Decision] | None = None  # set to [] to record every action taken (tests, diagnostics)
         self.outcomes: dict[str, int] = {}
         self.last_signal: dict[str, Signal] = {}
         self._stopping = False
@@ -163,9 +192,11 @@ class Orchestrator:
                     return
                 delay = now - clock.now() + SETTLE_SEC
                 if delay > 0:
-                    await asyncio.sleep(delay)
-                    if self._stopping:
+                    woke = await self._sleep_to_work(g, delay, until)
+                    if woke is None:
                         return
+                    g = woke
+                    now = t0 + g * iv
             else:
                 now = late_now
                 if until is not None and now > until:
@@ -189,6 +220,65 @@ class Orchestrator:
             else:
                 late_now = None
 
+    async def _sleep_to_work(self, g: int, delay: float, until: float | None) -> int | None:
+        """Sleep ``delay`` to grid tick ``g``, then on to the first grid tick with work; return its index, or None
+        to stop (``stop()`` or the next tick after ``until``).
+
+        A tick without work (every symbol of its batch has no valid book, the feed barrier is already passed, no
+        deferred action is due) is run right in its timer callback instead of waking this task: it has no await and
+        changes only the tick accounting, so the outcome is the one the full tick would give, without the task
+        wake-up it costs (most ticks of a replay of a few of many trade_pairs). Waits are computed exactly as
+        ``asyncio.sleep(delay)`` would schedule them.
+        """
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[int | None] = loop.create_future()
+        clock, t0, iv = self._clock, self.t0, self.interval
+        assert t0 is not None
+        handle: asyncio.TimerHandle | None = None
+
+        def fire(k: int) -> None:
+            nonlocal handle
+            handle = None
+            if fut.done():
+                return
+            if self._stopping:
+                fut.set_result(None)
+                return
+            if not self._idle_tick(t0 + k * iv):
+                fut.set_result(k)
+                return
+            k += 1
+            nxt = t0 + k * iv
+            if until is not None and nxt > until:
+                fut.set_result(None)
+                return
+            handle = loop.call_later(nxt - clock.now() + SETTLE_SEC, fire, k)
+
+        handle = loop.call_later(delay, fire, g)
+        try:
+            return await fut
+        finally:
+            if handle is not None:
+                handle.cancel()
+
+    def _idle_tick(self, now: float) -> bool:
+        """Run the tick at ``now`` here if it has nothing to do (see :meth:`_sleep_to_work`); False if it has work."""
+        if self._synced is None or not self._synced():
+            return False
+        batch = self.batches[self.ticks % len(self.batches)]
+        valid = self._storage.book_valid
+        for sym in batch:
+            if valid(sym, now):
+                return False
+        if self._defer and self.pending and self.pending[0].ts <= self.last_close_time(now):
+            return False
+        self.ticks += 1
+        self.idle_ticks += 1
+        if self.tick_times is not None:
+            self.tick_times.append(now)
+        self.outcomes[SKIP_BOOK] = self.outcomes.get(SKIP_BOOK, 0) + len(batch)
+        return True
+
     def stop(self) -> None:
         """Stop after the current tick (a sleeping loop returns when it wakes; callers usually cancel the task)."""
         self._stopping = True
@@ -201,16 +291,35 @@ class Orchestrator:
         self.ticks += 1
         if self.tick_times is not None:
             self.tick_times.append(now)
-        first = True
+        worked = False
         for sym in batch:
-            if not first:
-                await asyncio.sleep(0)  # between symbols, let socket readers run (§10: CPU work must not block them)
-            first = False
-            self.process_symbol(sym, now)
+            if worked:
+                await asyncio.sleep(0)  # after an evaluation, let socket readers run (§10: CPU work must not block)
+            worked = self.process_symbol(sym, now) is not None  # a skipped symbol (no valid book) did no work
+        if self._defer and self.pending:
+            self.act_on_closed_candles(now)
+
+    def last_close_time(self, now: float) -> float:
+        """The latest candle close at or before ``now`` (a multiple of ``candle_sec`` in epoch time)."""
+        c = self._candle
+        return math.floor(now / c + 1e-9) * c
+
+    def act_on_closed_candles(self, now: float) -> int:
+        """Act, in evaluation order and with ``now``, on every deferred signal stamped at or before the last candle
+        close; returns how many acted. Signals of the candle still in progress stay deferred."""
+        close = self.last_close_time(now)
+        pending = self.pending
+        n = 0
+        while pending and pending[0].ts <= close:
+            sig = pending.popleft()
+            self.act(sig.symbol, sig, now)
+            n += 1
+        return n
 
     # ----------------------------------------------------------------------------------------------- per symbol
     def process_symbol(self, sym: str, now: float) -> Signal | None:
-        """§10 per-symbol steps 1–3. Returns the signal, or None when the book is invalid or stale (nothing runs)."""
+        """§10 per-symbol steps 1–3 (step 3 deferred when acting on closed candles). Returns the signal, or None when
+        the book is invalid or stale (nothing runs)."""
         if not self._storage.book_valid(sym, now):
             self._count(SKIP_BOOK)
             return None
@@ -218,12 +327,25 @@ class Orchestrator:
         self.last_signal[sym] = sig
         if self.signal_log is not None:
             self.signal_log.append(sig)
+        if self._defer:
+            self.pending.append(sig)  # acts at its candle's close (act_on_closed_candles)
+        else:
+            self.act(sym, sig, now)
+        return sig
+
+    def act(self, sym: str, sig: Signal, now: float) -> str:
+        """§10 step 3: route ``sig`` by the symbol's position state at ``now`` (OPEN → maybe_close, none →
+        maybe_open, OPENING/CLOSING → nothing) and return the outcome."""
         rec = self.executor.record(sym)
         if rec is None:
-            self.maybe_open(sym, sig, now)
+            outcome = self.maybe_open(sym, sig, now)
         elif rec.state is OPEN_STATE:
-            self.maybe_close(sym, sig, rec, now)
-        return sig
+            outcome = self.maybe_close(sym, sig, rec, now)
+        else:
+            outcome = BUSY
+        if self.decisions is not None:
+            self.decisions.append(Decision(now, sym, sig.ts, outcome))
+        return outcome
 
     def maybe_close(self, sym: str, sig: Signal, pos: PositionView, now: float) -> str:
         """Opposite-signal exits on pre-cooldown values; REVERSE when the re-entry would pass the entry gates."""

@@ -1,7 +1,8 @@
 """``BacktestEngine``: a whole replay run, from settings to a run folder (ARCHITECTURE.md §7).
 
-It snapshots the config (``BacktestConfig``), fans the symbols out (:mod:`replay.engine`), writes the artifacts, the
-manifest and the report, and rotates old runs. Nothing is written as a finished run unless every symbol succeeded:
+It snapshots the config (``BacktestConfig``), runs the symbols as one portfolio account (or, isolated, one account
+per symbol fanned out over a process pool; :mod:`replay.engine`), writes the artifacts, the manifest and the report,
+and rotates old runs. Nothing is written as a finished run unless every symbol succeeded:
 the manifest — the marker of a complete run — is written last, and a failed run's folder is removed.
 """
 
@@ -19,16 +20,32 @@ from typing import Any
 from loguru import logger
 
 from replay.artifacts import PROJECT_ROOT, git_commit, new_run_dir, rotate_runs, versions, write_json
-from replay.engine import SymbolJob, SymbolResult, aggregate, run_jobs, write_symbol_artifacts
+from replay.engine import (
+    Job,
+    PortfolioJob,
+    PortfolioResult,
+    SymbolJob,
+    SymbolResult,
+    aggregate,
+    ordered_symbols,
+    run_jobs,
+    write_symbol_artifacts,
+)
+from replay.portfolio import correlation
 from replay.report import write_report
+from replay.results import write_equity
 from settings import Settings
 from settings.snapshot import BacktestConfig
 
 QUICK_DAYS = 1.0
 QUICK_MAX_SYMBOLS = 2
 MODE_TEXT = {
-    True: "strict no-repaint: decisions at candle opens on earlier candles' events only",
-    False: "live cadence: decisions every decision_interval_sec inside candles (see generator dependence)",
+    True: "strict no-repaint: evaluations at the live cadence, actions only at candle closes on completed candles",
+    False: "live cadence: evaluations and actions at the live cadence inside candles (see generator dependence)",
+}
+ACCOUNT_TEXT = {
+    False: "portfolio: one bot, one account for all symbols",
+    True: "isolated: one account per symbol",
 }
 
 
@@ -42,11 +59,13 @@ class RunOutcome:
 class BacktestEngine:
     """Runs the real bot over bundled/cached/REST 1m data in virtual time and writes a run folder."""
 
-    def __init__(self, settings: Settings | None = None, *, data_dir: Path | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, *, data_dir: Path | None = None,
+                 isolated: bool = False) -> None:
         self.settings = settings or Settings()
         self.report_path = Path(self.settings.backtest.report_path)
         self.executor: Executor | None = None
         self.data_dir = data_dir
+        self.isolated = isolated  # one account per symbol (fanned out) instead of one portfolio account
 
     def configure_from_settings(self, settings: Settings) -> BacktestEngine:
         self.settings = settings
@@ -81,48 +100,81 @@ class BacktestEngine:
     def _test_on_symbol(self, symbol: str, run_dir: Path, *, days: float | None, start: str | None,
                         end: str | None, seed: int, progress: bool = False,
                         pessimistic: bool = False) -> SymbolResult:
-        job = self._job(symbol, run_dir, days, start, end, seed, progress, pessimistic)
+        job = self._job([symbol], run_dir, days, start, end, seed, progress, pessimistic)
         return run_jobs([job])[0]
 
-    def _job(self, symbol: str, run_dir: Path, days: float | None, start: str | None, end: str | None, seed: int,
-             progress: bool, pessimistic: bool = False) -> SymbolJob:
-        return SymbolJob(symbol=symbol, settings_json=self.settings.model_dump_json(), out_dir=str(run_dir),
-                         seed=seed, days=days, start=start, end=end, pessimistic=pessimistic, progress=progress,
-                         data_dir=str(self.data_dir) if self.data_dir else None)
+    def _job(self, symbols: Sequence[str], run_dir: Path, days: float | None, start: str | None, end: str | None,
+             seed: int, progress: bool, pessimistic: bool = False) -> Job:
+        common = {"settings_json": self.settings.model_dump_json(), "out_dir": str(run_dir), "seed": seed,
+                  "days": days, "start": start, "end": end, "pessimistic": pessimistic, "progress": progress,
+                  "data_dir": str(self.data_dir) if self.data_dir else None}
+        if len(symbols) == 1:
+            return SymbolJob(symbol=symbols[0], **common)  # type: ignore[arg-type]
+        return PortfolioJob(symbols=tuple(symbols), **common)  # type: ignore[arg-type]
+
+    def _jobs(self, symbols: Sequence[str], run_dir: Path, days: float | None, start: str | None, end: str | None,
+              seed: int, progress: bool, pessimistic: bool = False) -> list[Job]:
+        """One portfolio job, or one job per symbol when isolated."""
+        if self.isolated:
+            return [self._job([s], run_dir, days, start, end, seed, progress, pessimistic) for s in symbols]
+        return [self._job(symbols, run_dir, days, start, end, seed, progress, pessimistic)]
+
+    def _results(self, jobs: Sequence[Job]) -> tuple[dict[str, SymbolResult], dict[str, Any], dict[str, Any],
+                                                     list[Any]]:
+        """Per-symbol results, the account-level metrics (the portfolio account, or isolated accounts summed), the
+        symbol-return correlation, and the portfolio equity curve (empty for isolated runs)."""
+        return self._collect(run_jobs(jobs, self.executor))
+
+    def _collect(self, out: Sequence[Any]) -> tuple[dict[str, SymbolResult], dict[str, Any], dict[str, Any],
+                                                     list[Any]]:
+        initial = self.settings.backtest.initial_balance_usdt
+        if len(out) == 1 and isinstance(out[0], PortfolioResult):
+            p = out[0]
+            return p.symbols, p.metrics, p.correlation, p.equity
+        results = {r.symbol: r for r in out}
+        return results, aggregate(results, initial), correlation({s: r.equity for s, r in results.items()}), []
 
     def _run(self, run_dir: Path, symbols: list[str], days: float | None, start: str | None, end: str | None,
              seed: int, progress: bool) -> RunOutcome:
         bt = self.settings.backtest
-        logger.info("run {} symbols={} days={} start={} end={} seed={} mode={}", run_dir.name, symbols, days, start,
-                    end, seed, "strict" if bt.strict_repainting_check else "live-cadence")
-        jobs = [self._job(s, run_dir, days, start, end, seed, progress) for s in symbols]
-        results = {r.symbol: r for r in run_jobs(jobs, self.executor)}
+        symbols = ordered_symbols(self.settings, symbols)
+        account = ACCOUNT_TEXT[self.isolated and len(symbols) > 1]
+        logger.info("run {} symbols={} days={} start={} end={} seed={} mode={} account={}", run_dir.name, symbols,
+                    days, start, end, seed, "strict" if bt.strict_repainting_check else "live-cadence", account)
+        results, agg, corr, portfolio_equity = self._results(self._jobs(symbols, run_dir, days, start, end, seed,
+                                                                         progress))
         robustness = [] if bt.strict_repainting_check else self._robustness(run_dir, symbols, days, start, end, seed)
         for r in results.values():
             write_symbol_artifacts(run_dir, r, self.settings)
             logger.info("{}: {} trades, net {} USDT, {} events", r.symbol, r.metrics["total_trades"],
                         r.metrics["total_pnl_usdt"], r.events)
+        if portfolio_equity and len(symbols) > 1 and bt.save_equity_curve:
+            write_equity(run_dir / "equity_portfolio.csv", portfolio_equity)
         summary = {
             "mode": MODE_TEXT[bt.strict_repainting_check],
+            "account": account,
             "seed": seed,
             "symbols": {s: _headline(r) for s, r in results.items()},
-            "aggregate": aggregate(results, bt.initial_balance_usdt),
+            "aggregate": agg,
+            "correlation": corr,
             "robustness": robustness,
         }
         write_json(run_dir / "summary.json", summary)
         if bt.generate_html_report:
             first = next(iter(results.values()))
-            facts = {"mode": summary["mode"], "seed": seed, "symbols": ", ".join(symbols),
+            facts = {"mode": summary["mode"], "account": account, "seed": seed, "symbols": ", ".join(symbols),
                      "window (UTC)": f"{_iso(first.start_ts)} → {_iso(first.end_ts)}",
                      "data source": bt.data_source, "fees": f"maker {bt.maker_fee}, taker {bt.taker_fee}",
                      "latency": f"{bt.latency_model}: entry {bt.latency_entry_ms} ms, "
                                 f"response {bt.latency_response_ms} ms",
-                     "simplifications": "synthetic intrabar market from 1m OHLCV; each symbol on its own account; "
-                                        "positions open at the end are marked to market, not closed"}
+                     "simplifications": "synthetic intrabar market from 1m OHLCV; positions open at the end are "
+                                        "marked to market, not closed"}
             write_report(run_dir / "report.html", report_path=self.report_path, title=f"Replay {run_dir.name}",
                          facts=facts, per_symbol={s: r.metrics for s, r in results.items()},
                          equity={s: r.equity for s, r in results.items()},
-                         trades={s: r.trades for s, r in results.items()}, robustness=robustness)
+                         trades={s: r.trades for s, r in results.items()}, robustness=robustness,
+                         portfolio=agg if len(symbols) > 1 else None, portfolio_equity=portfolio_equity,
+                         correlation=corr if len(symbols) > 1 else None)
         first = next(iter(results.values()))
         config = BacktestConfig.from_settings(self.settings, symbols=symbols, start_ms=int(first.start_ts * 1000),
                                               end_ms=int(first.end_ts * 1000), seed=seed)
@@ -137,6 +189,7 @@ class BacktestEngine:
             "data_hash": {s: r.data_hash for s, r in results.items()},
             "data_source": bt.data_source,
             "mode": summary["mode"],
+            "account": account,
             "versions": versions(),
             "git_commit": git_commit(),
             "command": " ".join([Path(sys.executable).name, "-m", "replay", *sys.argv[1:]]),
@@ -154,16 +207,23 @@ class BacktestEngine:
         scratch = run_dir / "robustness"
         variants = [(seed + k, False) for k in range(1, self.settings.backtest.generator_seeds + 1)]
         variants.append((seed, True))
-        jobs = [self._job(s, scratch / f"{'pess' if p else 's' + str(v)}", days, start, end, v, False, p)
-                for v, p in variants for s in symbols]
+        groups = [self._jobs(symbols, scratch / f"{'pess' if p else 's' + str(v)}", days, start, end, v, False, p)
+                  for v, p in variants]
+        out = iter(run_jobs([j for g in groups for j in g], self.executor))  # every variant in one fan-out
         rows = []
-        for job, r in zip(jobs, run_jobs(jobs, self.executor), strict=True):
-            rows.append({"symbol": r.symbol, "variant": "pessimistic path" if job.pessimistic else f"seed {job.seed}",
-                         "trades": r.metrics["total_trades"], "net_pnl_usdt": r.metrics["total_pnl_usdt"],
-                         "pnl_bps": r.metrics["total_pnl_bps"], "win_rate": r.metrics["win_rate"],
-                         "max_dd_pct": r.metrics["max_drawdown_pct"]})
+        for (v, p), group in zip(variants, groups, strict=True):
+            label = "pessimistic path" if p else f"seed {v}"
+            results, agg, _, _ = self._collect([next(out) for _ in group])
+            rows.extend(_robust_row(s, label, r.metrics) for s, r in results.items())
+            if len(symbols) > 1:
+                rows.append(_robust_row("portfolio", label, agg))
         shutil.rmtree(scratch, ignore_errors=True)
         return rows
+
+
+def _robust_row(name: str, variant: str, m: dict[str, Any]) -> dict[str, Any]:
+    return {"symbol": name, "variant": variant, "trades": m["total_trades"], "net_pnl_usdt": m["total_pnl_usdt"],
+            "pnl_bps": m["total_pnl_bps"], "win_rate": m["win_rate"], "max_dd_pct": m["max_drawdown_pct"]}
 
 
 def _headline(r: SymbolResult) -> dict[str, Any]:

@@ -20,10 +20,15 @@ from pydantic import ValidationError
 DESCRIPTION = "Replay the real bot over 1m data in virtual time against a simulated Bybit; write a run folder."
 EPILOG = """examples:
   python -m replay --symbol BTCUSDT --days 30          30 days of bundled BTCUSDT data, strict no-repaint mode
-  python -m replay --symbols BTCUSDT,ETHUSDT --days 7  two symbols in parallel processes
+  python -m replay --symbols BTCUSDT,ETHUSDT --days 7  one bot trading both on one account (portfolio)
+  python -m replay --symbols BTCUSDT,ETHUSDT --days 7 --isolated   one account per symbol, parallel processes
   python -m replay --symbol SOLUSDT --start 2025-06-10 --end 2025-06-12 --seed 7
   python -m replay --quick                             a sanity check: last day of two symbols
-  python -m replay --symbol BTCUSDT --days 3 --live-cadence   live decision cadence + generator-dependence report
+  python -m replay --symbol BTCUSDT --days 3 --live-cadence   actions inside candles + generator-dependence report
+
+Every symbol is evaluated at its live cadence: ceil(len(trading.trade_pairs)/symbol_batch_size) *
+decision_interval_sec (8 s with the defaults), also when only one of the pairs is replayed. Strict mode (default) acts
+on a signal only at the close of the candle it was computed in; --live-cadence acts inside candles as live does.
 
 Settings come from defaults < --settings FILE (TOML) < NAPORRR_* environment variables (e.g.
 NAPORRR_BACKTEST__SEED=7, NAPORRR_RISK__MIN_SL_PCT=0.003)."""
@@ -88,7 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=_seed, help="seed for every random draw, >= 0 (default: backtest.seed)")
     run.add_argument("--settings", type=Path, metavar="FILE", help="TOML settings file")
     run.add_argument("--live-cadence", action="store_true",
-                     help="decide at the live cadence inside candles (default: strict no-repaint mode)")
+                     help="act inside candles as live does (default: strict no-repaint mode, actions at candle "
+                          "closes only)")
+    run.add_argument("--isolated", action="store_true",
+                     help="one account per symbol, in parallel processes (default: one bot and one account for all "
+                          "symbols, as live)")
     run.add_argument("--data-source", choices=["bundled", "rest_api"], help="override backtest.data_source")
     run.add_argument("--data-dir", type=Path, metavar="DIR",
                      help="folder of {SYMBOL}_1m_*.csv.gz files (open_time_ms,open,high,low,close,volume) to use "
@@ -133,7 +142,20 @@ def _symbols(args: argparse.Namespace, default: Sequence[str]) -> list[str]:
     raw = args.symbols or args.symbol
     if not raw:
         return list(default)
-    return _split(raw)
+    out = _split(raw)
+    if not out:
+        raise ValueError("--symbols is empty")
+    dup = sorted({s for s in out if out.count(s) > 1})
+    if dup:
+        raise ValueError(f"--symbols lists {', '.join(dup)} more than once")
+    from bot.instruments import InstrumentRegistry
+
+    registry = InstrumentRegistry.bundled()
+    unknown = [s for s in out if s not in registry]
+    if unknown:
+        raise ValueError(f"unknown symbol{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)} "
+                         "(not a Bybit USDT perpetual in the bundled instruments)")
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -215,7 +237,7 @@ def _main(args: argparse.Namespace) -> int:
         settings = with_overrides(settings, overrides)
     if args.data_dir is not None and not args.data_dir.is_dir():
         raise FileNotFoundError(f"--data-dir {args.data_dir}: no such folder")
-    engine = BacktestEngine(data_dir=args.data_dir).configure_from_settings(settings)
+    engine = BacktestEngine(data_dir=args.data_dir, isolated=args.isolated).configure_from_settings(settings)
     progress = settings.backtest.enable_progress_bar and not args.no_progress and sys.stderr.isatty()
     default_symbols = ["BTCUSDT"]
     if args.quick:
@@ -233,8 +255,11 @@ def _main(args: argparse.Namespace) -> int:
 def _summary_table(summary: dict) -> str:
     cols = [("symbol", 10), ("trades", 7), ("win%", 6), ("PF", 6), ("net USDT", 11), ("net bps", 9),
             ("maxDD%", 7), ("Sharpe", 7), ("fees", 9)]
-    lines = [summary["mode"], "  ".join(f"{c:>{w}}" for c, w in cols)]
-    for sym, m in summary["symbols"].items():
+    lines = [summary["mode"], summary.get("account", ""), "  ".join(f"{c:>{w}}" for c, w in cols)]
+    rows = dict(summary["symbols"])
+    if len(rows) > 1:
+        rows["portfolio"] = summary["aggregate"]
+    for sym, m in rows.items():
         pf = m["profit_factor"]
         vals = [sym, m["total_trades"], f"{100 * m['win_rate']:.1f}", f"{pf:.2f}" if isinstance(pf, float) else pf,
                 f"{m['total_pnl_usdt']:.2f}", f"{m['total_pnl_bps']:.1f}", f"{m['max_drawdown_pct']:.2f}",

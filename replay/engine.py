@@ -1,54 +1,81 @@
-"""The run engine: one symbol's replay in one process, many symbols fanned out over a process pool.
+"""The run engine: one simulated account per process, holding one symbol or a whole portfolio.
 
-``_test_on_symbol`` is the whole contract of a replay: load validated candles, build the synthetic market for them,
-start a virtual-time loop at the first candle's open, assemble the bot with :func:`bot.app.build_bot` (the live
-composition root, unmodified) against the simulated exchange, release the market on the virtual clock, then turn the
-bot's own trades.csv and the exchange's ledger into trades, equity and metrics.
+:func:`run_account` is the whole contract of a replay: load validated candles for every symbol, build each symbol's
+synthetic market, start a virtual-time loop at the first candle's open, assemble **one** bot with
+:func:`bot.app.build_bot` (the live composition root, unmodified) against **one** simulated exchange, release the
+merged market feed on the virtual clock, then turn the bot's own trades.csv and the exchange's ledger into trades,
+equity and metrics: per symbol (its contribution to the account, :mod:`replay.portfolio`) and for the account.
 
-No-repaint modes are settings, never branches in ``bot/`` (ARCHITECTURE.md §5): strict mode sets the decision interval
-to the candle length with one batch holding every symbol, so the orchestrator's ticks land on candle opens and each
-decision sees only earlier candles' events.
+Cadence is the live one (ARCHITECTURE.md §5, STRATEGY.md §10): the bot's ``trade_pairs`` are the configured ones (plus
+any replayed symbol they lack), so batch rotation gives every symbol its live revisit period ⌈pairs/batch⌉·interval
+(8 s with the default 10 pairs) even when only one of them is replayed; symbols without data are skipped by the bot
+as live skips a symbol without a book.
+
+No-repaint modes are settings, never branches in ``bot/``:
+
+- strict (``backtest.strict_repainting_check``, default): ``trading.act_on_closed_candles`` on with 60 s candles.
+  Every evaluation runs at its live tick (analyzer state evolves exactly as live; signals.csv has a row per live
+  evaluation), but a signal's action (entry, signal-driven exit, REVERSE) waits for the close of the candle it was
+  computed in and is taken there, so no decision uses the candle in progress (see :mod:`bot.orchestrator`).
+- live cadence: the bot also acts inside candles, exactly as live; the report adds the generator-dependence runs.
+
+A portfolio (``PortfolioJob``) is one bot trading all its symbols on one account (shared balance, max_open_positions
+across symbols, as live); ``--isolated`` fans ``SymbolJob``s (one account each) out over a process pool.
 """
 
 from __future__ import annotations
 
 import asyncio
-import csv
 import dataclasses
 import functools
+import heapq
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from decimal import Decimal
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bot.app import build_bot
+from bot.app import Bot, build_bot
 from bot.clock import LoopClock
-from bot.instruments import InstrumentRegistry
-from replay.artifacts import array_hash, write_csv, write_json
+from bot.events import EventBatch
+from bot.instruments import InstrumentRegistry, to_decimal
+from bot.timefmt import iso_utc
+from replay.artifacts import array_hash
 from replay.data import load_segments
 from replay.exchange import SimExchange
 from replay.feed import ScheduledFeed
 from replay.metrics import ClosedTrade, EquityPoint, compute_metrics
+from replay.portfolio import Contributions, aggregate, correlation
+from replay.results import (
+    TRADE_COLUMNS,
+    read_closed_trades,
+    trade_row,
+    with_entry_slippage,
+    write_symbol_artifacts,
+)
 from replay.synthetic import GeneratorParams, SymbolProfile, SyntheticMarketBuilder, profile_from_candles
 from replay.synthetic.candles import Candles
 from replay.virtual_loop import VirtualTimeLoop
 from settings import Settings
 from settings.search import with_overrides
 
+__all__ = ["CANDLE_SEC", "EQUITY_SAMPLE_SEC", "TRADE_COLUMNS", "PortfolioJob", "PortfolioResult", "SymbolJob",
+           "SymbolResult", "aggregate", "bot_pairs", "join_segments", "read_closed_trades", "replay_settings",
+           "run_account", "run_jobs", "run_portfolio", "run_symbol", "with_entry_slippage", "write_symbol_artifacts"]
+
 CANDLE_SEC = 60.0
 EQUITY_SAMPLE_SEC = 300.0
-TRADE_COLUMNS = ("position_id", "symbol", "side", "qty", "entry_price", "exit_price", "opened_at", "closed_at",
-                 "hold_sec", "reason", "sl", "tp", "maker_qty", "taker_qty", "fees", "gross_pnl", "net_pnl",
-                 "pnl_bps", "norm_pnl_usdt")
+_trade_row = trade_row  # the name tests and older callers import
 
 
 @dataclass(frozen=True, slots=True)
 class SymbolJob:
-    """Everything one worker process needs; picklable (settings travel as JSON)."""
+    """One symbol on its own account; picklable (settings travel as JSON)."""
 
     symbol: str
     settings_json: str
@@ -62,9 +89,35 @@ class SymbolJob:
     data_dir: str | None = None  # a folder of {SYMBOL}_1m_*.csv.gz instead of the bundled data
     progress_position: int | None = None  # this job's line among several bars (run_jobs sets it); None: the only one
 
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return (self.symbol,)
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioJob:
+    """Several symbols traded by one bot on one account; picklable."""
+
+    symbols: tuple[str, ...]
+    settings_json: str
+    out_dir: str
+    seed: int
+    days: float | None = None
+    start: str | None = None
+    end: str | None = None
+    pessimistic: bool = False
+    progress: bool = False
+    data_dir: str | None = None
+    progress_position: int | None = None  # as SymbolJob's
+
+
+Job = SymbolJob | PortfolioJob
+
 
 @dataclass(slots=True)
 class SymbolResult:
+    """One symbol's replay. In a portfolio, ``equity`` is its contribution to the shared account."""
+
     symbol: str
     metrics: dict[str, Any]
     trades: list[ClosedTrade]
@@ -78,83 +131,107 @@ class SymbolResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class PortfolioResult:
+    """One account's replay: the account's metrics and equity, and a row per symbol."""
+
+    symbols: dict[str, SymbolResult]
+    metrics: dict[str, Any]
+    equity: list[EquityPoint]
+    correlation: dict[str, Any]
+    start_ts: float
+    end_ts: float
+    events: int
+    batches: int
+
+
+@dataclass(slots=True)
+class _Market:
+    symbol: str
+    candles: Candles
+    segments: list[Candles]
+    builder: SyntheticMarketBuilder
+    profile: SymbolProfile
+    events: int = 0
+    batches: int = 0
+
+    @property
+    def start_ts(self) -> float:
+        return float(self.candles.open_time_ms[0]) / 1000.0
+
+    @property
+    def end_ts(self) -> float:
+        return float(self.candles.open_time_ms[-1]) / 1000.0 + CANDLE_SEC
+
+    def batches_iter(self) -> Iterator[tuple[float, EventBatch]]:
+        for ts, batch in self.builder.iter_batches(self.candles):
+            self.batches += 1
+            self.events += len(batch)
+            yield ts, batch
+
+
+def bot_pairs(settings: Settings, symbols: Sequence[str]) -> list[str]:
+    """The replayed bot's ``trade_pairs``: the configured ones in order, then any replayed symbol they lack. Batch
+    rotation over this list is what gives each symbol its live revisit period."""
+    pairs = list(settings.trading.trade_pairs)
+    return pairs + [s for s in symbols if s not in pairs]
+
+
 def replay_settings(settings: Settings, symbols: Sequence[str], log_dir: Path) -> Settings:
-    """The settings the bot runs with in replay: its symbols, its log folder and, in strict mode, candle cadence."""
-    updates: dict[str, Any] = {"trading.trade_pairs": list(symbols), "data_retention.log_dir": str(log_dir)}
+    """The settings the bot runs with in replay: live ``trade_pairs`` (plus the replayed symbols), its log folder and,
+    in strict mode, actions at candle closes (``trading.act_on_closed_candles``)."""
+    updates: dict[str, Any] = {"trading.trade_pairs": bot_pairs(settings, symbols),
+                               "data_retention.log_dir": str(log_dir)}
     if settings.backtest.strict_repainting_check:
-        updates["trading.decision_interval_sec"] = CANDLE_SEC
-        updates["trading.symbol_batch_size"] = len(symbols)
+        updates["trading.act_on_closed_candles"] = True
+        updates["trading.candle_sec"] = CANDLE_SEC
     return with_overrides(settings, updates)
 
 
-def _f(x: str) -> float:
-    return float(x) if x not in ("", None) else 0.0
+def ordered_symbols(settings: Settings, symbols: Sequence[str]) -> list[str]:
+    """The replayed symbols in the bot's evaluation order (so ``--symbols B,A`` and ``A,B`` are the same run)."""
+    if len(set(symbols)) != len(symbols):
+        raise ValueError(f"symbols given twice: {next(s for s in symbols if list(symbols).count(s) > 1)}")
+    pairs = bot_pairs(settings, symbols)
+    return sorted(symbols, key=pairs.index)
 
 
-def read_closed_trades(path: Path) -> list[ClosedTrade]:
-    """Round trips from the bot's own trades.csv (OPEN row + CLOSE row per position_id)."""
-    if not path.exists():
-        return []
-    opens: dict[str, dict[str, str]] = {}
-    out: list[ClosedTrade] = []
-    with path.open(newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            if row["event"] == "OPEN":
-                opens[row["position_id"]] = row
-                continue
-            if row["event"] != "CLOSE":
-                continue
-            o = opens.get(row["position_id"], row)
-            entry = _f(row["entry_price"])
-            closed = _ts(row["ts"])
-            hold = _f(row["hold_sec"])
-            out.append(ClosedTrade(
-                position_id=row["position_id"], symbol=row["symbol"], side=row["side"], qty=_f(row["qty"]),
-                entry_price=entry, exit_price=_f(row["price"]), opened_ts=closed - hold, closed_ts=closed,
-                reason=row["reason"], fees=_f(row["fees"]), gross_pnl=_f(row["gross_pnl"]), net_pnl=_f(row["net_pnl"]),
-                maker_qty=_f(row["maker_qty"]), taker_qty=_f(row["taker_qty"]), sl=_f(o.get("sl", "") or row["sl"]),
-                tp=_f(o.get("tp", "") or row["tp"])))
-    return out
+def log_dir_name(symbols: Sequence[str]) -> str:
+    return "bot_" + "-".join(symbols)
 
 
-def with_entry_slippage(trades: list[ClosedTrade], records: Sequence[Any]) -> list[ClosedTrade]:
-    """Attach each trade's entry slippage: average entry vs the book mid when the entry was decided, in bps, signed
-    so that positive is worse for the trade."""
-    mids = {r.position_id: r.decision_mid for r in records if getattr(r, "decision_mid", None)}
-    out = []
-    for t in trades:
-        mid = mids.get(t.position_id)
-        if mid:
-            sign = 1.0 if t.side in ("LONG", "Buy") else -1.0
-            t = dataclasses.replace(t, entry_slippage_bps=sign * (t.entry_price - mid) / mid * 1e4)
-        out.append(t)
-    return out
+def merged(markets: Sequence[_Market]) -> Iterator[tuple[float, EventBatch]]:
+    """All markets' batches in release order; equal release times keep the markets' order (deterministic)."""
+    if len(markets) == 1:
+        return markets[0].batches_iter()
+    return heapq.merge(*(m.batches_iter() for m in markets), key=itemgetter(0))
 
 
-def _ts(iso: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
-async def _replay(settings: Settings, symbol: str, candles: Candles, builder: SyntheticMarketBuilder,
-                  instruments: InstrumentRegistry, log_dir: Path, seed: int,
-                  progress: Callable[[float], None] | None, observers: Sequence[Callable[..., None]] = ()
-                  ) -> tuple[list[EquityPoint], ScheduledFeed, int, Any, Any]:
+async def _replay(settings: Settings, markets: Sequence[_Market], instruments: InstrumentRegistry, log_dir: Path,
+                  seed: int, end_ts: float, progress: Callable[[float], None] | None,
+                  observers: Sequence[Callable[..., None]], inspect: Callable[[Bot], None] | None
+                  ) -> tuple[list[EquityPoint], dict[str, list[EquityPoint]], ScheduledFeed, SimExchange, Bot,
+                             set[str]]:
     loop = asyncio.get_running_loop()
     clock = LoopClock(loop.time(), loop)
     exchange = SimExchange(settings, clock, instruments, seed=seed)
     sinks = [functools.partial(obs, clock) for obs in observers]
-    bot = build_bot(settings, clock, exchange, instruments=instruments, log_dir=log_dir, symbols=[symbol],
-                    sinks=sinks)
-    feed = ScheduledFeed(clock, builder.iter_batches(candles), sinks=[exchange.on_market], progress=progress)
-    equity: list[EquityPoint] = []
-    end_ts = float(candles.open_time_ms[-1]) / 1000.0 + CANDLE_SEC
+    bot = build_bot(settings, clock, exchange, instruments=instruments, log_dir=log_dir, sinks=sinks)
+    if inspect is not None:
+        inspect(bot)
+    feed = ScheduledFeed(clock, merged(markets), sinks=[exchange.on_market], progress=progress)
+    syms = [m.symbol for m in markets]
+    contrib = Contributions(exchange, syms)
+    start = to_decimal(settings.backtest.initial_balance_usdt)
+    samples: list[tuple[float, Decimal, dict[str, Decimal]]] = []
+
+    def sample(ts: float) -> None:
+        samples.append((ts, exchange.equity(), contrib.pnl() if len(syms) > 1 else {}))
 
     async def sample_equity() -> None:
         t = clock.now()
         while t <= end_ts:
-            equity.append(EquityPoint(t, float(exchange.equity())))
+            sample(t)
             await asyncio.sleep(EQUITY_SAMPLE_SEC)
             t = clock.now()
 
@@ -163,59 +240,111 @@ async def _replay(settings: Settings, symbol: str, candles: Candles, builder: Sy
         await bot.run(feed, until=end_ts)
     finally:
         sampler.cancel()
-    equity.append(EquityPoint(clock.now(), float(exchange.equity())))
-    open_at_end = sum(1 for p in await exchange.get_positions() if p.size > 0)
-    return equity, feed, open_at_end, exchange, bot.executor
+    while samples and samples[-1][0] >= end_ts:  # one row per time: the final state replaces a sample at the end
+        samples.pop()
+    sample(end_ts)
+    open_syms = {p.symbol for p in await exchange.get_positions() if p.size > 0}
+    account = [EquityPoint(ts, float(eq)) for ts, eq, _ in samples]
+    if len(syms) == 1:
+        curves = {syms[0]: account}  # a lone symbol's contribution is the account itself
+    else:
+        curves = {s: [EquityPoint(ts, float(start + pnl[s])) for ts, _, pnl in samples] for s in syms}
+    return account, curves, feed, exchange, bot, open_syms
 
 
-def run_symbol(job: SymbolJob, observers: Sequence[Callable[..., None]] = ()) -> SymbolResult:
-    """One symbol's replay, start to finish, in this process (the unit a process pool runs).
+def _load_market(symbol: str, job: Job, settings: Settings, instruments: InstrumentRegistry) -> _Market:
+    extra = {"data_dir": Path(job.data_dir)} if job.data_dir else {}
+    segments = load_segments(symbol, days=job.days, start=job.start, end=job.end, settings=settings, **extra)
+    candles = join_segments(segments)
+    instrument = instruments[symbol]
+    profile = profile_from_candles(candles, instrument)
+    builder = SyntheticMarketBuilder(instrument, profile, GeneratorParams.load_defaults(), seed=job.seed,
+                                     points_per_candle=settings.backtest.intrabar_points_per_candle,
+                                     pessimistic=job.pessimistic)
+    return _Market(symbol, candles, list(segments), builder, profile)
+
+
+def run_account(job: Job, observers: Sequence[Callable[..., None]] = (),
+                inspect: Callable[[Bot], None] | None = None) -> PortfolioResult:
+    """One account's replay, start to finish, in this process (the unit a process pool runs).
 
     ``observers`` are called as ``observer(clock, batch)`` with every batch the bot's storage applied (tests use this
-    to prove the bot never sees an event stamped after its clock).
+    to prove the bot never sees an event stamped after its clock); ``inspect`` gets the assembled bot before it runs
+    (tests use it to record the orchestrator's decisions).
     """
     settings = Settings.model_validate_json(job.settings_json)
     instruments = InstrumentRegistry.bundled()
-    instrument = instruments[job.symbol]
-    extra = {"data_dir": Path(job.data_dir)} if job.data_dir else {}
-    segments = load_segments(job.symbol, days=job.days, start=job.start, end=job.end, settings=settings, **extra)
-    candles = join_segments(segments)
+    symbols = ordered_symbols(settings, job.symbols)
+    markets = [_load_market(s, job, settings, instruments) for s in symbols]
     out_dir = Path(job.out_dir)
-    log_dir = out_dir / f"bot_{job.symbol}"
+    log_dir = out_dir / log_dir_name(symbols)
     log_dir.mkdir(parents=True, exist_ok=True)
-    rsettings = replay_settings(settings, [job.symbol], log_dir)
-    profile: SymbolProfile = profile_from_candles(candles, instrument)
-    params = GeneratorParams.load_defaults()
-    builder = SyntheticMarketBuilder(instrument, profile, params, seed=job.seed,
-                                     points_per_candle=settings.backtest.intrabar_points_per_candle,
-                                     pessimistic=job.pessimistic)
-    start_ts = float(candles.open_time_ms[0]) / 1000.0
-    end_ts = float(candles.open_time_ms[-1]) / 1000.0 + CANDLE_SEC
-    bar = _progress_bar(job.symbol, start_ts, end_ts, job.progress_position) if job.progress else None
+    rsettings = replay_settings(settings, symbols, log_dir)
+    start_ts = min(m.start_ts for m in markets)
+    end_ts = max(m.end_ts for m in markets)
+    bar = _progress_bar("+".join(symbols), start_ts, end_ts, job.progress_position) if job.progress else None
 
     def on_progress(ts: float) -> None:
         if bar is not None:
             bar.update(round((ts - start_ts) / 86_400.0, 4) - bar.n)
 
     with asyncio.Runner(loop_factory=lambda: VirtualTimeLoop(start_ts)) as runner:
-        equity, feed, open_at_end, exchange, executor = runner.run(
-            _replay(rsettings, job.symbol, candles, builder, instruments, log_dir, job.seed, on_progress, observers))
+        account, curves, feed, exchange, bot, open_syms = runner.run(
+            _replay(rsettings, markets, instruments, log_dir, job.seed, end_ts, on_progress, observers, inspect))
     if bar is not None:
         _close_bar(bar, job.progress_position)
+    executor = bot.executor
     trades = with_entry_slippage(read_closed_trades(log_dir / "trades.csv"), executor.closed)
-    attempts = len(executor.closed) + len(executor.dropped) + executor.live_count()
-    metrics = compute_metrics(trades, equity, start_ts=start_ts, end_ts=end_ts,
-                              initial_equity=settings.backtest.initial_balance_usdt,
-                              entry_attempts=attempts, entries_filled=attempts - len(executor.dropped))
-    metrics["open_positions_at_end"] = open_at_end
-    metrics["ledger_reconciles"] = bool(exchange.ledger.reconcile())
-    data_hash = array_hash(candles.open_time_ms, candles.open, candles.high, candles.low, candles.close,
-                           candles.volume)
-    gaps = [[_iso(float(a.open_time_ms[-1]) / 1000.0 + CANDLE_SEC), _iso(float(b.open_time_ms[0]) / 1000.0)]
-            for a, b in itertools.pairwise(segments)]
-    metrics["data_gaps"] = gaps
-    return SymbolResult(job.symbol, metrics, trades, equity, data_hash, start_ts, end_ts, feed.released_events,
-                        feed.released_batches, open_at_end, {"profile": profile.as_dict(), "gaps": gaps})
+    reconciles = bool(exchange.ledger.reconcile())
+    initial = settings.backtest.initial_balance_usdt
+    results: dict[str, SymbolResult] = {}
+    total_attempts = total_filled = 0
+    for m in markets:
+        sym = m.symbol
+        closed = sum(1 for r in executor.closed if r.symbol == sym)
+        dropped = sum(1 for r in executor.dropped if r.symbol == sym)
+        attempts = closed + dropped + (executor.record(sym) is not None)
+        total_attempts += attempts
+        total_filled += attempts - dropped
+        sym_trades = [t for t in trades if t.symbol == sym]
+        metrics = compute_metrics(sym_trades, curves[sym], start_ts=m.start_ts, end_ts=m.end_ts,
+                                  initial_equity=initial, entry_attempts=attempts, entries_filled=attempts - dropped)
+        metrics["entries_filled"] = attempts - dropped
+        metrics["open_positions_at_end"] = int(sym in open_syms)
+        metrics["ledger_reconciles"] = reconciles
+        gaps = [[iso_utc(float(a.open_time_ms[-1]) / 1000.0 + CANDLE_SEC), iso_utc(float(b.open_time_ms[0]) / 1000.0)]
+                for a, b in itertools.pairwise(m.segments)]
+        metrics["data_gaps"] = gaps
+        c = m.candles
+        data_hash = array_hash(c.open_time_ms, c.open, c.high, c.low, c.close, c.volume)
+        results[sym] = SymbolResult(sym, metrics, sym_trades, curves[sym], data_hash, m.start_ts, m.end_ts, m.events,
+                                    m.batches, int(sym in open_syms), {"profile": m.profile.as_dict(), "gaps": gaps})
+    pm = compute_metrics(trades, account, start_ts=start_ts, end_ts=end_ts, initial_equity=initial,
+                         entry_attempts=total_attempts, entries_filled=total_filled)
+    pm["entries_filled"] = total_filled
+    pm["symbols"] = symbols
+    pm["open_positions_at_end"] = len(open_syms)
+    pm["ledger_reconciles"] = reconciles
+    return PortfolioResult(results, pm, account, correlation(curves), start_ts, end_ts, feed.released_events,
+                           feed.released_batches)
+
+
+def run_symbol(job: SymbolJob, observers: Sequence[Callable[..., None]] = (),
+               inspect: Callable[[Bot], None] | None = None) -> SymbolResult:
+    """One symbol on its own account (its equity is the account's)."""
+    return run_account(job, observers, inspect).symbols[job.symbol]
+
+
+def run_portfolio(job: PortfolioJob, observers: Sequence[Callable[..., None]] = (),
+                  inspect: Callable[[Bot], None] | None = None) -> PortfolioResult:
+    """Several symbols, one bot, one account."""
+    return run_account(job, observers, inspect)
+
+
+def run_job(job: Job) -> SymbolResult | PortfolioResult:
+    """A pool worker's entry point: a ``SymbolJob`` gives its ``SymbolResult``, a ``PortfolioJob`` its
+    ``PortfolioResult``."""
+    return run_symbol(job) if isinstance(job, SymbolJob) else run_portfolio(job)
 
 
 def join_segments(segments: Sequence[Candles]) -> Candles:
@@ -232,7 +361,7 @@ def join_segments(segments: Sequence[Candles]) -> Candles:
                                    for f in ("open_time_ms", "open", "high", "low", "close", "volume")))
 
 
-def _progress_bar(symbol: str, start_ts: float, end_ts: float, position: int | None = None) -> Any:
+def _progress_bar(label: str, start_ts: float, end_ts: float, position: int | None = None) -> Any:
     """A tqdm bar in simulated days. ``position``: its own terminal line among several bars (one per process).
 
     Several bars share the cursor across processes, so each is drawn on its line and cleared when done (a bar left
@@ -240,7 +369,7 @@ def _progress_bar(symbol: str, start_ts: float, end_ts: float, position: int | N
     """
     from tqdm import tqdm
 
-    return tqdm(total=round((end_ts - start_ts) / 86_400.0, 4), unit="day", desc=f"replay {symbol}",
+    return tqdm(total=round((end_ts - start_ts) / 86_400.0, 4), unit="day", desc=f"replay {label}",
                 bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} simulated days "
                            "[{elapsed}<{remaining}]", position=position, leave=position is None)
 
@@ -254,36 +383,10 @@ def _close_bar(bar: Any, position: int | None) -> None:
             bar.fp.flush()
 
 
-def write_symbol_artifacts(run_dir: Path, result: SymbolResult, settings: Settings) -> None:
-    """trades_{S}.csv, equity_{S}.csv, metrics_{S}.json: byte-stable for the same data, settings and seed."""
-    bt = settings.backtest
-    if bt.save_trade_log:
-        write_csv(run_dir / f"trades_{result.symbol}.csv", TRADE_COLUMNS, (_trade_row(t) for t in result.trades))
-    if bt.save_equity_curve:
-        write_csv(run_dir / f"equity_{result.symbol}.csv", ("ts", "equity"),
-                  ((_iso(p.ts), f"{p.equity:.8f}") for p in result.equity))
-    write_json(run_dir / f"metrics_{result.symbol}.json", result.metrics)
-
-
-def _iso(ts: float) -> str:
-    from bot.timefmt import iso_utc
-
-    return iso_utc(ts)
-
-
-def _trade_row(t: ClosedTrade) -> list[str]:
-    from replay.metrics import NORMALISED_NOTIONAL_USDT
-
-    return [t.position_id, t.symbol, t.side, f"{t.qty:.10g}", f"{t.entry_price:.10g}", f"{t.exit_price:.10g}",
-            _iso(t.opened_ts), _iso(t.closed_ts), f"{t.closed_ts - t.opened_ts:.3f}", t.reason, f"{t.sl:.10g}",
-            f"{t.tp:.10g}", f"{t.maker_qty:.10g}", f"{t.taker_qty:.10g}", f"{t.fees:.8f}", f"{t.gross_pnl:.8f}",
-            f"{t.net_pnl:.8f}", f"{t.pnl_bps:.4f}", f"{t.pnl_bps * NORMALISED_NOTIONAL_USDT / 1e4:.6f}"]
-
-
-def run_jobs(jobs: Sequence[SymbolJob], executor: Executor | None = None) -> list[SymbolResult]:
-    """Run symbol jobs in order; more than one fans out over a process pool (one replay = one process)."""
+def run_jobs(jobs: Sequence[Job], executor: Executor | None = None) -> list[Any]:
+    """Run jobs in order; more than one fans out over a process pool (one account = one process)."""
     if len(jobs) <= 1 and executor is None:
-        return [run_symbol(j) for j in jobs]
+        return [run_job(j) for j in jobs]
     bars = [j for j in jobs if j.progress]
     if len(bars) > 1:  # one terminal line per bar, in job order
         line = itertools.count()
@@ -291,7 +394,7 @@ def run_jobs(jobs: Sequence[SymbolJob], executor: Executor | None = None) -> lis
     owns = executor is None
     pool = executor or ProcessPoolExecutor(max_workers=min(len(jobs), _cpu_count()), **_shared_bar_lock(bars))
     try:
-        return list(pool.map(run_symbol, jobs))
+        return list(pool.map(run_job, jobs))
     finally:
         if owns:
             pool.shutdown()
@@ -314,21 +417,3 @@ def _cpu_count() -> int:
 
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
-
-def aggregate(results: Mapping[str, SymbolResult], initial_equity: float) -> dict[str, Any]:
-    """Portfolio view: each symbol ran on its own account of ``initial_equity``; totals add up PnL and trades."""
-    trades = [t for r in results.values() for t in r.trades]
-    trades.sort(key=lambda t: (t.closed_ts, t.symbol, t.position_id))
-    if not results:
-        return {}
-    start = min(r.start_ts for r in results.values())
-    end = max(r.end_ts for r in results.values())
-    # Sum the symbols' equity curves on a common grid (each sampled every EQUITY_SAMPLE_SEC from its start).
-    grid: dict[float, float] = {}
-    for r in results.values():
-        for p in r.equity:
-            grid[p.ts] = grid.get(p.ts, 0.0) + p.equity - initial_equity
-    eq = [EquityPoint(ts, initial_equity * len(results) + v) for ts, v in sorted(grid.items())]
-    m = compute_metrics(trades, eq, start_ts=start, end_ts=end, initial_equity=initial_equity * len(results))
-    m["symbols"] = sorted(results)
-    return m

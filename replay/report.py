@@ -51,16 +51,44 @@ def _symbol_figure(symbol: str, equity: Sequence[EquityPoint], trades: Sequence[
     return fig.to_html(full_html=False, include_plotlyjs=False)
 
 
+def _portfolio_figure(equity: Sequence[EquityPoint], contributions: Mapping[str, Sequence[EquityPoint]]) -> str:
+    fig = go.Figure()
+    if equity:
+        fig.add_trace(go.Scattergl(x=[p.ts * 1000 for p in equity], y=[p.equity for p in equity], mode="lines",
+                                   name="account"))
+    for s, pts in contributions.items():
+        fig.add_trace(go.Scattergl(x=[p.ts * 1000 for p in pts], y=[p.equity for p in pts], mode="lines", name=s))
+    fig.update_xaxes(type="date")
+    fig.update_layout(title="equity (USDT, mark-to-market): the account and each symbol's contribution", height=420,
+                      margin={"l": 40, "r": 20, "t": 40, "b": 30})
+    return fig.to_html(full_html=False, include_plotlyjs=False)
+
+
 def write_report(path: Path, *, report_path: Path, title: str, facts: Mapping[str, Any],
                  per_symbol: Mapping[str, Mapping[str, Any]], equity: Mapping[str, Sequence[EquityPoint]],
-                 trades: Mapping[str, Sequence[ClosedTrade]], robustness: Sequence[Mapping[str, Any]] = ()) -> None:
-    """Write ``report.html``. ``facts`` are stated at the top (mode, seed, window, data source, simplifications)."""
+                 trades: Mapping[str, Sequence[ClosedTrade]], robustness: Sequence[Mapping[str, Any]] = (),
+                 portfolio: Mapping[str, Any] | None = None, portfolio_equity: Sequence[EquityPoint] = (),
+                 correlation: Mapping[str, Any] | None = None) -> None:
+    """Write ``report.html``. ``facts`` are stated at the top (mode, account, seed, window, data source,
+    simplifications); ``portfolio`` (the account's metrics) adds a column, an equity figure and the correlation of the
+    symbols' returns."""
     _ensure_plotlyjs(report_path)
     rel_js = Path("..") / ".." / "plotly.min.js"
     parts = [f"<h1>{html.escape(title)}</h1>", _table([(k, v) for k, v in facts.items()], ("fact", "value"))]
     symbols = list(per_symbol)
+    cols: dict[str, Mapping[str, Any]] = dict(per_symbol)
+    if portfolio is not None:
+        cols["portfolio"] = portfolio
     parts.append("<h2>Key metrics</h2>")
-    parts.append(_table([[k, *[per_symbol[s].get(k) for s in symbols]] for k in KEY_METRICS], ("metric", *symbols)))
+    parts.append(_table([[k, *[m.get(k) for m in cols.values()]] for k in KEY_METRICS], ("metric", *cols)))
+    if portfolio is not None:
+        parts.append("<h2>Portfolio</h2>")
+        parts.append(_portfolio_figure(portfolio_equity, equity))
+        if correlation and correlation.get("matrix"):
+            m = correlation["matrix"]
+            parts.append(f"<p>Correlation of the symbols' returns ({html.escape(str(correlation['basis']))}, "
+                         f"{correlation['points']} points)</p>")
+            parts.append(_table([[a, *[m[a][b] for b in m]] for a in m], ("", *m)))
     if robustness:
         parts.append("<h2>Generator dependence (live-cadence mode)</h2><p>Decisions in this mode see intrabar events "
                      "the generator built knowing the candle's high/low/close. The same run over other generator seeds "

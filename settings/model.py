@@ -91,6 +91,22 @@ class TradingSettings(BaseModel):
     reopen_cooldown_sec: float = optimizable(10.0, low=0.0, high=60.0, ge=0)
     min_position_hold_time_sec: float = optimizable(30.0, low=0.0, high=120.0, ge=0)
     monitor_positions_interval_sec: float = fixed(5.0, gt=0)
+    # Acting on closed candles (live: off; replay's strict no-repaint mode: on). Evaluations still run every tick, so
+    # analyzer state advances exactly as live and every signal is logged; only the actions a signal triggers
+    # (maybe_open / maybe_close / REVERSE) wait for the close of the candle the signal was computed in.
+    act_on_closed_candles: bool = fixed(False)
+    candle_sec: float = fixed(60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _candle_on_tick_grid(self) -> TradingSettings:
+        """Every candle close must be a tick time, or deferred actions would run after the close they belong to."""
+        if self.act_on_closed_candles:
+            ratio = self.candle_sec / self.decision_interval_sec
+            if ratio < 1 or abs(ratio - round(ratio)) > 1e-9:
+                raise ValueError(f"trading.candle_sec ({self.candle_sec}) must be a whole multiple of "
+                                 f"trading.decision_interval_sec ({self.decision_interval_sec}) when "
+                                 "trading.act_on_closed_candles is on")
+        return self
 
     @field_validator("trade_pairs")
     @classmethod

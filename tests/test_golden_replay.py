@@ -1,7 +1,9 @@
-"""Golden-run regression: a short bundled window's trade list and key metrics are pinned.
+"""Golden-run regression: short bundled windows' trade lists, signal logs and key metrics are pinned.
 
-When behaviour changes on purpose, regenerate with ``NAPORRR_UPDATE_GOLDEN=1 pytest tests/test_golden_replay.py`` and
-review the diff of ``tests/golden/replay_btcusdt_12h.json`` in the commit.
+Two windows, both in strict no-repaint mode at the live cadence (every symbol evaluated every 8 s, actions at candle
+closes): 12 h of BTCUSDT alone, and 6 h of a BTCUSDT+ETHUSDT portfolio (one bot, one account). When behaviour changes
+on purpose, regenerate with ``NAPORRR_UPDATE_GOLDEN=1 pytest tests/test_golden_replay.py`` and review the diff of
+``tests/golden/*.json`` in the commit.
 """
 
 from __future__ import annotations
@@ -12,38 +14,54 @@ import json
 import os
 from pathlib import Path
 
-from replay.engine import TRADE_COLUMNS, SymbolJob, _trade_row, run_symbol
+import pytest
+
+from replay.engine import TRADE_COLUMNS, PortfolioJob, SymbolJob, _trade_row, run_account
 from settings import Settings
 
-GOLDEN = Path(__file__).resolve().parent / "golden" / "replay_btcusdt_12h.json"
+GOLDEN = Path(__file__).resolve().parent / "golden"
 KEY_METRICS = ("total_trades", "win_rate", "profit_factor", "total_pnl_usdt", "total_pnl_bps", "fees_paid_usdt",
                "max_drawdown_pct", "maker_share", "close_reasons", "open_positions_at_end", "ledger_reconciles")
+WINDOWS = {
+    "replay_btcusdt_12h.json": (("BTCUSDT",), "2025-06-20T00:00", "2025-06-20T12:00"),
+    "replay_portfolio_btc_eth_6h.json": (("BTCUSDT", "ETHUSDT"), "2025-06-20T00:00", "2025-06-20T06:00"),
+}
 
 
-def _current(tmp: Path) -> dict[str, object]:
-    job = SymbolJob(symbol="BTCUSDT", settings_json=Settings().model_dump_json(), out_dir=str(tmp), seed=42,
-                    start="2025-06-20T00:00", end="2025-06-20T12:00")
-    result = run_symbol(job)
-    rows = [",".join(TRADE_COLUMNS)] + [",".join(_trade_row(t)) for t in result.trades]
-    signals = (tmp / "bot_BTCUSDT" / "signals.csv").read_bytes()
-    return {
-        "window": "BTCUSDT 2025-06-20T00:00Z → 12:00Z, seed 42, default settings (strict no-repaint)",
+def _current(tmp: Path, symbols: tuple[str, ...], start: str, end: str) -> dict[str, object]:
+    common = {"settings_json": Settings().model_dump_json(), "out_dir": str(tmp), "seed": 42, "start": start,
+              "end": end}
+    job = SymbolJob(symbol=symbols[0], **common) if len(symbols) == 1 else PortfolioJob(symbols=symbols, **common)
+    result = run_account(job)
+    trades = [t for s in result.symbols.values() for t in s.trades]
+    trades.sort(key=lambda t: (t.closed_ts, t.symbol, t.position_id))
+    rows = [",".join(TRADE_COLUMNS)] + [",".join(_trade_row(t)) for t in trades]
+    signals = (tmp / f"bot_{'-'.join(symbols)}" / "signals.csv").read_bytes()
+    out: dict[str, object] = {
+        "window": f"{'+'.join(symbols)} {start}Z → {end[11:]}Z, seed 42, default settings (strict no-repaint, "
+                  "live cadence, one account)",
         "trades": rows,
         "trades_sha256": hashlib.sha256("\n".join(rows).encode()).hexdigest(),
         "signals_sha256": hashlib.sha256(signals).hexdigest(),
+        "signal_rows": signals.count(b"\n") - 1,
         "events": result.events,
         "metrics": {k: result.metrics[k] for k in KEY_METRICS},
     }
+    if len(symbols) > 1:
+        out["symbol_metrics"] = {s: {k: r.metrics[k] for k in KEY_METRICS} for s, r in result.symbols.items()}
+    return out
 
 
-def test_golden_replay_window(tmp_path: Path) -> None:
-    current = _current(tmp_path)
+@pytest.mark.parametrize("name", sorted(WINDOWS))
+def test_golden_replay_window(name: str, tmp_path: Path) -> None:
+    current = _current(tmp_path, *WINDOWS[name])
     text = json.dumps(current, indent=2, sort_keys=True) + "\n"
+    path = GOLDEN / name
     if os.environ.get("NAPORRR_UPDATE_GOLDEN") == "1":
-        GOLDEN.write_text(text, encoding="utf-8")
-    golden = GOLDEN.read_text(encoding="utf-8")
+        path.write_text(text, encoding="utf-8")
+    golden = path.read_text(encoding="utf-8")
     if golden != text:
         diff = "".join(difflib.unified_diff(golden.splitlines(True), text.splitlines(True), "golden", "current"))
         raise AssertionError("replay behaviour changed against the golden run "
                              "(NAPORRR_UPDATE_GOLDEN=1 regenerates it if the change is intended):\n" + diff)
-    assert len(current["trades"]) > 1, "the golden window must trade"
+    assert len(current["trades"]) > 1, "the golden window must trade"  # type: ignore[arg-type]

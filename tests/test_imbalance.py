@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bot.analysis.adaptive import AdaptParams
-from bot.analysis.imbalance import ImbalanceAnalyzer, history_size, profile_bin
+from bot.analysis.imbalance import ImbalanceAnalyzer, _Profile, history_size, profile_bin
 from bot.analysis.results import NEUTRAL_IMBALANCE
 from bot.clock import FixedClock
 from bot.events import BookDelta, BookSnapshot, Trade
@@ -355,9 +355,35 @@ def test_incremental_profile_equals_a_fresh_rebuild() -> None:
         k += 1
         sigma = sigmas[(k // 40) % 3]  # the look-back changes now and then
         c = bk.compute(now, sigma).cluster
-        if k % 25 == 0:
-            fresh = ImbalanceAnalyzer(bk.settings, bk.storage, INSTRUMENTS).compute(SYM, now, sigma).cluster
-            assert c == fresh
+        fresh = ImbalanceAnalyzer(bk.settings, bk.storage, INSTRUMENTS).compute(SYM, now, sigma).cluster
+        assert c == fresh
+
+
+def test_incremental_poc_is_the_first_maximum_even_with_ties() -> None:
+    """The POC kept across updates equals np.argmax of the histogram (lowest bin on ties) after every move of the
+    window: equal sizes on a few prices make ties the common case."""
+    rng = np.random.default_rng(5)
+    n = 4000
+    price = np.round(100.0 + rng.integers(-6, 7, n) * 0.1, 1)
+    size = rng.choice([1.0, 2.0], n)
+    seq = np.arange(1, n + 1)
+    prof = _Profile()
+    first = 0
+    for last in range(1, n, 3):
+        first = max(first, last - int(rng.integers(5, 60)))
+        prof.update(_View(price[first:last], 100.0 * size[first:last], seq[first:last]), 0.1)  # equal notionals
+        expected = (prof.base + int(np.argmax(prof.hist))) / prof.inv
+        assert prof.poc() == expected, last
+
+
+class _View:
+    """A TradeView stand-in: the three columns the profile reads."""
+
+    def __init__(self, price: np.ndarray, notional: np.ndarray, seq: np.ndarray) -> None:
+        self.price, self.notional, self.seq = price, notional, seq
+
+    def __len__(self) -> int:
+        return len(self.seq)
 
 
 # ---------------------------------------------------------------------------------------------- validity

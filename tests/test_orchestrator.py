@@ -370,3 +370,85 @@ def test_reverse_only_when_the_re_entry_would_pass_the_entry_gates(action: str, 
                 assert nxt is None
 
     run_virtual(body())
+
+
+# ------------------------------------------------------------------------------------------- act on closed candles
+def test_acting_on_closed_candles_evaluates_every_tick_and_acts_only_at_closes(tmp_path: Path) -> None:
+    """Evaluations (and signals.csv rows) keep the live tick cadence; each signal acts once, at the first candle
+    close at or after its own time, with now = that close."""
+
+    async def main() -> Bot:
+        clock = virtual_clock(T0)
+        s = make_settings(trading={"act_on_closed_candles": True, "candle_sec": 10.0})
+        ex = SimExchange(s, clock, REGISTRY, seed=1)
+        bot = build_bot(s, clock, ex, instruments=REGISTRY, log_dir=tmp_path)
+        bot.orchestrator.tick_times = []
+        bot.orchestrator.decisions = []
+        await bot.run(BookFeed(clock, PAIRS, 40, [ex.on_market]), until=T0 + 35.0)
+        return bot
+
+    bot = run_virtual(main())
+    o = bot.orchestrator
+    t0 = 1_767_261_602.0
+    assert o.tick_times == [t0 + 2 * k for k in range(17)]  # the live cadence, unchanged
+    rows = signal_rows(tmp_path / SIGNALS_CSV)
+    assert len(rows) == sum(len(batches_of(PAIRS, 3)[k % 4]) for k in range(17))
+    evaluated = [(t, sym) for k, t in enumerate(o.tick_times) for sym in batches_of(PAIRS, 3)[k % 4]]
+    # every signal of a closed candle acted, once, in evaluation order; the open candle's signals still wait
+    assert [(d.signal_ts, d.symbol) for d in o.decisions] == [e for e in evaluated if e[0] <= t0 + 28.0]
+    assert [(s.ts, s.symbol) for s in o.pending] == [e for e in evaluated if e[0] > t0 + 28.0]
+    for d in o.decisions:
+        assert d.ts % 10.0 == 0 and d.ts - 10.0 < d.signal_ts <= d.ts, d
+    assert {d.ts for d in o.decisions} == {t0 + 8.0, t0 + 18.0, t0 + 28.0}
+
+
+def test_candle_must_be_a_whole_number_of_ticks() -> None:
+    with pytest.raises(ValueError, match="candle_sec"):
+        make_settings(trading={"act_on_closed_candles": True, "decision_interval_sec": 7.0})
+    make_settings(trading={"act_on_closed_candles": False, "decision_interval_sec": 7.0})  # off: no constraint
+
+
+@virtual
+async def test_deferred_signals_of_two_symbols_share_max_open_positions() -> None:
+    """Cap 1, two symbols signalling in the same candle: at its close the first in evaluation order opens, the other
+    finds no free slot."""
+    async with harness(["BTCUSDT", "ETHUSDT"], risk={"max_open_positions": 1},
+                       trading={"act_on_closed_candles": True}) as h:
+        o = h.orch
+        o.decisions = []
+        close = o.last_close_time(h.clock.now()) + 60.0
+        for sym, dt in (("ETHUSDT", 10.0), ("BTCUSDT", 18.0)):
+            o.pending.append(msgspec.structs.replace(h.signal(sym, "BUY", 4), ts=close - 60.0 + dt))
+        assert o.act_on_closed_candles(close - 1.0) == 0  # the candle is still in progress: nothing acts
+        assert o.act_on_closed_candles(close) == 2
+        assert [(d.symbol, d.outcome) for d in o.decisions] == [("ETHUSDT", O.OPENED), ("BTCUSDT", O.NO_SLOT)]
+        assert h.bot.executor.record("ETHUSDT") is not None and h.bot.executor.record("BTCUSDT") is None
+
+
+def test_ticks_without_work_account_exactly_like_full_ticks(tmp_path: Path) -> None:
+    """Only BTC/ETH/BNB have books: three ticks in four have nothing to do and run in their timer callback. The
+    cadence, the rotation, the signals and every counter equal a run where each tick wakes the loop task."""
+
+    def run(skip_idle: bool, log: Path) -> Orchestrator:
+        async def main() -> Orchestrator:
+            clock = virtual_clock(T0)
+            s = make_settings(trading={"act_on_closed_candles": True, "candle_sec": 10.0})
+            ex = SimExchange(s, clock, REGISTRY, seed=1)
+            bot = build_bot(s, clock, ex, instruments=REGISTRY, log_dir=log)
+            if not skip_idle:
+                bot.orchestrator._synced = None  # every tick takes the full path
+            bot.orchestrator.tick_times = []
+            bot.orchestrator.decisions = []
+            await bot.run(BookFeed(clock, PAIRS[:3], 45, [ex.on_market]), until=T0 + 41.0)
+            return bot.orchestrator
+
+        return run_virtual(main())
+
+    fast, full = run(True, tmp_path / "fast"), run(False, tmp_path / "full")
+    assert fast.tick_times == full.tick_times == [1_767_261_602.0 + 2 * k for k in range(20)]
+    assert (fast.ticks, fast.outcomes, fast.decisions) == (full.ticks, full.outcomes, full.decisions)
+    assert fast.outcomes[O.SKIP_BOOK] == 15 + 15 + 5  # batches 2-4, five ticks each
+    # 15 ticks have no book in their batch; the 3 of them on a candle close still act on deferred signals
+    assert (fast.idle_ticks, full.idle_ticks) == (12, 0)  # only the fast run took the callback path
+    assert (tmp_path / "fast" / SIGNALS_CSV).read_bytes() == (tmp_path / "full" / SIGNALS_CSV).read_bytes()
+    assert {sym for _, sym in signal_rows(tmp_path / "fast" / SIGNALS_CSV)} == set(PAIRS[:3])

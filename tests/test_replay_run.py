@@ -13,7 +13,7 @@ import pytest
 from bot.clock import Clock
 from bot.events import EventBatch, MarketEvent, TradeBatch, latest_ts
 from replay.artifacts import rotate_runs
-from replay.engine import SymbolJob, replay_settings, run_symbol
+from replay.engine import SymbolJob, run_symbol
 from settings import Settings
 from settings.search import with_overrides
 
@@ -55,8 +55,8 @@ def test_cli_runs_on_bundled_data_and_writes_every_artifact(tmp_path: Path) -> N
 
 
 def test_same_seed_gives_byte_identical_trades_and_metrics(tmp_path: Path) -> None:
-    a = run_symbol(_job(tmp_path / "a"))
-    b = run_symbol(_job(tmp_path / "b"))
+    a = run_symbol(_job(tmp_path / "a", end="2025-06-20T06:00"))
+    b = run_symbol(_job(tmp_path / "b", end="2025-06-20T06:00"))
     assert a.trades, "the window should trade, or this test proves nothing"
     assert a.trades == b.trades
     assert json.dumps(a.metrics, sort_keys=True) == json.dumps(b.metrics, sort_keys=True)
@@ -64,29 +64,8 @@ def test_same_seed_gives_byte_identical_trades_and_metrics(tmp_path: Path) -> No
     assert ta == (tmp_path / "b" / "bot_BTCUSDT" / "trades.csv").read_bytes()
     sa = (tmp_path / "a" / "bot_BTCUSDT" / "signals.csv").read_bytes()
     assert sa == (tmp_path / "b" / "bot_BTCUSDT" / "signals.csv").read_bytes()
-    run_symbol(_job(tmp_path / "c", seed=43))
+    run_symbol(_job(tmp_path / "c", seed=43, end="2025-06-20T06:00"))
     assert (tmp_path / "c" / "bot_BTCUSDT" / "signals.csv").read_bytes() != sa, "the seed must matter"
-
-
-def _decisions(path: Path, until_iso: str) -> list[str]:
-    rows = path.read_text().splitlines()
-    return [r for r in rows[1:] if r.split(",", 1)[0] < until_iso]
-
-
-def test_strict_mode_decisions_do_not_change_when_later_data_is_deleted(tmp_path: Path) -> None:
-    """No-repaint, strict mode: the decision at each candle open is a function of earlier candles only."""
-    full = run_symbol(_job(tmp_path / "full", start="2025-06-20T00:00", end="2025-06-20T06:00"))
-    assert full.metrics["total_trades"] >= 0
-    full_signals = tmp_path / "full" / "bot_BTCUSDT" / "signals.csv"
-    assert len(full_signals.read_text().splitlines()) > 300
-    for cut in ("2025-06-20T01:37", "2025-06-20T03:00", "2025-06-20T04:11"):
-        run_symbol(_job(tmp_path / cut, start="2025-06-20T00:00", end=cut))
-        cut_iso = cut + ":00.000Z"
-        truncated = _decisions(tmp_path / cut / "bot_BTCUSDT" / "signals.csv", cut_iso)
-        assert truncated, cut
-        assert truncated == _decisions(full_signals, cut_iso), f"decisions before {cut} changed with later data"
-        # every decision sits on a candle open
-        assert all(r.split(",", 1)[0].endswith(":00.000Z") for r in truncated)
 
 
 def test_bot_never_observes_an_event_stamped_after_its_clock(tmp_path: Path) -> None:
@@ -100,14 +79,6 @@ def test_bot_never_observes_an_event_stamped_after_its_clock(tmp_path: Path) -> 
     run_symbol(_job(tmp_path, start="2025-06-20T00:00", end="2025-06-20T02:00"), observers=[observer])
     assert seen["batches"] == 120 * Settings().backtest.intrabar_points_per_candle
     assert seen["late"] == 0
-
-
-def test_replay_settings_put_strict_decisions_on_candle_opens(tmp_path: Path) -> None:
-    s = replay_settings(Settings(), ["BTCUSDT", "ETHUSDT"], tmp_path)
-    assert s.trading.decision_interval_sec == 60.0 and s.trading.symbol_batch_size == 2
-    live = replay_settings(with_overrides(Settings(), {"backtest.strict_repainting_check": False}), ["BTCUSDT"],
-                           tmp_path)
-    assert live.trading.decision_interval_sec == Settings().trading.decision_interval_sec
 
 
 def _write_csv(path: Path, lines: list[str]) -> None:
@@ -188,8 +159,9 @@ def test_live_cadence_run_reports_generator_dependence(tmp_path: Path) -> None:
     assert [r["variant"] for r in rows] == ["seed 6", "pessimistic path"]
     assert outcome.summary["mode"].startswith("live cadence")
     signals = (outcome.run_dir / "bot_BTCUSDT" / "signals.csv").read_text().splitlines()
-    # one evaluation every 2 s of the 3 h, but for the first ticks before the first book arrives
-    assert 3 * 3600 // 2 - 5 <= len(signals) - 1 <= 3 * 3600 // 2, "live cadence evaluates every 2 s"
+    # BTC's live revisit period with the 10 default pairs: one evaluation every 8 s of the 3 h (none before the first
+    # book arrives)
+    assert 3 * 3600 // 8 - 2 <= len(signals) - 1 <= 3 * 3600 // 8, "live cadence evaluates BTC every 8 s"
     html = (outcome.run_dir / "report.html").read_text()
     assert "Generator dependence" in html and "pessimistic path" in html
     assert not (outcome.run_dir / "robustness").exists()

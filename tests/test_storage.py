@@ -515,3 +515,19 @@ def test_insane_snapshots_are_rejected(bids: list, asks: list, reason: str) -> N
     assert ds.best(SYM) is None and ds.resync_requested() == {SYM}
     ds.apply(BookSnapshot(SYM, T0, [(100.0, 1.0)], [(110.0, 1.0)], 4))  # exactly 1000 bps: still valid
     assert ds.best(SYM).valid and ds.resync_requested() == set()  # type: ignore[union-attr]
+
+
+def test_book_levels_are_book_top_as_lists() -> None:
+    """The analyzer's list query returns exactly the floats of the array query."""
+    ds = DataStorage(Settings(), FixedClock(T0), [SYM])
+    bids = [(round(100.0 - 0.1 * i, 1), round(0.37 * (i + 1), 3)) for i in range(60)]
+    asks = [(round(100.1 + 0.1 * i, 1), round(1.13 * (i + 1), 3)) for i in range(60)]
+    ds.apply(BookSnapshot(SYM, T0, bids, asks, 1))
+    ds.apply(BookDelta(SYM, T0 + 1, [(99.95, 2.5)], [(100.1, 0.0)], 2))
+    for side in ("bid", "ask"):
+        for n in (0, 1, 5, 50, 1000):
+            px, notional = ds.book_levels(SYM, side, n)
+            top = ds.book_top(SYM, side, n)
+            assert px == top[:, 0].tolist() and notional == top[:, 2].tolist(), (side, n)
+    with pytest.raises(ValueError):
+        ds.book_levels(SYM, "mid", 5)  # type: ignore[arg-type]

@@ -59,9 +59,13 @@ class _Profile:
     subtract those that left) gives bit for bit the histogram a from-scratch rebuild would: the POC does not depend
     on the evaluation cadence. Each in-window trade's (bin index, weight) is kept in seq order, so a trade leaving the
     window is subtracted without querying storage again (storage seq numbers are consecutive).
+
+    The POC bin is kept incrementally (``top``, an absolute bin index): adding weight can only move the maximum to a
+    bin that received it, removing weight can only lose it if the maximum's own bin shrank (then it is searched again).
+    Ties go to the lowest bin, as ``np.argmax`` does, so the POC is the one a full search would find.
     """
 
-    __slots__ = ("base", "bin", "first", "hist", "inv", "last", "lo", "q_idx", "q_w", "updates")
+    __slots__ = ("base", "bin", "first", "hist", "inv", "last", "lo", "q_idx", "q_w", "top", "updates")
 
     def __init__(self) -> None:
         self.bin = 0.0
@@ -74,6 +78,7 @@ class _Profile:
         self.q_w = np.zeros(0, dtype=np.float64)
         self.lo = 0
         self.updates = 0
+        self.top: int | None = None  # absolute bin index of the maximum (None: unknown, search on demand)
 
     def _fit(self, imin: int, imax: int) -> None:
         """Make the histogram cover bins [imin, imax], keeping its contents."""
@@ -96,11 +101,23 @@ class _Profile:
             return
         idx = np.rint(price * self.inv).astype(np.int64)
         w = np.rint(notional * _PROFILE_UNITS)
-        self._fit(int(idx.min()), int(idx.max()))
-        if k > 64:
-            self.hist += np.bincount(idx - self.base, weights=w, minlength=len(self.hist))
+        imin, imax = int(idx.min()), int(idx.max())
+        self._fit(imin, imax)
+        rel = idx - self.base
+        hist = self.hist
+        if k > 64:  # whole cents: any summation order gives the same sums, so only the touched bins are binned
+            lo = imin - self.base
+            hist[lo : imax - self.base + 1] += np.bincount(rel - lo, weights=w, minlength=imax - imin + 1)
         else:
-            np.add.at(self.hist, idx - self.base, w)
+            np.add.at(hist, rel, w)
+        top = self.top
+        if top is not None:  # the maximum stays, or moves to a bin that just grew (lowest such bin on a tie)
+            vals = hist[rel]
+            m = vals.max()
+            cand = int(rel[vals == m].min()) + self.base
+            best = hist[top - self.base]
+            if m > best or (m == best and cand < top):
+                self.top = cand
         live = self.last - self.first + 1 if self.first else 0
         end = self.lo + live
         if end + k > len(self.q_idx):  # compact to the front, growing so appends stay amortised O(1)
@@ -116,8 +133,11 @@ class _Profile:
     def _pop(self, j: int) -> None:
         """Subtract the oldest ``j`` in-window trades."""
         lo = self.lo
-        np.subtract.at(self.hist, self.q_idx[lo : lo + j] - self.base, self.q_w[lo : lo + j])
+        gone = self.q_idx[lo : lo + j]
+        np.subtract.at(self.hist, gone - self.base, self.q_w[lo : lo + j])
         self.lo = lo + j
+        if self.top is not None and (gone == self.top).any():
+            self.top = None  # the maximum's own bin shrank: search again on demand
 
     def rebuild(self, view: Any, bin_size: float) -> None:
         self.bin = bin_size
@@ -128,6 +148,7 @@ class _Profile:
         self.base = 0
         self.first = self.last = 0
         self.lo = 0
+        self.top = None
         self._push(view.price, view.notional)
 
     def update(self, view: Any, bin_size: float) -> None:
@@ -138,6 +159,7 @@ class _Profile:
             self.first = self.last = 0
             self.lo = 0
             self.hist = np.zeros(0, dtype=np.float64)
+            self.top = None
             return
         seq = view.seq
         new_first, new_last = int(seq[0]), int(seq[k - 1])
@@ -160,8 +182,10 @@ class _Profile:
         self.first, self.last = new_first, new_last
 
     def poc(self) -> float:
-        i = int(np.argmax(self.hist))
-        return (self.base + i) / self.inv
+        top = self.top
+        if top is None:
+            top = self.top = self.base + int(np.argmax(self.hist))
+        return top / self.inv
 
 
 class _SymbolState:
@@ -220,18 +244,16 @@ class ImbalanceAnalyzer:
         mid = storage.mid(sym)
         if mid is not None:
             mid = float(mid)
-        bids = storage.book_top(sym, "bid", self._n_top)
-        asks = storage.book_top(sym, "ask", self._n_top)
-        if mid is None or len(bids) == 0 or len(asks) == 0:
+        # ≤ 50 levels: plain Python lists beat numpy's per-call overhead for these sums
+        bid_p, bid_n = storage.book_levels(sym, "bid", self._n_top)
+        ask_p, ask_n = storage.book_levels(sym, "ask", self._n_top)
+        if mid is None or not bid_n or not ask_n:
             return NEUTRAL_IMBALANCE
         st = self._state.get(sym)
         if st is None:
             st = self._state[sym] = _SymbolState()
         eps = self._eps
         cap = self._cap
-        # ≤ 50 levels: plain Python lists beat numpy's per-call overhead for these sums
-        bid_n = bids[:, 2].tolist()
-        ask_n = asks[:, 2].tolist()
 
         # §4.1 book imbalance with the spoof filter
         nc = self._depth_calc
@@ -241,7 +263,8 @@ class ImbalanceAnalyzer:
         if self._spoof_on:
             recs = storage.suspicious_orders(sym, now - self._spoof_lookback)
             if recs:
-                sub_b, sub_a = self._spoof_subtraction(recs, bids[:nc], asks[:nc], self._tick(sym))
+                sub_b, sub_a = self._spoof_subtraction(recs, (bid_p[:nc], bid_n[:nc]), (ask_p[:nc], ask_n[:nc]),
+                                                       self._tick(sym))
                 spoof = sub_b + sub_a
                 B = B - sub_b if sub_b < B else 0.0
                 A = A - sub_a if sub_a < A else 0.0
@@ -321,26 +344,25 @@ class ImbalanceAnalyzer:
 
     @staticmethod
     def _spoof_subtraction(
-        recs: list[Any], bids: np.ndarray, asks: np.ndarray, tick: float
+        recs: list[Any], bids: tuple[list[float], list[float]], asks: tuple[list[float], list[float]], tick: float
     ) -> tuple[float, float]:
         """§4.1: per record on a price still in the current book side, subtract min(current, recorded) notional.
 
-        Several records at one price together never subtract more than the level's current notional (the same
-        resting liquidity is not removed twice).
+        ``bids``/``asks`` are (prices, notionals) of the levels in use, best first. Several records at one price
+        together never subtract more than the level's current notional (the same resting liquidity is not removed
+        twice).
         """
         half = tick / 2.0
         left: dict[tuple[str, int], float] = {}
         sub = {"bid": 0.0, "ask": 0.0}
         for r in recs:
-            book = bids if r.side == "bid" else asks
-            if len(book) == 0:
+            prices, notionals = bids if r.side == "bid" else asks
+            rp = r.price
+            i = next((j for j, p in enumerate(prices) if abs(p - rp) <= half), -1)  # the first level within ½ tick
+            if i < 0:
                 continue
-            hit = np.flatnonzero(np.abs(book[:, 0] - r.price) <= half)
-            if len(hit) == 0:
-                continue
-            i = int(hit[0])
             key = (r.side, i)
-            cur = left.get(key, float(book[i, 2]))
+            cur = left.get(key, notionals[i])
             take = r.notional if r.notional < cur else cur
             left[key] = cur - take
             sub[r.side] += take

@@ -375,3 +375,20 @@ class DataStorage:
     def last_seq(self, sym: str) -> int:
         """Seq of the newest trade ever stored (0 before the first)."""
         return self._state(sym).tape.last_seq()
+
+    # --- book levels as lists (appended for the analyzer's hot path) ---------------------------------------------
+
+    def book_levels(self, sym: str, side: Literal["bid", "ask"], n: int) -> tuple[list[float], list[float]]:
+        """``(prices, notionals)`` of the best ``k ≤ n`` levels, best first, as Python lists: the same floats as
+        ``book_top(...)[:, 0]`` and ``[:, 2]`` (notional = price · size, one IEEE multiply either way) without building
+        an array, for consumers that sum a few dozen levels in Python."""
+        book = self._books.get(sym)
+        if book is None:
+            book = self._state(sym).book
+        if side == "bid":
+            px, sizes = book.bid_px[: max(0, n)], book.bids
+        elif side == "ask":
+            px, sizes = book.ask_px[: max(0, n)], book.asks
+        else:
+            raise ValueError(f"book side must be 'bid' or 'ask', got {side!r}")
+        return px, [p * sizes[p] for p in px]
