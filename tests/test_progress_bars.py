@@ -1,4 +1,4 @@
-"""Several symbols' progress bars each keep their own terminal line (issue 13, defect 5).
+"""Several isolated symbols' progress bars each keep their own terminal line (issue 13, defect 5).
 
 The replay runs in a real pseudo-terminal (bars are drawn only when stderr is a terminal) and its output is played back
 through a minimal terminal model: carriage return, newline, cursor up/down, printable text. Each time a bar is drawn
@@ -96,8 +96,8 @@ def test_bar_rows_sees_an_overwrite() -> None:
 
 
 def test_each_symbol_bar_has_its_own_line(tmp_path: Path) -> None:
-    code, out = _run_in_terminal(["--symbols", "BTCUSDT,ETHUSDT", "--start", "2025-06-20", "--end", "2025-06-21",
-                                  "--report-path", str(tmp_path / "bt")], tmp_path)
+    code, out = _run_in_terminal(["--symbols", "BTCUSDT,ETHUSDT", "--isolated", "--start", "2025-06-20",
+                                  "--end", "2025-06-21", "--report-path", str(tmp_path / "bt")], tmp_path)
     assert code == 0, out
     drawn, screen = bar_rows(out)
     assert {s for syms in drawn.values() for s in syms} == {"BTCUSDT", "ETHUSDT"}, out
