@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.clock import Clock
-from bot.events import EventBatch, MarketEvent, TradeBatch, latest_ts
+from bot.events import BookDelta, BookSnapshot, EventBatch, MarketEvent, TradeBatch, latest_ts
 from replay.artifacts import rotate_runs
 from replay.engine import SymbolJob, run_symbol
 from settings import Settings
@@ -69,15 +69,17 @@ def test_same_seed_gives_byte_identical_trades_and_metrics(tmp_path: Path) -> No
 
 
 def test_bot_never_observes_an_event_stamped_after_its_clock(tmp_path: Path) -> None:
-    seen = {"batches": 0, "late": 0}
+    seen = {"books": 0, "trades": 0, "late": 0}
 
     def observer(clock: Clock, batch: EventBatch) -> None:
         now = clock.now()
-        seen["batches"] += 1
+        seen["books"] += sum(isinstance(ev, BookSnapshot | BookDelta) for ev in batch)
+        seen["trades"] += sum(len(ev) for ev in batch if isinstance(ev, TradeBatch))
         seen["late"] += sum(1 for ev in batch if latest_ts(ev) > now)  # a TradeBatch: its newest row
 
     run_symbol(_job(tmp_path, start="2025-06-20T00:00", end="2025-06-20T02:00"), observers=[observer])
-    assert seen["batches"] == 120 * Settings().backtest.intrabar_points_per_candle
+    assert seen["books"] == 120 * Settings().backtest.intrabar_points_per_candle  # every book update reached it
+    assert seen["trades"] > 120 * 50
     assert seen["late"] == 0
 
 
@@ -176,13 +178,21 @@ def test_gap_policy_split_replays_around_the_gap_without_interpolating(tmp_path:
     job = SymbolJob(symbol="BTCUSDT", settings_json=settings.model_dump_json(), out_dir=str(tmp_path / "out"),
                     seed=42, days=1, data_dir=str(data))
     seen: list[float] = []
-    result = run_symbol(job, observers=[lambda clock, batch: seen.extend(t for ev in batch for t in stamps(ev))])
+    books: list[object] = []
+
+    def observer(clock: Clock, batch: EventBatch) -> None:
+        seen.extend(t for ev in batch for t in stamps(ev))
+        books.extend(ev for ev in batch if isinstance(ev, BookSnapshot | BookDelta))
+
+    result = run_symbol(job, observers=[observer])
     gap = result.metrics["data_gaps"]
     assert len(gap) == 1
     gap_start, gap_end = (_iso_ts(x) for x in gap[0])
     assert gap_end - gap_start == 30 * 60
     assert seen and not [t for t in seen if gap_start < t <= gap_end], "no market event may be invented inside the gap"
-    assert result.batches == (1440 - 30) * Settings().backtest.intrabar_points_per_candle
+    assert len(books) == (1440 - 30) * Settings().backtest.intrabar_points_per_candle
+    after = [b for b in books if b.ts > gap_end]  # type: ignore[attr-defined]
+    assert isinstance(books[0], BookSnapshot) and isinstance(after[0], BookSnapshot)  # fresh book after the outage
 
 
 def stamps(ev: MarketEvent) -> list[float]:

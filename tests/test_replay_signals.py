@@ -21,7 +21,8 @@ import pytest
 def _start(tmp_path: Path, symbols: str, **popen: object) -> tuple[subprocess.Popen[str], Path]:
     runs = tmp_path / "bt" / "runs"
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("NAPORRR_")}
-    proc = subprocess.Popen([sys.executable, "-m", "replay", "--symbols", symbols, "--days", "30", "--no-progress",
+    proc = subprocess.Popen([sys.executable, "-m", "replay", "--symbols", symbols, "--isolated", "--days", "30",
+                             "--no-progress",
                              "--report-path", str(tmp_path / "bt")], cwd=tmp_path, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)  # type: ignore[call-overload]
     return proc, runs
@@ -91,7 +92,7 @@ def test_sigterm_mid_run_leaves_no_run_folder(sigint: str, tmp_path: Path) -> No
 
 
 def test_sigterm_to_the_parent_stops_the_symbol_workers_too(tmp_path: Path) -> None:
-    """Two symbols (a process pool); only the parent is signalled, as ``kill PID`` does."""
+    """Two isolated symbols (a process pool); only the parent is signalled, as ``kill PID`` does."""
     proc, runs = _start(tmp_path, "BTCUSDT,ETHUSDT")
     _wait_until_mid_run(proc, runs, "BTCUSDT,ETHUSDT")
     workers = _children(proc.pid)
@@ -104,7 +105,7 @@ def test_sigterm_to_the_parent_stops_the_symbol_workers_too(tmp_path: Path) -> N
 
 
 def test_sigterm_to_the_process_group(tmp_path: Path) -> None:
-    """Two symbols; the whole process group is signalled, as a cancelled CI job or ``timeout`` does."""
+    """Two isolated symbols; the whole process group is signalled, as a cancelled CI job or ``timeout`` does."""
     proc, runs = _start(tmp_path, "BTCUSDT,ETHUSDT", start_new_session=True)
     _wait_until_mid_run(proc, runs, "BTCUSDT,ETHUSDT")
     os.killpg(proc.pid, signal.SIGTERM)
