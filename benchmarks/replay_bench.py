@@ -1,7 +1,9 @@
 """Replay throughput: a 30-day BTCUSDT run in both no-repaint modes, each in its own process.
 
-Prints wall seconds, simulated days per wall second, market events per second and peak RSS. A benchmark, not a test:
-it asserts nothing. Usage: ``python benchmarks/replay_bench.py [--days 30] [--symbol BTCUSDT] [--modes strict,live]``.
+Prints wall and CPU seconds, simulated days per wall second, market trades per second end to end (every synthetic
+trade generated, delivered, ingested and matched), market events per second (a book update or a per-second
+``TradeBatch`` counts as one), the bot's round trips and peak RSS. A benchmark, not a test: it asserts nothing.
+Usage: ``python benchmarks/replay_bench.py [--days 30] [--symbol BTCUSDT] [--modes strict,live]``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ def child(symbol: str, days: float, mode: str, out: Path) -> None:
     r = run_symbol(job)
     wall = time.perf_counter() - t0
     sim_days = (r.end_ts - r.start_ts) / 86_400.0
-    print(json.dumps({"mode": mode, "wall_s": wall, "sim_days": sim_days, "events": r.events, "batches": r.batches,
+    print(json.dumps({"mode": mode, "wall_s": wall, "cpu_s": time.process_time(), "sim_days": sim_days,
+                      "events": r.events, "batches": r.batches, "market_trades": r.extra["market_trades"],
                       "trades": r.metrics["total_trades"],
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}))
 
@@ -47,8 +50,10 @@ def main() -> None:
             child(args.symbol, args.days, args.child, Path(tmp))
         return
     print(f"replay benchmark: {args.symbol}, {args.days:g} days, one process per mode")
-    head = ("mode", "wall s", "sim days/s", "events/s", "events", "trades", "peak RSS MB")
-    print(f"{head[0]:<8} {head[1]:>8} {head[2]:>11} {head[3]:>11} {head[4]:>11} {head[5]:>7} {head[6]:>12}")
+    head = ("mode", "wall s", "CPU s", "sim days/s", "trades/s", "market trades", "events/s", "round trips",
+            "peak RSS MB")
+    print(f"{head[0]:<8} {head[1]:>8} {head[2]:>8} {head[3]:>11} {head[4]:>10} {head[5]:>14} {head[6]:>10} "
+          f"{head[7]:>12} {head[8]:>12}")
     for mode in args.modes.split(","):
         out = subprocess.run([sys.executable, __file__, "--child", mode, "--symbol", args.symbol, "--days",
                               str(args.days)], capture_output=True, text=True, check=False, cwd=ROOT)
@@ -56,8 +61,9 @@ def main() -> None:
             print(f"{mode:<8} failed:\n{out.stderr[-3000:]}")
             continue
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{mode:<8} {r['wall_s']:8.1f} {r['sim_days'] / r['wall_s']:11.3f} {r['events'] / r['wall_s']:11,.0f} "
-              f"{r['events']:11,d} {r['trades']:7d} {r['peak_rss_mb']:12.0f}")
+        w = r["wall_s"]
+        print(f"{mode:<8} {w:8.1f} {r['cpu_s']:8.1f} {r['sim_days'] / w:11.3f} {r['market_trades'] / w:10,.0f} "
+              f"{r['market_trades']:14,d} {r['events'] / w:10,.0f} {r['trades']:12d} {r['peak_rss_mb']:12.0f}")
 
 
 if __name__ == "__main__":

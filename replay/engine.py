@@ -42,7 +42,7 @@ import numpy as np
 
 from bot.app import Bot, build_bot
 from bot.clock import LoopClock
-from bot.events import EventBatch
+from bot.events import EventBatch, TradeBatch
 from bot.instruments import InstrumentRegistry, to_decimal
 from bot.timefmt import iso_utc
 from replay.artifacts import array_hash
@@ -154,6 +154,7 @@ class _Market:
     profile: SymbolProfile
     events: int = 0
     batches: int = 0
+    trades: int = 0  # market trades (rows of the TradeBatches)
 
     @property
     def start_ts(self) -> float:
@@ -167,6 +168,7 @@ class _Market:
         for ts, batch in self.builder.iter_batches(self.candles):
             self.batches += 1
             self.events += len(batch)
+            self.trades += sum(len(e) for e in batch if e.__class__ is TradeBatch)
             yield ts, batch
 
 
@@ -318,7 +320,8 @@ def run_account(job: Job, observers: Sequence[Callable[..., None]] = (),
         c = m.candles
         data_hash = array_hash(c.open_time_ms, c.open, c.high, c.low, c.close, c.volume)
         results[sym] = SymbolResult(sym, metrics, sym_trades, curves[sym], data_hash, m.start_ts, m.end_ts, m.events,
-                                    m.batches, int(sym in open_syms), {"profile": m.profile.as_dict(), "gaps": gaps})
+                                    m.batches, int(sym in open_syms), {"profile": m.profile.as_dict(), "gaps": gaps,
+                                                                    "market_trades": m.trades})
     pm = compute_metrics(trades, account, start_ts=start_ts, end_ts=end_ts, initial_equity=initial,
                          entry_attempts=total_attempts, entries_filled=total_filled)
     pm["entries_filled"] = total_filled
