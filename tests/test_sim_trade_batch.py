@@ -255,6 +255,32 @@ def test_a_fill_inside_a_batch_is_seen_by_the_rest_of_it() -> None:
         assert _outcome(_fill_then_liquidation(mode)) == _outcome(ref)
 
 
+def _leverage_moves_liquidation(mode: str) -> ScriptedMarket:
+    async def run() -> ScriptedMarket:
+        m = ScriptedMarket.create(latency=ConstantLatency(0, 0))
+        await m.at(0.0, m.book([(59995.0, 1.0)], [(60000.0, 1.0)]))
+        await m.ex.set_leverage(SYM, 5)
+        await m.ex.place_order(OrderRequest(SYM, "Buy", "Market", Decimal("0.010"), "b1"))
+        await m.until(1.0)
+        deliver = _Delivery(mode, random.Random(3))
+        m.ex.on_market(deliver([m.trade(59900.0 - 10.0 * i, 0.02, "Sell") for i in range(5)]))  # far above liq
+        await m.ex.set_leverage(SYM, 100)  # liquidation price moves up to ~59690
+        await m.until(2.0)
+        m.ex.on_market(deliver([m.trade(59800.0 - 50.0 * i, 0.02, "Sell") for i in range(5)]))  # 59600: through it
+        await m.settle()
+        return m
+    return run_virtual(run())
+
+
+def test_a_leverage_change_between_batches_moves_the_liquidation_the_batch_path_watches() -> None:
+    """The exchange reuses a symbol's watch between batches until its state changes: a leverage change (which moves
+    only the liquidation price) must be seen by the next batch, as by the same prints delivered one by one."""
+    ref = _leverage_moves_liquidation("trades")
+    assert [e.exec_type for e in ref.ex.fills] == ["Trade", "BustTrade"]
+    for mode in ("one", "split"):
+        assert _outcome(_leverage_moves_liquidation(mode)) == _outcome(ref)
+
+
 # --- row selection ---------------------------------------------------------------------------------------------------
 
 

@@ -170,7 +170,8 @@ class SimExchange:
         self._leverage: dict[str, Decimal] = {}
         self._seq = 0
         self._exec_seq = 0
-        self._epoch = 0                                 # bumped by every fill, cancel and trigger (tape_scan)
+        self._epoch = 0                                 # bumped by every change to what _watch reads (tape_scan)
+        self._watches: dict[str, tuple[int, Watch]] = {}  # per symbol: (_epoch it was made at, watch)
         self._pending: list[PrivateEvent] = []
         self._touched: set[str] = set()
         self._wallet_dirty = False
@@ -252,11 +253,21 @@ class SimExchange:
                 return
 
     def _watch(self, sym: str) -> Watch:
+        """The symbol's :class:`Watch`, rebuilt only when ``_epoch`` moved: every change to a resting order's side or
+        price, to the resting set, or to a position's size, TP, SL or liquidation price bumps it (most batches of a
+        position's life see the same watch)."""
+        epoch = self._epoch
+        cached = self._watches.get(sym)
+        if cached is not None and cached[0] == epoch:
+            return cached[1]
         orders = [(o.sign, o.ticks) for o in self._resting.get(sym, ())]
         pos = self._positions.get(sym)
         if pos is None or not pos.size:
-            return watch_of(orders, 0.0, 0.0, 0.0, 0.0)
-        return watch_of(orders, float(pos.size), float(pos.tp), float(pos.sl), pos.liq_f)
+            w = watch_of(orders, 0.0, 0.0, 0.0, 0.0)
+        else:
+            w = watch_of(orders, float(pos.size), float(pos.tp), float(pos.sl), pos.liq_f)
+        self._watches[sym] = (epoch, w)
+        return w
 
     def _match_trade(self, sym: str, tr: Trade, orders: list[_Order]) -> None:
         book = self._books.get(sym)
@@ -310,6 +321,7 @@ class SimExchange:
         self._finish_taker(o, tr.ts)
         if pos.size and (pos.size > 0) == long:          # book ran out: protection stays armed
             pos.tp, pos.sl = tp, sl
+            self._epoch += 1
         self._touched.add(sym)
 
     def _liquidate(self, sym: str, pos: _Position, ts: float) -> None:
@@ -331,6 +343,7 @@ class SimExchange:
         return _grid(e * (1 + 1 / pos.leverage), inst.tick_size, ROUND_CEILING)
 
     def _update_liq(self, pos: _Position) -> None:
+        self._epoch += 1
         if not pos.size:
             pos.liq_f = 0.0
             return
@@ -440,6 +453,7 @@ class SimExchange:
         lst = self._resting.setdefault(o.symbol, [])
         if o not in lst:
             lst.append(o)
+        self._epoch += 1
         self._active.add(o.symbol)
 
     def _can_fill_all(self, o: _Order) -> bool:
@@ -547,6 +561,7 @@ class SimExchange:
         if new_tp == pos.tp and new_sl == pos.sl:
             raise ExchangeError(ERR_NOT_MODIFIED, "not modified")
         pos.tp, pos.sl = new_tp, new_sl
+        self._epoch += 1
         self._touched.add(symbol)
 
     def _engine_leverage(self, symbol: str, leverage: int) -> None:
@@ -608,6 +623,7 @@ class SimExchange:
         self._pending.append(self._order_event(o))
 
     def _remove_resting(self, o: _Order) -> None:
+        self._epoch += 1  # also after an amend re-priced ``o`` (its ticks changed before this call)
         lst = self._resting.get(o.symbol)
         if lst and o in lst:
             lst.remove(o)

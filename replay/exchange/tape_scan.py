@@ -29,6 +29,8 @@ import numpy as np
 _INF = math.inf
 _min = np.minimum.reduce
 _max = np.maximum.reduce
+SMALL_ROWS = 64
+"""Up to this many rows the extremes are taken in Python."""
 
 
 class Watch(NamedTuple):
@@ -65,11 +67,17 @@ def rows_to_check(price: np.ndarray, is_buy: np.ndarray, start: int, w: Watch, i
     """Indices ``>= start`` of the rows selected by ``w`` (module docstring), ascending. Ticks are
     ``round(price * inv_tick)`` (the exchange's book) or ``round(price / tick)`` (no book yet)."""
     p = price[start:] if start else price
-    if not len(p):
+    n = len(p)
+    if not n:
         return np.empty(0, dtype=np.intp)
-    # the usual batch reaches nothing: two reductions rule it out (x ↦ x·inv_tick and x / tick are monotone, and
-    # a tick value strictly above bid + ½ rounds above bid)
-    lo, hi = float(_min(p)), float(_max(p))
+    # the usual batch reaches nothing: its extremes rule it out (x ↦ x·inv_tick and x / tick are monotone, and
+    # a tick value strictly above bid + ½ rounds above bid). Python's min/max of a short list beat two numpy
+    # reductions (~3 µs each) and give the same floats.
+    if n <= SMALL_ROWS:
+        pl = p.tolist()
+        lo, hi = min(pl), max(pl)
+    else:
+        lo, hi = float(_min(p)), float(_max(p))
     k_lo, k_hi = (lo * inv_tick, hi * inv_tick) if inv_tick is not None else (lo / tick, hi / tick)
     if k_lo > w.bid + 0.5 and k_hi < w.ask - 0.5 and hi < w.up and lo > w.down:
         return np.empty(0, dtype=np.intp)
