@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from bot.analysis.adaptive import AdaptParams, adapt
+from bot.analysis.profile import VolumeProfile as _Profile
 from bot.analysis.results import (
     BEARISH,
     BULLISH,
@@ -35,9 +36,6 @@ __all__ = ["ImbalanceAnalyzer", "history_size", "profile_bin"]
 _INF = math.inf
 _nextafter = math.nextafter
 _PROFILE_MIN_TRADES = 10
-_PROFILE_UNITS = 100.0  # profile weights are whole cents of notional: exact float sums, so add/remove is lossless
-_PROFILE_MARGIN = 256  # spare bins on each side when the dense histogram is (re)allocated
-_PROFILE_TRIM_EVERY = 1000  # rebuild now and then so a trending price cannot grow the histogram without bound
 
 
 def history_size(base_samples: int, sigma: float, ad: AdaptParams) -> int:
@@ -50,142 +48,6 @@ def profile_bin(tick: float, mid: float) -> float:
     """§4.7 bin: max(tickSize, 0.01 if mid > 100, 0.001 if mid > 10, else 0.0001)."""
     floor = 0.01 if mid > 100 else 0.001 if mid > 10 else 0.0001
     return tick if tick > floor else floor
-
-
-class _Profile:
-    """Dense notional-per-bin histogram over the trades with seq in [first, last] (the look-back window).
-
-    Weights are integer cents held in float64, so sums are exact and moving the window (add the trades that entered,
-    subtract those that left) gives bit for bit the histogram a from-scratch rebuild would: the POC does not depend
-    on the evaluation cadence. Each in-window trade's (bin index, weight) is kept in seq order, so a trade leaving the
-    window is subtracted without querying storage again (storage seq numbers are consecutive).
-
-    The POC bin is kept incrementally (``top``, an absolute bin index): adding weight can only move the maximum to a
-    bin that received it, removing weight can only lose it if the maximum's own bin shrank (then it is searched again).
-    Ties go to the lowest bin, as ``np.argmax`` does, so the POC is the one a full search would find.
-    """
-
-    __slots__ = ("base", "bin", "first", "hist", "inv", "last", "lo", "q_idx", "q_w", "top", "updates")
-
-    def __init__(self) -> None:
-        self.bin = 0.0
-        self.inv = 0.0
-        self.first = 0  # seq of the oldest trade in the window (0: empty)
-        self.last = 0
-        self.base = 0
-        self.hist = np.zeros(0, dtype=np.float64)
-        self.q_idx = np.zeros(0, dtype=np.int64)  # queue of in-window trades: live part is [lo, lo + last − first + 1)
-        self.q_w = np.zeros(0, dtype=np.float64)
-        self.lo = 0
-        self.updates = 0
-        self.top: int | None = None  # absolute bin index of the maximum (None: unknown, search on demand)
-
-    def _fit(self, imin: int, imax: int) -> None:
-        """Make the histogram cover bins [imin, imax], keeping its contents."""
-        base, n = self.base, len(self.hist)
-        if n and imin >= base and imax < base + n:
-            return
-        lo = min(imin, base) if n else imin
-        hi = max(imax, base + n - 1) if n else imax
-        lo -= _PROFILE_MARGIN
-        hi += _PROFILE_MARGIN
-        new = np.zeros(hi - lo + 1, dtype=np.float64)
-        if n:
-            new[base - lo : base - lo + n] = self.hist
-        self.hist, self.base = new, lo
-
-    def _push(self, price: np.ndarray, notional: np.ndarray) -> None:
-        """Add trades (oldest first) to the histogram and the queue."""
-        k = len(price)
-        if k == 0:
-            return
-        idx = np.rint(price * self.inv).astype(np.int64)
-        w = np.rint(notional * _PROFILE_UNITS)
-        imin, imax = int(idx.min()), int(idx.max())
-        self._fit(imin, imax)
-        rel = idx - self.base
-        hist = self.hist
-        if k > 64:  # whole cents: any summation order gives the same sums, so only the touched bins are binned
-            lo = imin - self.base
-            hist[lo : imax - self.base + 1] += np.bincount(rel - lo, weights=w, minlength=imax - imin + 1)
-        else:
-            np.add.at(hist, rel, w)
-        top = self.top
-        if top is not None:  # the maximum stays, or moves to a bin that just grew (lowest such bin on a tie)
-            vals = hist[rel]
-            m = vals.max()
-            cand = int(rel[vals == m].min()) + self.base
-            best = hist[top - self.base]
-            if m > best or (m == best and cand < top):
-                self.top = cand
-        live = self.last - self.first + 1 if self.first else 0
-        end = self.lo + live
-        if end + k > len(self.q_idx):  # compact to the front, growing so appends stay amortised O(1)
-            cap = max(2 * (live + k), 1024)
-            qi = np.empty(cap, dtype=np.int64)
-            qw = np.empty(cap, dtype=np.float64)
-            qi[:live] = self.q_idx[self.lo : end]
-            qw[:live] = self.q_w[self.lo : end]
-            self.q_idx, self.q_w, self.lo, end = qi, qw, 0, live
-        self.q_idx[end : end + k] = idx
-        self.q_w[end : end + k] = w
-
-    def _pop(self, j: int) -> None:
-        """Subtract the oldest ``j`` in-window trades."""
-        lo = self.lo
-        gone = self.q_idx[lo : lo + j]
-        np.subtract.at(self.hist, gone - self.base, self.q_w[lo : lo + j])
-        self.lo = lo + j
-        if self.top is not None and (gone == self.top).any():
-            self.top = None  # the maximum's own bin shrank: search again on demand
-
-    def rebuild(self, view: Any, bin_size: float) -> None:
-        self.bin = bin_size
-        inv = 1.0 / bin_size
-        # 1/0.1 etc. as the exact integer: bin prices come out as idx / 10 = 100.5, not idx · 0.1 = 100.50000000000001
-        self.inv = float(round(inv)) if abs(inv - round(inv)) < 1e-6 * inv else inv
-        self.hist = np.zeros(0, dtype=np.float64)
-        self.base = 0
-        self.first = self.last = 0
-        self.lo = 0
-        self.top = None
-        self._push(view.price, view.notional)
-
-    def update(self, view: Any, bin_size: float) -> None:
-        """Move the window to ``view`` (the trades now in the look-back, oldest first)."""
-        self.updates += 1
-        k = len(view)
-        if k == 0:
-            self.first = self.last = 0
-            self.lo = 0
-            self.hist = np.zeros(0, dtype=np.float64)
-            self.top = None
-            return
-        seq = view.seq
-        new_first, new_last = int(seq[0]), int(seq[k - 1])
-        if (
-            bin_size != self.bin
-            or self.first == 0
-            or new_first < self.first  # look-back grew (σ regime change): older trades needed, start over
-            or new_first > self.last
-            or new_last - new_first + 1 != k  # seq not consecutive (never with DataStorage): be safe, rebuild
-            or self.updates % _PROFILE_TRIM_EVERY == 0
-        ):
-            self.rebuild(view, bin_size)
-        else:
-            if new_first > self.first:
-                self._pop(new_first - self.first)
-            j = self.last + 1 - new_first  # trades of the view already in the histogram
-            if j < k:
-                self.first = new_first
-                self._push(view.price[j:], view.notional[j:])
-        self.first, self.last = new_first, new_last
-
-    def poc(self) -> float:
-        top = self.top
-        if top is None:
-            top = self.top = self.base + int(np.argmax(self.hist))
-        return top / self.inv
 
 
 class _SymbolState:

@@ -1,0 +1,169 @@
+"""The §4.7 volume profile kept incrementally: a notional-per-bin histogram over the look-back window and its POC.
+
+Split from :mod:`bot.analysis.imbalance` (which uses it once per evaluation). An evaluation moves the window by a few
+dozen trades at each end, so the histogram, the queue of in-window trades and the arithmetic on them are plain Python
+lists and floats: per-call numpy overhead (``np.add.at``, ``np.rint`` and friends on a few dozen values) was most of
+the cost. numpy is used only where it pays: a large batch of trades (a rebuild) and the rare full POC search.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["PROFILE_MARGIN", "PROFILE_TRIM_EVERY", "PROFILE_UNITS", "VolumeProfile"]
+
+PROFILE_UNITS = 100.0  # profile weights are whole cents of notional: exact float sums, so add/remove is lossless
+PROFILE_MARGIN = 256  # spare bins on each side when the dense histogram is (re)allocated
+PROFILE_TRIM_EVERY = 1000  # rebuild now and then so a trending price cannot grow the histogram without bound
+_BULK = 64  # from this many trades in one push, bins and weights are computed with numpy
+_COMPACT = 4096  # the trade queue drops its consumed head once it is this long and more than half of the list
+
+
+class VolumeProfile:
+    """Dense notional-per-bin histogram over the trades with seq in [first, last] (the look-back window).
+
+    Weights are integer cents held in floats, so sums are exact and moving the window (add the trades that entered,
+    subtract those that left) gives bit for bit the histogram a from-scratch rebuild would: the POC does not depend
+    on the evaluation cadence. Each in-window trade's (bin index, weight) is kept in seq order, so a trade leaving the
+    window is subtracted without querying storage again (storage seq numbers are consecutive). A bin index is
+    ``round(price · inv)`` and a weight ``round(notional · 100)``, both rounded half to even: the values ``np.rint``
+    gives (Python's ``round`` of a float is exact), so either path fills the same bins with the same weights.
+
+    The POC bin is kept incrementally (``top``, an absolute bin index): adding weight can only move the maximum to a
+    bin that received it, removing weight can only lose it if the maximum's own bin shrank (then it is searched again).
+    Ties go to the lowest bin, as ``np.argmax`` does, so the POC is the one a full search would find.
+    """
+
+    __slots__ = ("base", "bin", "first", "hist", "inv", "last", "lo", "q_idx", "q_w", "top", "updates")
+
+    def __init__(self) -> None:
+        self.bin = 0.0
+        self.inv = 0.0
+        self.first = 0  # seq of the oldest trade in the window (0: empty)
+        self.last = 0
+        self.base = 0  # absolute bin index of hist[0]
+        self.hist: list[float] = []
+        self.q_idx: list[int] = []  # queue of in-window trades: live part is [lo, len)
+        self.q_w: list[float] = []
+        self.lo = 0
+        self.updates = 0
+        self.top: int | None = None  # absolute bin index of the maximum (None: unknown, search on demand)
+
+    def _fit(self, imin: int, imax: int) -> None:
+        """Make the histogram cover bins [imin, imax], keeping its contents."""
+        base, n = self.base, len(self.hist)
+        if n and imin >= base and imax < base + n:
+            return
+        lo = min(imin, base) if n else imin
+        hi = max(imax, base + n - 1) if n else imax
+        lo -= PROFILE_MARGIN
+        hi += PROFILE_MARGIN
+        if n:
+            self.hist = [0.0] * (base - lo) + self.hist + [0.0] * (hi - base - n + 1)
+        else:
+            self.hist = [0.0] * (hi - lo + 1)
+        self.base = lo
+
+    def _push(self, price: np.ndarray, notional: np.ndarray) -> None:
+        """Add trades (oldest first) to the histogram and the queue."""
+        k = len(price)
+        if k == 0:
+            return
+        if k < _BULK:
+            inv = self.inv
+            idx = [round(p * inv) for p in price.tolist()]
+            w = [float(round(x * PROFILE_UNITS)) for x in notional.tolist()]
+        else:
+            idx_a = np.rint(price * self.inv).astype(np.int64)
+            w_a = np.rint(notional * PROFILE_UNITS)
+            idx, w = idx_a.tolist(), w_a.tolist()
+        imin, imax = min(idx), max(idx)
+        self._fit(imin, imax)
+        base = self.base
+        hist = self.hist
+        if k < _BULK:
+            for i, x in zip(idx, w, strict=True):
+                hist[i - base] += x
+        else:  # whole cents: any summation order gives the same sums, so the touched bins are binned at once
+            lo, hi = imin - base, imax - base + 1
+            add = np.bincount(idx_a - imin, weights=w_a, minlength=hi - lo).tolist()
+            hist[lo:hi] = [a + b for a, b in zip(hist[lo:hi], add, strict=True)]
+        top = self.top
+        if top is not None:  # the maximum stays, or moves to a bin that just grew (lowest such bin on a tie)
+            m = -1.0
+            cand = 0
+            for i in idx:
+                v = hist[i - base]
+                if v > m or (v == m and i < cand):
+                    m, cand = v, i
+            best = hist[top - base]
+            if m > best or (m == best and cand < top):
+                self.top = cand
+        self.q_idx += idx
+        self.q_w += w
+
+    def _pop(self, j: int) -> None:
+        """Subtract the oldest ``j`` in-window trades."""
+        lo = self.lo
+        hi = lo + j
+        gone = self.q_idx[lo:hi]
+        hist, base = self.hist, self.base
+        for i, x in zip(gone, self.q_w[lo:hi], strict=True):
+            hist[i - base] -= x
+        if hi >= _COMPACT and 2 * hi > len(self.q_idx):
+            del self.q_idx[:hi]
+            del self.q_w[:hi]
+            hi = 0
+        self.lo = hi
+        if self.top is not None and self.top in gone:
+            self.top = None  # the maximum's own bin shrank: search again on demand
+
+    def rebuild(self, view: Any, bin_size: float) -> None:
+        self.bin = bin_size
+        inv = 1.0 / bin_size
+        # 1/0.1 etc. as the exact integer: bin prices come out as idx / 10 = 100.5, not idx · 0.1 = 100.50000000000001
+        self.inv = float(round(inv)) if abs(inv - round(inv)) < 1e-6 * inv else inv
+        self.hist = []
+        self.base = 0
+        self.first = self.last = 0
+        self.q_idx, self.q_w, self.lo = [], [], 0
+        self.top = None
+        self._push(view.price, view.notional)
+
+    def update(self, view: Any, bin_size: float) -> None:
+        """Move the window to ``view`` (the trades now in the look-back, oldest first)."""
+        self.updates += 1
+        k = len(view)
+        if k == 0:
+            self.first = self.last = 0
+            self.q_idx, self.q_w, self.lo = [], [], 0
+            self.hist = []
+            self.top = None
+            return
+        seq = view.seq
+        new_first, new_last = seq.item(0), seq.item(k - 1)
+        if (
+            bin_size != self.bin
+            or self.first == 0
+            or new_first < self.first  # look-back grew (σ regime change): older trades needed, start over
+            or new_first > self.last
+            or new_last - new_first + 1 != k  # seq not consecutive (never with DataStorage): be safe, rebuild
+            or self.updates % PROFILE_TRIM_EVERY == 0
+        ):
+            self.rebuild(view, bin_size)
+        else:
+            if new_first > self.first:
+                self._pop(new_first - self.first)
+            j = self.last + 1 - new_first  # trades of the view already in the histogram
+            if j < k:
+                self.first = new_first
+                self._push(view.price[j:], view.notional[j:])
+        self.first, self.last = new_first, new_last
+
+    def poc(self) -> float:
+        top = self.top
+        if top is None:
+            top = self.top = self.base + int(np.argmax(self.hist))
+        return top / self.inv
