@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 from itertools import compress, repeat
-from operator import ge, itemgetter
+from operator import ge, itemgetter, mul
 
 from bot.events import BookDelta, Level
 from bot.storage.types import BookSide, SuspiciousOrder
@@ -68,7 +68,7 @@ class SpoofTracker:
         if not top:
             tracked.clear()
             return
-        notionals = [p * levels[p] for p in top]
+        notionals = list(map(mul, top, map(levels.__getitem__, top)))  # p · size, iterated in C
         thr = max(self.side_pct * sum(notionals), self.min_abs)
         lo, hi = (top[-1], top[0]) if side == "bid" else (top[0], top[-1])
         if tracked:

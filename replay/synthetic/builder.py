@@ -301,7 +301,7 @@ class SyntheticMarketBuilder:
     def _block(self, sym: str, lo: int, hi: int, book_rel: np.ndarray, book_ts: np.ndarray, uid: np.ndarray,
                bids: Any, asks: Any, cols: tuple[np.ndarray, ...], trade_rel: np.ndarray, tcut: np.ndarray,
                core: _Core) -> list[tuple[float, EventBatch]]:
-        """Events of rows [lo, hi) in release order: the book structs (levels as array views), then the trades
+        """Events of rows [lo, hi) in release order: the book structs (levels as lists), then the trades
         grouped by release second as array slices; a book and the trades of its first second share a release (the
         feed merges equal release times into one batch, book first)."""
         first = lo
@@ -314,14 +314,16 @@ class SyntheticMarketBuilder:
             first = 1
         if first < hi:
             sides = []
-            for d in (bids, asks):  # delta rows r ≥ 1 live at cut[r-1]:cut[r]; levels as (n, 2) array views
+            for d in (bids, asks):  # delta rows r ≥ 1 live at cut[r-1]:cut[r]
                 s, e = int(d.cut[first - 1]), int(d.cut[hi - 1])
                 lv = np.empty((e - s, 2))
                 lv[:, 0] = self._prices(d.ticks[s:e])
                 lv[:, 1] = self._sizes(d.units[s:e])
-                lv.flags.writeable = False
+                # as [price, size] lists, made once per block: both consumers (the exchange's book and the bot's
+                # storage) walk every level in Python, so an array would be converted twice per delta
+                levels = lv.tolist()
                 cut = (d.cut[first - 1:hi] - s).tolist()
-                sides.append([lv[i:j] for i, j in itertools.pairwise(cut)])
+                sides.append([levels[i:j] for i, j in itertools.pairwise(cut)])
             books.extend(map(BookDelta, itertools.repeat(sym), book_ts[first:hi].tolist(), sides[0], sides[1],
                              uid[first:hi].tolist()))
         ts, px, qty, buy, tid = cols
