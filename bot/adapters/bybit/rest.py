@@ -145,7 +145,7 @@ class BybitRest:
         on = inst.round_tick(p)
         if on != p:
             logger.warning("{} price {} rounded to the tick: {}", inst.symbol, p, on)
-        return format(on, "f")
+        return _wire(on, inst.price_decimals)
 
     def _qty(self, inst: Instrument, q: Decimal) -> str:
         on = inst.floor_step(q)
@@ -153,7 +153,7 @@ class BybitRest:
             raise ExchangeError(ERR_PARAMS, f"Qty invalid: {q} is below qtyStep {inst.qty_step}")
         if on != q:
             logger.warning("{} qty {} floored to the step: {}", inst.symbol, q, on)
-        return format(on, "f")
+        return _wire(on, inst.qty_decimals)
 
     # ------------------------------------------------------------------ Exchange port (REST)
     async def server_time(self) -> float:
@@ -256,6 +256,11 @@ class BybitRest:
         if not rows:
             raise ExchangeError(ERR_PARAMS, "wallet-balance returned no UNIFIED account")
         return parse.wallet_update(rows[0], _envelope_time(body, self.clock.now()))
+
+
+def _wire(x: Decimal, decimals: int) -> str:
+    """A grid value as Bybit prints it: the grid's significant decimals (tick "0.10" → "59988.0")."""
+    return format(x.quantize(Decimal(1).scaleb(-decimals)), "f")
 
 
 def _envelope_time(body: Mapping[str, Any], default: float) -> float:
