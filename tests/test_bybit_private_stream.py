@@ -185,6 +185,8 @@ def test_credentials_from_env_or_dotenv_with_clear_errors(tmp_path: Path) -> Non
     assert ENV_API_KEY not in str(e.value).split("missing")[1].split(":")[0]
     with pytest.raises(MissingCredentialsError, match=f"{ENV_API_KEY} and {ENV_API_SECRET}"):
         load_credentials(env={}, dotenv=tmp_path / "absent.env")
+    c = load_credentials(env={"NAPORRR_API_KEY": "nk", "NAPORRR_API_SECRET": "ns"}, dotenv=tmp_path / "absent.env")
+    assert (c.api_key, c.api_secret) == ("nk", "ns")                   # settings' names are the fallback
 
 
 def test_dotenv_is_git_ignored() -> None:

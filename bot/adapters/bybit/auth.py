@@ -18,6 +18,8 @@ from typing import Any
 
 ENV_API_KEY = "BYBIT_API_KEY"
 ENV_API_SECRET = "BYBIT_API_SECRET"
+# Settings' own names for the same keys (``NAPORRR_API_KEY``/``NAPORRR_API_SECRET``), accepted as a fallback.
+FALLBACK_NAMES = {ENV_API_KEY: "NAPORRR_API_KEY", ENV_API_SECRET: "NAPORRR_API_SECRET"}
 AUTH_EXPIRES_AHEAD_SEC = 10.0
 
 
@@ -58,14 +60,16 @@ def read_dotenv(path: Path) -> dict[str, str]:
 
 
 def load_credentials(env: Mapping[str, str] | None = None, dotenv: Path | str = ".env") -> Credentials:
-    """``BYBIT_API_KEY``/``BYBIT_API_SECRET`` from the environment, else from ``dotenv``.
+    """``BYBIT_API_KEY``/``BYBIT_API_SECRET`` from the environment, else from ``dotenv``; settings' names
+    ``NAPORRR_API_KEY``/``NAPORRR_API_SECRET`` (same sources) are the fallback.
 
     Raises:
         MissingCredentialsError: naming every missing variable (never echoing a value).
     """
     environ = os.environ if env is None else env
     file_vars = read_dotenv(Path(dotenv))
-    values = {n: (environ.get(n) or file_vars.get(n) or "").strip() for n in (ENV_API_KEY, ENV_API_SECRET)}
+    values = {n: (environ.get(n) or file_vars.get(n) or environ.get(FALLBACK_NAMES[n])
+                  or file_vars.get(FALLBACK_NAMES[n]) or "").strip() for n in (ENV_API_KEY, ENV_API_SECRET)}
     missing = [n for n, v in values.items() if not v]
     if missing:
         raise MissingCredentialsError(

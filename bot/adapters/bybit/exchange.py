@@ -49,7 +49,7 @@ class _HTTP(HTTP):
 def make_http(creds: Credentials, *, demo: bool, timeout_sec: float, recv_window_ms: int,
               endpoint: str | None = None) -> _HTTP:
     """pybit's client with its blocking retry loop off and response headers returned (rate-limit status)."""
-    http = _HTTP(demo=demo, api_key=creds.api_key, api_secret=creds.api_secret, timeout=int(max(1, timeout_sec)),
+    http = _HTTP(demo=demo, api_key=creds.api_key, api_secret=creds.api_secret, timeout=max(0.1, timeout_sec),
                 recv_window=recv_window_ms, max_retries=1, retry_codes=set(PYBIT_NO_RETRY_CODES),
                 force_retry=False, log_requests=False, return_response_headers=True)
     if endpoint is not None:
