@@ -11,6 +11,7 @@ answers from its own threads.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import hmac
@@ -37,12 +38,16 @@ class Refusal(Exception):
         self.code, self.msg = code, msg
 
 
+@functools.cache
+def _bundled_rows() -> tuple[dict[str, Any], ...]:
+    with gzip.open(BUNDLED_INSTRUMENTS, "rt") as f:
+        return tuple(json.load(f)["result"]["list"])
+
+
 def instrument_rows(symbols: Iterable[str]) -> list[dict[str, Any]]:
     """The real instruments-info rows of ``symbols`` (from the bundled 2026-08-09 response)."""
-    with gzip.open(BUNDLED_INSTRUMENTS, "rt") as f:
-        rows = json.load(f)["result"]["list"]
     wanted = set(symbols)
-    return [r for r in rows if r["symbol"] in wanted]
+    return [r for r in _bundled_rows() if r["symbol"] in wanted]
 
 
 def _s(x: Decimal) -> str:
