@@ -220,3 +220,24 @@ async def test_calls_run_off_the_event_loop(rig: Rig) -> None:
     await rig.ex.server_time()
     t.cancel()
     assert ticks >= 10
+
+
+def test_demo_and_live_endpoints_come_from_settings() -> None:
+    s = Settings(_env_file=None)
+    demo = build_bybit_exchange(s, demo=True, api_key=KEY, api_secret=SECRET, clock=WallClock())
+    live = build_bybit_exchange(s, demo=False, api_key=KEY, api_secret=SECRET, clock=WallClock())
+    assert demo.http.endpoint == "https://api-demo.bybit.com" and demo.http.demo is True
+    assert demo.stream is not None and demo.stream.url == "wss://stream-demo.bybit.com/v5/private"
+    assert live.http.endpoint == "https://api.bybit.com" and live.http.demo is False
+    assert live.stream is not None and live.stream.url == "wss://stream.bybit.com/v5/private"
+    assert build_bybit_exchange(settings(), demo=True, api_key=KEY, api_secret=SECRET, clock=WallClock()).stream \
+        is None                                                           # enable_private_ws off: REST only
+
+
+async def test_a_refused_connection_is_a_connection_error() -> None:
+    srv = BybitHTTPServer()
+    url = srv.base_url
+    srv.stop()                                                            # nothing listens there any more
+    ex = build_bybit_exchange(settings(), demo=True, api_key=KEY, api_secret=SECRET, clock=WallClock(), rest_url=url)
+    with pytest.raises(ConnectionError):
+        await ex.get_wallet()
