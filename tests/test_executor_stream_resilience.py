@@ -21,7 +21,7 @@ from decimal import Decimal as D
 
 import pytest
 from bybit_account import FakeBybitAccount, install_account_routes
-from bybit_http_server import BybitHTTPServer
+from bybit_http_server import BybitHTTPServer, Reply
 from bybit_private_ws_server import PrivateWSServer
 from loguru import logger
 
@@ -180,6 +180,19 @@ async def test_a_silent_stream_is_caught_by_the_rest_position_check(rig: Rig) ->
     await until(lambda: bool(rig.closed), timeout=4.0)
     assert rig.closed[0].close_reason == "SL_HIT" and rig.closed[0].gross_pnl == D("-12")
     assert sw.silence_checks >= 1 and rig.ex.stream_status().up and rig.ex.stream_status().connects == 1
+
+
+async def test_rest_failures_while_down_do_not_stop_the_watch(rig: Rig) -> None:
+    rig.acct.open_position(SYM, "Buy", "0.010", "60000", tp="61000", sl="59000")
+    await start(rig)
+    await rig.drop_stream()
+    rig.http.inject("/v5/position/list", Reply({"retCode": 502, "retMsg": "bad gateway"}, status=502), times=3)
+    await asyncio.sleep(0.01)
+    rig.acct.exchange_close(SYM, "59000", "StopLoss")
+    await until(lambda: bool(rig.closed))
+    sw = rig.exe.stream_watch
+    assert sw is not None and sw.rest_errors == 3 and rig.closed[0].close_reason == "SL_HIT"
+    assert not any(t.done() for t in rig.exe._bg)
 
 
 async def test_no_secret_in_logs_reprs_or_exception_dumps(rig: Rig) -> None:

@@ -44,14 +44,22 @@ class StreamWatch:
         self.reconciles = 0          # reconciliations after a reconnect
         self.silence_checks = 0      # §8.4 checks made
         self.polls = 0               # ticks spent polling REST while down
+        self.rest_errors = 0
+        self._last_error = ""
 
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self.ex.xs.order_poll_interval_sec)
             try:
                 await self.tick()
+                self._last_error = ""
             except (ExchangeError, TimeoutError, ConnectionError) as e:
-                logger.warning("stream watch: REST request failed ({}); retrying next tick", e)
+                self.rest_errors += 1
+                msg = f"{type(e).__name__}: {e}"
+                # an outage fails every tick: say it once, not twice a second
+                (logger.debug if msg == self._last_error else logger.warning)(
+                    "stream watch: REST request failed ({}); retrying next tick", msg)
+                self._last_error = msg
 
     async def tick(self) -> None:
         ex, st = self.ex, self.status()
