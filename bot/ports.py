@@ -143,6 +143,28 @@ class WalletUpdate(msgspec.Struct, frozen=True, tag="wallet"):
 PrivateEvent = OrderUpdate | Execution | PositionUpdate | WalletUpdate
 
 
+class StreamStatus(msgspec.Struct, frozen=True):
+    """Health of the private stream that feeds ``Exchange.events`` (STRATEGY.md §8.1, §8.4, §8.7).
+
+    ``connects`` counts successful (authenticated, subscribed) connections, so a change in it tells the executor a
+    reconnect happened and events may have been missed: reconcile before trading again. ``lossless`` marks an
+    in-process delivery that can neither drop nor stall (the simulated exchange): the §8.4 silence check guards
+    against a silently dead socket and is moot there.
+    """
+
+    up: bool
+    connects: int = 0
+    changed_at: float = 0.0
+    lossless: bool = False
+
+    @property
+    def reconnects(self) -> int:
+        return max(0, self.connects - 1)
+
+
+ALWAYS_UP = StreamStatus(up=True, connects=1, lossless=True)
+
+
 @runtime_checkable
 class MarketFeed(Protocol):
     """Produces market event batches into the bot's queue until it is exhausted or cancelled."""
@@ -155,10 +177,13 @@ class Exchange(Protocol):
     """What the bot may ask of an exchange. Methods raise :class:`ExchangeError` with Bybit's codes.
 
     Account changes are also pushed, as Bybit's private stream does, into ``events`` (``order``, ``execution``,
-    ``position``, ``wallet``), after the exchange's response latency.
+    ``position``, ``wallet``), after the exchange's response latency. ``stream_status()`` says whether that push
+    is flowing; while it is not, the executor polls REST instead.
     """
 
     events: asyncio.Queue[PrivateEvent]
+
+    def stream_status(self) -> StreamStatus: ...
 
     async def server_time(self) -> float: ...
     async def get_instruments(self) -> InstrumentRegistry: ...

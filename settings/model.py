@@ -772,6 +772,31 @@ def _guess_env_name(top: str, sep: str, rest: str, sections: list[str], plain: l
 
 
 # --------------------------------------------------------------------------------------------------------- root
+class _OwnDotEnvLines(PydanticBaseSettingsSource):
+    """The ``.env`` source minus lines meant for other readers of the same file (``BYBIT_API_KEY`` /
+    ``BYBIT_API_SECRET`` for the trading adapter's ``load_credentials``): with ``extra="forbid"`` pydantic-settings
+    would reject every non-``NAPORRR_`` line. A mistyped ``NAPORRR_*`` line is still an error."""
+
+    def __init__(self, inner: PydanticBaseSettingsSource) -> None:
+        super().__init__(inner.settings_cls)
+        self.inner = inner
+
+    def _set_current_state(self, state: dict[str, Any]) -> None:
+        super()._set_current_state(state)
+        self.inner._set_current_state(state)
+
+    def _set_settings_sources_data(self, states: dict[str, dict[str, Any]]) -> None:
+        super()._set_settings_sources_data(states)
+        self.inner._set_settings_sources_data(states)
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self.inner.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        own = set(self.settings_cls.model_fields)
+        return {k: v for k, v in self.inner().items() if k in own or k.upper().startswith(ENV_PREFIX)}
+
+
 class Settings(BaseSettings):
     """Root settings: one frozen section per concern, plus API secrets that never leave the process."""
 
@@ -819,7 +844,7 @@ class Settings(BaseSettings):
         """Priority: init kwargs > environment > .env > TOML > defaults. An unknown ``NAPORRR_*`` variable raises."""
         check_env_names(os.environ, settings_cls)
         toml_file = _TOML_PATH.get() or settings_cls.model_config.get("toml_file")
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, _OwnDotEnvLines(dotenv_settings)]
         if toml_file is not None:
             sources.append(StrictTomlSource(settings_cls, Path(toml_file)))  # type: ignore[arg-type]
         return tuple(sources)

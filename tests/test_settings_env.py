@@ -90,3 +90,12 @@ def test_a_field_typo_still_names_the_field(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("NAPORRR_RISK__MIN_SL_PCTT", "0.003")
     with pytest.raises(ValueError, match="min_sl_pctt"):
         Settings(_env_file=None)
+
+
+def test_dotenv_lines_for_the_trading_adapter_are_left_to_it(tmp_path: Path) -> None:
+    """``BYBIT_API_KEY``/``BYBIT_API_SECRET`` in .env belong to ``load_credentials``; a NAPORRR_ typo still fails."""
+    (tmp_path / ".env").write_text("BYBIT_API_KEY=k\nBYBIT_API_SECRET=s\nNAPORRR_RISK__MIN_SL_PCT=0.004\n")
+    assert Settings().risk.min_sl_pct == 0.004
+    (tmp_path / ".env").write_text("BYBIT_API_KEY=k\nNAPORRR_RISKK__MIN_SL_PCT=0.004\n")
+    with pytest.raises(ValueError, match="naporrr_riskk__min_sl_pct"):
+        Settings()

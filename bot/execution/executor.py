@@ -29,6 +29,7 @@ from bot.execution.positions import (
     compute_pnl,
 )
 from bot.execution.rate_limit import OrderRateLimiter
+from bot.execution.stream_watch import StreamWatch
 from bot.execution.trade_log import TradeLog
 from bot.instruments import Instrument, InstrumentRegistry, to_decimal
 from bot.ports import (
@@ -120,6 +121,7 @@ class Executor:
         # a position snapshot/event not newer than it predates what we know and must not adopt or flatten
         self._fence: dict[str, float] = {}
         self.last_event_at = 0.0
+        self.stream_watch: StreamWatch | None = None  # only for an exchange whose private stream can fail
 
     # ================================================================================================ API
     async def start(self) -> None:
@@ -147,10 +149,15 @@ class Executor:
             n = self.risk.rebuild_from_trades_csv(self.trade_log.path)
             logger.info("risk history rebuilt from {} CLOSE rows", n)
         self._last_exec_ts = now - ADOPT_EXEC_LOOKBACK_SEC
+        status = getattr(self.exchange, "stream_status", None)
+        seen = status() if status is not None else None  # before reconciling: a connect after it is news
         await self.reconcile()
         self._started = True
         self._bg = [asyncio.create_task(self._consume(), name="executor-events"),
                     asyncio.create_task(self._monitor(), name="executor-monitor")]
+        if status is not None and seen is not None and not seen.lossless:
+            self.stream_watch = StreamWatch(self, status, seen.connects)
+            self._bg.append(asyncio.create_task(self.stream_watch.run(), name="executor-stream-watch"))
 
     async def stop(self) -> None:
         """Stop opening; finish working entries (a partial fill gets protection); leave OPEN positions as they are."""
@@ -230,6 +237,8 @@ class Executor:
     def _open_refusal(self, sym: str, now: float) -> str | None:
         if not self._started or self._stopping:
             return "executor_not_running"
+        if self.stream_watch is not None and self.stream_watch.blocked:
+            return "private_stream_down"
         if sym not in self.instruments:
             return "unknown_symbol"
         if self.book.live(sym) is not None:
@@ -619,6 +628,34 @@ class Executor:
             if rec is not None and rec.state in (PositionState.OPEN, PositionState.CLOSING) and flat and not stale:
                 last = self.storage.last_price(sym)
                 self.force_flat(rec, to_decimal(last) if last is not None else None)
+
+    async def refresh_orders(self) -> None:
+        """§8.1: the state of every working bot order from REST, applied like an ``order`` event."""
+        for rec in self.book.live_records():
+            for link in list(rec.order_links):
+                known = rec.orders.get(link)
+                if known is not None and known.is_final:
+                    continue
+                o = await self.exchange.get_order(rec.symbol, link)
+                if o is not None:
+                    async with self._lock:
+                        self.apply_order(o)
+
+    async def refresh_account(self, symbols: Sequence[str], *, wallet: bool = False) -> None:
+        """§8.1/§8.4: positions and executions of ``symbols`` from REST, applied like stream events (a snapshot
+        older than the fills applied is ignored, a flat one with fills missing resolves as a stream event would)."""
+        for sym in dict.fromkeys(symbols):
+            rec = self.book.live(sym)
+            since = rec.created_at - 1.0 if rec is not None else self._last_exec_ts
+            positions = [p for p in await self.exchange.get_positions(sym) if p.symbol == sym]
+            execs = await self.exchange.get_executions(sym, since)
+            async with self._lock:
+                for ex in sorted(execs, key=lambda e: e.ts):
+                    self.apply_execution(ex)
+                for p in positions:
+                    self._apply_position(p)
+        if wallet:
+            self._apply_wallet(await self.exchange.get_wallet())
 
     async def reconcile(self) -> None:
         """§8.7: apply missed executions, close book positions the exchange shows flat, adopt unknown ones,

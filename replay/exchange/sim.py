@@ -65,6 +65,7 @@ from bot.clock import Clock
 from bot.events import BookSnapshot, EventBatch, Trade, TradeBatch
 from bot.instruments import Instrument, InstrumentRegistry, to_decimal
 from bot.ports import (
+    ALWAYS_UP,
     ERR_INSUFFICIENT_BALANCE,
     ERR_LEVERAGE_NOT_MODIFIED,
     ERR_NOT_MODIFIED,
@@ -79,6 +80,7 @@ from bot.ports import (
     OrderUpdate,
     PositionUpdate,
     PrivateEvent,
+    StreamStatus,
     WalletUpdate,
 )
 from replay.exchange.book import SimBook
@@ -787,6 +789,10 @@ class SimExchange:
         return await fut
 
     # ------------------------------------------------------------------ Exchange port
+    def stream_status(self) -> StreamStatus:
+        """Always up and lossless: events travel an in-process queue, so there is nothing to poll or reconcile."""
+        return ALWAYS_UP
+
     async def server_time(self) -> float:
         return await self._request(self._lat.entry(), self._clock.now)
 
