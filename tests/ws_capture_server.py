@@ -168,8 +168,7 @@ class CaptureServer:
 
     # --- lifecycle --------------------------------------------------------------------------------------------------
     async def __aenter__(self) -> CaptureServer:
-        if self._restamp:
-            self._offset_ms = int(time.time() * 1000) - int(self.frames[0].msg["ts"])
+        self._set_clock()
         self._server = await serve(self._handler, "127.0.0.1", 0, ping_interval=None, max_size=2 ** 24)
         return self
 
@@ -177,6 +176,12 @@ class CaptureServer:
         assert self._server is not None
         self._server.close()
         await self._server.wait_closed()
+
+    def _set_clock(self) -> None:
+        """Shift frame times so that the next frame to stream is stamped "now"."""
+        if self._restamp:
+            f = self.frames[min(self.position, len(self.frames) - 1)]
+            self._offset_ms = int(time.time() * 1000) - int(f.msg["ts"])
 
     @property
     def port(self) -> int:
@@ -292,6 +297,8 @@ class CaptureServer:
         fl = self.faults
         prev_ts: float | None = None
         await conn.ready.wait()  # the market moves while someone listens (keeps runs reproducible)
+        if self.connections == 1:
+            self._set_clock()
         while True:
             if self.position >= len(self.frames):
                 self.done.set()
@@ -301,6 +308,8 @@ class CaptureServer:
                 self.position = 0
                 self.passes += 1
                 self.books.clear()
+                self._set_clock()
+                prev_ts = None
             i = self.position
             f = self.frames[i]
             if i in fl.disconnect_at:
