@@ -132,3 +132,6 @@ class Monitor:
             if self.clock.now() >= next_status:
                 next_status += self.status_every_sec
                 self.log_status()
+            flush = getattr(self.bot, "flush_logs", None)
+            if flush is not None:
+                flush()  # an operator tails bot.log; a crash must not lose the last minute

@@ -41,7 +41,7 @@ async def _until_log(path: Path, text: str, proc: asyncio.subprocess.Process, ti
 
 async def test_paper_process_streams_reports_status_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     log_dir = tmp_path / "run"
-    async with CaptureServer(speed=4.0, loop_capture=True) as srv:
+    async with CaptureServer(speed=1.0, loop_capture=True) as srv:
         proc = await _spawn(srv.url, log_dir, tmp_path)
         try:
             await _until_log(log_dir / "bot.log", "STATUS", proc, 30.0)
