@@ -32,7 +32,7 @@ from bot.monitor import KillSwitchLimits, Monitor
 from bot.timefmt import iso_utc
 from settings import Settings
 
-__all__ = ["MODES", "RunOptions", "StartupError", "run", "run_async"]
+__all__ = ["MODES", "LiveRun", "RunOptions", "StartupError", "assemble", "drive", "run", "run_async"]
 
 MODES = ("paper", "demo", "live")
 CONFIRM_ENV = "NAPORRR_CONFIRM_LIVE"
@@ -113,8 +113,20 @@ def default_log_dir(settings: Settings, mode: str, now: float) -> Path:
     return Path(settings.data_retention.log_dir) / "live" / f"{mode}-{stamp}"
 
 
-async def run_async(opts: RunOptions, settings: Settings, *, clock: Clock | None = None) -> int:
-    """Run the bot until stopped; returns the process exit code (0 stopped, 3 kill switch)."""
+@dataclass
+class LiveRun:
+    """One assembled run: the bot (from :func:`bot.app.build_bot`), its exchange, the public feed, the monitor."""
+
+    opts: RunOptions
+    bot: Any
+    exchange: Any
+    feed: BybitPublicFeed
+    monitor: Monitor
+    log_dir: Path
+
+
+async def assemble(opts: RunOptions, settings: Settings, *, clock: Clock | None = None) -> LiveRun:
+    """Check the mode, build the exchange for it, then the bot through the one composition root."""
     if opts.mode not in MODES:
         raise StartupError(f"unknown mode {opts.mode!r}; choose one of {', '.join(MODES)}")
     confirm_live(opts)
@@ -128,6 +140,13 @@ async def run_async(opts: RunOptions, settings: Settings, *, clock: Clock | None
     bot = build_bot(settings, clock, exchange, instruments=instruments, log_dir=log_dir, symbols=symbols, sinks=sinks)
     feed = BybitPublicFeed(settings, clock, symbols, url=opts.ws_url, resync_source=bot.storage.resync_requested)
     monitor = Monitor(bot, feed, clock, stop=bot.stop, limits=opts.limits, status_every_sec=opts.status_every_sec)
+    return LiveRun(opts, bot, exchange, feed, monitor, log_dir)
+
+
+async def drive(run: LiveRun) -> int:
+    """Run until stopped (signal, ``--minutes``, kill switch); returns the exit code (0, or 3 after the kill switch)."""
+    opts, bot, feed, monitor = run.opts, run.bot, run.feed, run.monitor
+    clock = bot.clock
     loop = asyncio.get_running_loop()
     main = asyncio.current_task()
     signals_seen: list[str] = []
@@ -151,8 +170,8 @@ async def run_async(opts: RunOptions, settings: Settings, *, clock: Clock | None
     until = clock.now() + opts.minutes * 60.0 if opts.minutes else None
 
     async def watch() -> None:
-        logger.info("naporrr {} mode: symbols {}, public feed {}, logs {}{}", opts.mode, ", ".join(symbols), feed.url,
-                    log_dir, f", stopping after {opts.minutes:g} min" if opts.minutes else "")
+        logger.info("naporrr {} mode: symbols {}, public feed {}, logs {}{}", opts.mode, ", ".join(bot.symbols),
+                    feed.url, run.log_dir, f", stopping after {opts.minutes:g} min" if opts.minutes else "")
         await monitor.run()
 
     monitor.attach()
@@ -171,6 +190,10 @@ async def run_async(opts: RunOptions, settings: Settings, *, clock: Clock | None
             loop.remove_signal_handler(sig)
     logger.info("naporrr {} mode stopped ({}); {}", opts.mode, bot.stop_reason or "cancelled", monitor.status())
     return EXIT_KILLED if monitor.tripped else EXIT_OK
+
+
+async def run_async(opts: RunOptions, settings: Settings, *, clock: Clock | None = None) -> int:
+    return await drive(await assemble(opts, settings, clock=clock))
 
 
 def run(opts: RunOptions, settings: Settings) -> int:
