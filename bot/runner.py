@@ -86,13 +86,17 @@ async def _bybit_exchange(opts: RunOptions, settings: Settings, clock: Clock) ->
                            f"this build does not have ({e}); use --mode paper") from None
     try:
         key, secret = _credentials(bybit.load_credentials())
-    except Exception as e:  # e.g. a malformed .env: one line, never the values
-        raise StartupError(f"--mode {opts.mode} needs API keys; loading them failed: {type(e).__name__}") from None
+    except Exception as e:  # missing keys, malformed .env: the adapter's message names variables, never values
+        raise StartupError(f"--mode {opts.mode} needs API keys: {' '.join(str(e).split())}") from None
     if not key or not secret:
-        raise StartupError(f"--mode {opts.mode} needs API keys: set NAPORRR_API_KEY and NAPORRR_API_SECRET in the "
-                           f"environment or .env")
+        raise StartupError(f"--mode {opts.mode} needs API keys in the environment or .env (see README)")
     ex = bybit.build_bybit_exchange(settings, demo=opts.mode == "demo", api_key=key, api_secret=secret, clock=clock)
-    return await ex if inspect.isawaitable(ex) else ex
+    if inspect.isawaitable(ex):
+        ex = await ex
+    start = getattr(ex, "start", None)  # the adapter's clock check, filters and private stream
+    if start is not None:
+        await start()
+    return ex
 
 
 async def _exchange(opts: RunOptions, settings: Settings, clock: Clock) -> tuple[Any, InstrumentRegistry, list[Any]]:
@@ -188,6 +192,10 @@ async def drive(run: LiveRun) -> int:
         monitor.detach()
         for sig in installed:
             loop.remove_signal_handler(sig)
+        stop_exchange = getattr(run.exchange, "stop", None)  # the Bybit adapter's private stream; not the simulator
+        if stop_exchange is not None:
+            with contextlib.suppress(Exception):
+                await stop_exchange()
     logger.info("naporrr {} mode stopped ({}); {}", opts.mode, bot.stop_reason or "cancelled", monitor.status())
     return EXIT_KILLED if monitor.tripped else EXIT_OK
 
