@@ -1,8 +1,8 @@
-"""Reconnect delays as a small pure generator (STYLE.md §4: websockets' ``backoff``), with an injected RNG.
+"""Exponential backoff with jitter, as a generator of delays (websockets' ``backoff`` shape).
 
-STRATEGY.md §2.10: the k-th retry waits ``min(delay·2^(k−1), max)``; retries never stop. Jitter spreads the
-reconnects of many clients after a venue-wide drop, so each delay is scaled by a factor in ``[1 − jitter, 1]``
-(never above the cap, never below ``(1 − jitter)·delay``).
+Delay ``k`` (1-based) is ``min(base·2^(k−1), cap)`` scaled by a jitter factor drawn in [0.5, 1.0] from the injected
+RNG: never below half the nominal step (the configured minimum still spaces attempts), never above the cap, and two
+bots restarted together do not reconnect in lockstep. The generator never ends: retries never stop (§2.10).
 """
 
 from __future__ import annotations
@@ -10,17 +10,12 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
-__all__ = ["backoff_delays"]
 
-
-def backoff_delays(initial: float, maximum: float, *, jitter: float = 0.2,
-                   rng: random.Random | None = None) -> Iterator[float]:
-    """Endless delays: ``min(initial·2^(k−1), maximum)`` for k = 1, 2, ... each scaled by ``1 − jitter·U[0, 1)``."""
-    if initial <= 0 or maximum < initial or not 0.0 <= jitter < 1.0:
-        raise ValueError(f"backoff needs 0 < initial <= maximum and 0 <= jitter < 1, got {initial}, {maximum}, "
-                         f"{jitter}")
-    r = rng if rng is not None else random.Random()
-    base = initial
+def backoff_delays(base: float, cap: float, rng: random.Random | None = None) -> Iterator[float]:
+    r = rng or random.Random()
+    k = 0
     while True:
-        yield base * (1.0 - jitter * r.random())
-        base = min(base * 2.0, maximum)
+        nominal = min(base * 2.0 ** k, cap)
+        if nominal < cap:
+            k += 1
+        yield nominal * (0.5 + 0.5 * r.random())
