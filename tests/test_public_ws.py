@@ -166,30 +166,41 @@ async def test_subscriptions_are_batched_within_bybits_limit() -> None:
         assert rig.feed.stats.counters["subscribe_errors"] == 0
 
 
-async def test_gap_duplicate_out_of_order_malformed_crossed_and_disconnect() -> None:
-    gap, dup, ooo, bad, crossed, drop = (_delta("BTCUSDT", 100), _delta("ETHUSDT", 120), _delta("SOLUSDT", 150),
-                                         _delta("DOGEUSDT", 60), _delta("ETHUSDT", 250), _delta("SOLUSDT", 300))
+async def test_gap_duplicate_out_of_order_malformed_and_disconnect() -> None:
+    gap, dup, ooo, bad, drop = (_delta("BTCUSDT", 100), _delta("ETHUSDT", 120), _delta("SOLUSDT", 150),
+                                _delta("DOGEUSDT", 60), _delta("SOLUSDT", 300))
     faults = Faults(gap_at={gap}, duplicate_at={dup}, resend_old_at={ooo: ooo - 5}, malformed_at={bad},
-                    crossed_at={crossed}, disconnect_at={drop})
+                    disconnect_at={drop})
     async with CaptureServer(frames=list(FRAMES), faults=faults) as srv, Rig(srv, _settings()) as rig:
         await rig.finish()
         st = rig.feed.stats
         c = st.counters
         assert {e[1] for e in srv.log if e[0] == "fault"} == {"gap", "duplicate", "out_of_order", "malformed",
-                                                                "crossed", "disconnect"}
+                                                                "disconnect"}
         # gap ⇒ the collector resubscribed BTC's book and got a fresh snapshot
         assert c["gaps"] == 1 and st.resyncs["gap"] == 1
         assert ("unsubscribe", ("orderbook.200.BTCUSDT",)) in srv.log
         assert any(e[0] == "snapshot" and e[1] == "BTCUSDT" for e in srv.log)
         # duplicate / out-of-order deltas dropped before storage; malformed JSON counted, stream continues
         assert c["dropped_duplicate"] == 1 and c["dropped_out_of_order"] >= 1 and c["malformed"] == 1
-        # crossed ⇒ storage refused it and asked for a resync, which the collector performed
-        assert rig.storage.counters["rejected"] == 1 and st.resyncs["storage"] == 1
         # disconnect ⇒ reconnect with every topic subscribed again and fresh snapshots
         assert st.connects == 2 and srv.connections == 2
         subs = [e[1] for e in srv.log if e[0] == "subscribe" and len(e[1]) > 1]
         assert subs == [tuple(rig.feed.session.topics())] * 2
         assert sum(st.disconnects.values()) == 1
+
+
+async def test_crossed_delta_is_refused_by_storage_and_resynced() -> None:
+    crossed = _delta("ETHUSDT", 100)
+    async with CaptureServer(frames=list(FRAMES), speed=40.0, faults=Faults(crossed_at={crossed})) as srv, \
+            Rig(srv, _settings()) as rig:
+        await rig.finish()
+        st = rig.feed.stats
+        assert ("fault", "crossed", crossed) in srv.log
+        # storage refused it (the analyzers never saw a crossed book) and asked for a resync; the collector did it
+        assert rig.storage.counters["rejected"] == 1 and st.resyncs["storage"] == 1
+        assert ("unsubscribe", ("orderbook.200.ETHUSDT",)) in srv.log
+        assert st.connects == 1
 
 
 async def test_stalled_socket_hits_the_pong_timeout_and_reconnects() -> None:
