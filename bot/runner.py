@@ -142,7 +142,8 @@ async def assemble(opts: RunOptions, settings: Settings, *, clock: Clock | None 
         raise StartupError(f"unknown symbols (no instrument filters): {', '.join(unknown)}")
     log_dir = opts.log_dir or default_log_dir(settings, opts.mode, clock.now())
     bot = build_bot(settings, clock, exchange, instruments=instruments, log_dir=log_dir, symbols=symbols, sinks=sinks)
-    feed = BybitPublicFeed(settings, clock, symbols, url=opts.ws_url, resync_source=bot.storage.resync_requested)
+    feed = BybitPublicFeed(settings, clock, symbols, url=opts.ws_url, resync_source=bot.storage.resync_requested,
+                           on_books_lost=bot.storage.invalidate)
     monitor = Monitor(bot, feed, clock, stop=bot.stop, limits=opts.limits, status_every_sec=opts.status_every_sec)
     return LiveRun(opts, bot, exchange, feed, monitor, log_dir)
 

@@ -89,7 +89,7 @@ class Rig:
         self.queue = FeedQueue()
         self.consumer = FeedConsumer(self.queue, self.storage, [self.checker])
         self.feed = BybitPublicFeed(settings, clock, symbols, url=srv.url, resync_source=self.storage.resync_requested,
-                                    rng=random.Random(7))
+                                    on_books_lost=self.storage.invalidate, rng=random.Random(7))
         self._tasks: list[asyncio.Task[None]] = []
 
     async def __aenter__(self) -> Rig:
@@ -185,6 +185,9 @@ async def test_gap_duplicate_out_of_order_malformed_and_disconnect() -> None:
         assert c["dropped_duplicate"] == 1 and c["dropped_out_of_order"] >= 1 and c["malformed"] == 1
         # disconnect ⇒ reconnect with every topic subscribed again and fresh snapshots
         assert st.connects == 2 and srv.connections == 2
+        # the lost books were invalid until their fresh snapshots (all four at the disconnect, BTC at its gap)
+        invalidated = [i for i in rig.storage.issues if i.kind == "invalidated"]
+        assert sorted(i.symbol for i in invalidated) == sorted([*SYMBOLS, "BTCUSDT"])
         subs = [e[1] for e in srv.log if e[0] == "subscribe" and len(e[1]) > 1]
         assert subs == [tuple(rig.feed.session.topics())] * 2
         assert sum(st.disconnects.values()) == 1

@@ -7,8 +7,9 @@ Policy per symbol (ARCHITECTURE.md §9, STRATEGY.md §3):
 - every (re)connect waits for a fresh snapshot per book topic; deltas before it are dropped;
 - a delta that continues the ``u`` chain is forwarded; a duplicate or out-of-order delta is dropped (storage would
   refuse it too, and the simulated exchange in paper mode applies deltas blindly, so it must never see one);
-- a gap forwards that one delta (storage sees the gap, invalidates the book and refuses everything until a
-  snapshot: no corrupted book reaches the analyzers), drops the rest and asks to resubscribe the topic;
+- a gap drops the delta and every later one until a fresh snapshot, and resubscribes the topic; the symbol is listed
+  in ``lost``, which the shell hands to storage (``DataStorage.invalidate``): the book is unusable until the snapshot,
+  so no corrupted book reaches the analyzers. A dropped socket loses every book the same way;
 - a crossed or otherwise refused update is caught by storage, which lists the symbol in ``resync_requested``; the
   shell polls that and resubscribes here the same way;
 - a symbol whose book has not updated for ``book_stale_sec`` (receive time) is reported and resubscribed; a resync
@@ -123,6 +124,7 @@ class PublicSession:
         self.pong_at = 0.0
         # storage may still list a symbol whose fresh snapshot is queued but not yet applied: ignore it that long
         self._grace = min(1.0, stale_sec / 2)
+        self.lost: list[str] = []  # symbols whose book the stream just lost; the shell drains it (invalidate hook)
 
     # --- topics and requests --------------------------------------------------------------------------------------
     def topics(self) -> list[str]:
@@ -156,6 +158,7 @@ class PublicSession:
 
     def on_disconnected(self, reason: str) -> None:
         self.stats.disconnects[reason] += 1
+        self.lost.extend(self.symbols)
 
     def resync(self, symbol: str, now: float, reason: str) -> list[dict[str, Any]]:
         """Drop ``symbol``'s book chain and return unsubscribe + subscribe requests for its book topic."""
@@ -166,6 +169,7 @@ class PublicSession:
         st.resync_since = now
         st.last_book_at = now
         self.decoder.reset(symbol)
+        self.lost.append(symbol)
         self.stats.resyncs[reason] += 1
         if len(self.stats.resync_log) < _BOUND:
             self.stats.resync_log.append((now, symbol, reason))
@@ -219,7 +223,7 @@ class PublicSession:
             return [], []
         c["gaps"] += 1
         logger.warning("public WS: {} u gap (expected {}, got {})", ev.symbol, issues[0].expected, issues[0].got)
-        return [ev], self.resync(ev.symbol, now, "gap")  # storage sees the gap and invalidates the book
+        return [], self.resync(ev.symbol, now, "gap")  # the shell has storage invalidate the book (``lost``)
 
     def _control(self, raw: str | bytes, now: float) -> None:
         try:
@@ -247,7 +251,7 @@ class PublicSession:
                 self.stats.counters["stale"] += 1
                 logger.warning("public WS: {} book stale: no update for {:.1f}s", sym, now - st.last_book_at)
                 out += self.resync(sym, now, "stale")
-            elif sym in asked and now - st.snapshot_at > self._grace:
+            elif sym in asked and not st.awaiting_snapshot and now - st.snapshot_at > self._grace:
                 out += self.resync(sym, now, "storage")
         return out
 

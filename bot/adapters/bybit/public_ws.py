@@ -49,11 +49,15 @@ class BybitPublicFeed:
         url: overrides ``websocket.ws_public_linear`` (tests point it at a local server).
         resync_source: called on every housekeeping tick; symbols it returns get a fresh snapshot (the composition
             passes ``DataStorage.resync_requested``: a crossed or refused update is found there).
+        on_books_lost: called with the symbols whose books the stream lost (socket dropped, topic resubscribed) so
+            they are invalid until their snapshot (the composition passes ``DataStorage.invalidate``).
         rng: seeds the reconnect jitter (tests).
     """
 
     def __init__(self, settings: Settings, clock: Clock, symbols: Sequence[str], *, url: str | None = None,
-                 resync_source: Callable[[], Iterable[str]] | None = None, rng: random.Random | None = None) -> None:
+                 resync_source: Callable[[], Iterable[str]] | None = None,
+                 on_books_lost: Callable[[Sequence[str], str], None] | None = None,
+                 rng: random.Random | None = None) -> None:
         ws = settings.websocket
         self.url = url or ws.ws_public_linear
         self.clock = clock
@@ -64,6 +68,7 @@ class BybitPublicFeed:
         self._backoff = (ws.reconnect_delay_seconds, ws.reconnect_max_delay_sec)
         self._rng = rng if rng is not None else random.Random()
         self._resync_source = resync_source
+        self._on_books_lost = on_books_lost
         self.connected = False
 
     @property
@@ -77,7 +82,7 @@ class BybitPublicFeed:
             delivered = False
             try:
                 async with connect(self.url, ping_interval=None, open_timeout=OPEN_TIMEOUT_SEC, close_timeout=1.0,
-                                   max_size=2 ** 24, max_queue=None) as ws:
+                                   max_size=2 ** 24) as ws:
                     delivered, reason = await self._serve(ws, queue)
             except asyncio.CancelledError:
                 raise
@@ -88,6 +93,7 @@ class BybitPublicFeed:
                 reason = f"unexpected {type(exc).__name__}"
             self.connected = False
             self.session.on_disconnected(reason.split(" (")[0].split(":")[0])
+            self._report_lost("public WS disconnected")
             if delivered:
                 delays = backoff_delays(*self._backoff, rng=self._rng)  # a working connection resets the backoff
             delay = next(delays)
@@ -111,8 +117,10 @@ class BybitPublicFeed:
                 if events:
                     put(events)
                     delivered = True
-                for req in reqs:
-                    await self._send(ws, req)
+                if reqs:
+                    self._report_lost("resubscribing")
+                    for req in reqs:
+                        await self._send(ws, req)
             reason = "closed by server"
         except websockets.ConnectionClosed as exc:
             reason = failure[0] if failure else f"connection lost ({exc})"
@@ -142,10 +150,18 @@ class BybitPublicFeed:
                     next_ping = now + self.ping_interval
                     await self._send(ws, session.ping())
                 requested = self._resync_source() if self._resync_source is not None else ()
-                for req in session.housekeeping(now, requested):
-                    await self._send(ws, req)
+                reqs = session.housekeeping(now, requested)
+                if reqs:
+                    self._report_lost("resubscribing")
+                    for req in reqs:
+                        await self._send(ws, req)
             except websockets.ConnectionClosed:
                 return  # the reader sees it too
+
+    def _report_lost(self, reason: str) -> None:
+        lost, self.session.lost = self.session.lost, []
+        if lost and self._on_books_lost is not None:
+            self._on_books_lost(lost, reason)
 
     @staticmethod
     async def _send(ws: ClientConnection, req: dict[str, Any]) -> None:
