@@ -157,6 +157,12 @@ class BybitPublicFeed:
                         await self._send(ws, req)
             except websockets.ConnectionClosed:
                 return  # the reader sees it too
+            except Exception as exc:  # without a heartbeat a dead socket would go unnoticed: drop it and reconnect
+                logger.opt(exception=exc).error("public WS heartbeat failed")
+                failure.append(f"heartbeat error ({type(exc).__name__})")
+                if ws.transport is not None:
+                    ws.transport.abort()
+                return
 
     def _report_lost(self, reason: str) -> None:
         lost, self.session.lost = self.session.lost, []
