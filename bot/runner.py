@@ -95,7 +95,11 @@ async def _bybit_exchange(opts: RunOptions, settings: Settings, clock: Clock) ->
         ex = await ex
     start = getattr(ex, "start", None)  # the adapter's clock check, filters and private stream
     if start is not None:
-        await start()
+        try:
+            await start()
+        except Exception as e:  # unreachable API, clock skew, refused keys: one line (the adapter never echoes keys)
+            raise StartupError(f"--mode {opts.mode}: the Bybit adapter could not start: {type(e).__name__}: "
+                               f"{' '.join(str(e).split())}") from None
     return ex
 
 
