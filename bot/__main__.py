@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=_positive, metavar="N", help="stop after N minutes (default: run until stopped)")
     p.add_argument("--ws-url", default=None, metavar="URL",
                    help=f"public WS endpoint (default websocket.ws_public_linear, {MAINNET_PUBLIC})")
+    p.add_argument("--rest-url", default=None, metavar="URL", help="demo/live: REST endpoint override (test servers)")
+    p.add_argument("--private-ws-url", default=None, metavar="URL",
+                   help="demo/live: private WS endpoint override (test servers)")
     p.add_argument("--log-dir", type=Path, metavar="DIR",
                    help="bot.log, signals.csv, trades.csv (default {data_retention.log_dir}/live/{mode}-{UTC time})")
     p.add_argument("--i-understand-live", action="store_true", dest="confirm_live",
@@ -69,7 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # one line: a settings error is the user's to fix, not a traceback
         print(f"python -m bot: settings: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
-    opts = RunOptions(mode=args.mode, symbols=symbols, minutes=args.minutes, ws_url=args.ws_url, log_dir=args.log_dir,
+    opts = RunOptions(mode=args.mode, symbols=symbols, minutes=args.minutes, ws_url=args.ws_url, rest_url=args.rest_url,
+                      private_ws_url=args.private_ws_url, log_dir=args.log_dir,
                       confirm_live=args.confirm_live or confirm_env, status_every_sec=args.status_every, seed=args.seed,
                       limits=KillSwitchLimits(max_daily_loss_pct=args.max_daily_loss_pct, max_errors=args.max_errors))
     return run(opts, settings)

@@ -51,6 +51,8 @@ class RunOptions:
     symbols: tuple[str, ...] = ()
     minutes: float | None = None
     ws_url: str | None = None
+    rest_url: str | None = None          # demo/live: override the REST endpoint (local test servers)
+    private_ws_url: str | None = None    # demo/live: override the private stream endpoint (local test servers)
     log_dir: Path | None = None
     confirm_live: bool = False
     status_every_sec: float = 60.0
@@ -90,7 +92,9 @@ async def _bybit_exchange(opts: RunOptions, settings: Settings, clock: Clock) ->
         raise StartupError(f"--mode {opts.mode} needs API keys: {' '.join(str(e).split())}") from None
     if not key or not secret:
         raise StartupError(f"--mode {opts.mode} needs API keys in the environment or .env (see README)")
-    ex = bybit.build_bybit_exchange(settings, demo=opts.mode == "demo", api_key=key, api_secret=secret, clock=clock)
+    overrides = {k: v for k, v in (("rest_url", opts.rest_url), ("ws_url", opts.private_ws_url)) if v}
+    ex = bybit.build_bybit_exchange(settings, demo=opts.mode == "demo", api_key=key, api_secret=secret, clock=clock,
+                                    **overrides)
     if inspect.isawaitable(ex):
         ex = await ex
     start = getattr(ex, "start", None)  # the adapter's clock check, filters and private stream
