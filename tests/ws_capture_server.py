@@ -8,8 +8,8 @@ current book on every ``orderbook.200.{S}`` subscribe, then the captured deltas 
 The market is one global cursor over the capture: it advances only while a client is connected, and a reconnecting
 client continues where the last one stopped (the market moved on; its new snapshot says so). The server keeps its
 own books, rebuilt from every captured frame it passes whether it was sent or not: that is the reference a test
-compares the client's books to. Frame times are shifted so the capture's first frame is "now" at server start,
-which keeps a live bot's staleness checks meaningful.
+compares the client's books to. Frame times are shifted so the capture's first frame is received "now" when
+streaming starts, which keeps a live bot's staleness checks and lag figures meaningful.
 
 Faults (:class:`Faults`, keyed by frame index into :attr:`CaptureServer.frames`; each fires once):
 disconnect, gap (a delta not sent), duplicate, an old delta re-sent later (out of order), malformed JSON, a crossed
@@ -178,10 +178,11 @@ class CaptureServer:
         await self._server.wait_closed()
 
     def _set_clock(self) -> None:
-        """Shift frame times so that the next frame to stream is stamped "now"."""
+        """Shift frame times so that the next frame to stream would be *received* now: at ``speed`` 1 a client then
+        sees the capture's own receive − exchange lags."""
         if self._restamp:
             f = self.frames[min(self.position, len(self.frames) - 1)]
-            self._offset_ms = int(time.time() * 1000) - int(f.msg["ts"])
+            self._offset_ms = int((time.time() - f.recv_ts) * 1000)
 
     @property
     def port(self) -> int:
