@@ -136,8 +136,8 @@ async def until(cond: Callable[[], bool], timeout: float) -> None:
 
 
 def _delta(sym: str, nth: int) -> int:
-    return next(i for i, f in enumerate(FRAMES) if f.symbol == sym and f.kind == "delta"
-                and sum(1 for g in FRAMES[:i] if g.symbol == sym and g.kind == "delta") == nth)
+    """Index in FRAMES of ``sym``'s ``nth`` (0-based) book delta."""
+    return [i for i, f in enumerate(FRAMES) if f.symbol == sym and f.kind == "delta"][nth]
 
 
 # ---------------------------------------------------------------------------------------------------------- tests
