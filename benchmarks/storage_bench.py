@@ -29,13 +29,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bot.adapters.simulated import ConstantLatency, SimExchange
 from bot.clock import FixedClock
 from bot.events import BookDelta, BookSnapshot, Trade, TradeBatch
 from bot.instruments import InstrumentRegistry
 from bot.ports import OrderRequest
 from bot.storage import DataStorage
 from bot.storage.book import OrderBook
-from replay.exchange import ConstantLatency, SimExchange
 from replay.virtual_loop import run_virtual, virtual_clock
 from settings import Settings
 

@@ -96,6 +96,12 @@ class Bot:
             self.stop_reason = self.stop_reason or reason
             self._stop.set()
 
+    def flush_logs(self) -> None:
+        """Push bot.log and signals.csv to disk (a live runner calls it periodically; trades.csv is written per row)."""
+        if self._log_fh is not None and self._log_sink is not None:
+            self._log_fh.flush()
+        self.signal_log.flush()
+
     # ----------------------------------------------------------------------------------------------- internals
     async def _race(self, coro: Any, consumer: asyncio.Task[Any], what: str) -> None:
         """Await ``coro`` unless the consumer dies first (its exception wins); a finished feed is no reason to stop."""

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from bot.adapters.simulated import SimExchange
 from bot.app import Bot, build_bot
 from bot.clock import LoopClock
 from bot.events import EventBatch, TradeBatch
@@ -47,7 +48,6 @@ from bot.instruments import InstrumentRegistry, to_decimal
 from bot.timefmt import iso_utc
 from replay.artifacts import array_hash
 from replay.data import load_segments
-from replay.exchange import SimExchange
 from replay.feed import ScheduledFeed
 from replay.metrics import ClosedTrade, EquityPoint, compute_metrics
 from replay.portfolio import Contributions, aggregate, correlation

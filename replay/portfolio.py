@@ -2,9 +2,9 @@
 
 A portfolio replay runs one bot on one simulated account (ARCHITECTURE.md §8), so its equity curve is the account's.
 Per-symbol rows are *contributions* to that account: ``initial balance + the symbol's realised PnL − its fees − its
-funding + its unrealised PnL``, re-derived from the exchange's own execution list with the exchange's own netting rule
-(:func:`replay.exchange.ledger.net_fill`), in ``Decimal``. The contributions therefore add up exactly to the account's
-equity, and a one-symbol run's contribution *is* its account equity.
+funding + its unrealised PnL``, re-derived from the exchange's own execution list with the exchange's own netting
+rule (:func:`bot.adapters.simulated.ledger.net_fill`), in ``Decimal``. The contributions therefore add up exactly to
+the account's equity, and a one-symbol run's contribution *is* its account equity.
 
 Isolated runs (``--isolated``: one account per symbol) are summed by :func:`aggregate` on their common sample grid.
 """
@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from bot.adapters.simulated.ledger import ZERO, net_fill
 from bot.instruments import to_decimal
-from replay.exchange.ledger import ZERO, net_fill
 from replay.metrics import EquityPoint, compute_metrics
 
 CORRELATION_BUCKET_SEC = 3600.0

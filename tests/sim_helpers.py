@@ -10,10 +10,10 @@ import asyncio
 from decimal import Decimal
 from typing import Any
 
+from bot.adapters.simulated import ConstantLatency, LatencyModel, SimExchange
 from bot.events import BookSnapshot, Level, MarketEvent, Trade
 from bot.instruments import InstrumentRegistry
 from bot.ports import Execution, PrivateEvent
-from replay.exchange import ConstantLatency, LatencyModel, SimExchange
 from replay.virtual_loop import virtual_clock
 from settings import Settings
 

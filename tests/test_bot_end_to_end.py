@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bot.adapters.simulated import SimExchange
 from bot.app import BOT_LOG, SIGNALS_CSV, TRADES_CSV, Bot, build_bot
 from bot.events import BookDelta, BookSnapshot, EventBatch, Trade, TradeBatch, latest_ts
 from bot.instruments import InstrumentRegistry
-from replay.exchange import SimExchange
 from replay.virtual_loop import run_virtual, virtual_clock
 from settings import Settings
 

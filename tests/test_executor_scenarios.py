@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from bot.adapters.simulated.latency import ConstantLatency
+from bot.adapters.simulated.sim import SimExchange
 from bot.analysis.signals import Signal
 from bot.clock import LoopClock
 from bot.events import BookSnapshot, Trade
@@ -27,8 +29,6 @@ from bot.instruments import InstrumentRegistry
 from bot.ports import ERR_REDUCE_ONLY
 from bot.risk import RiskManager
 from bot.storage import DataStorage
-from replay.exchange.latency import ConstantLatency
-from replay.exchange.sim import SimExchange
 from replay.virtual_loop import run_virtual, virtual_clock
 from settings import Settings
 

@@ -18,12 +18,12 @@ import msgspec
 import pytest
 
 from bot import orchestrator as O
+from bot.adapters.simulated import ConstantLatency, SimExchange
 from bot.app import SIGNALS_CSV, Bot, build_bot
 from bot.events import BookDelta, BookSnapshot, EventBatch, Trade, latest_ts
 from bot.execution.positions import PositionState
 from bot.instruments import InstrumentRegistry
 from bot.orchestrator import Orchestrator, batches_of, first_tick_time
-from replay.exchange import ConstantLatency, SimExchange
 from replay.virtual_loop import run_virtual, virtual_clock
 from settings import Settings
 

@@ -12,6 +12,7 @@ from decimal import Decimal
 import pytest
 from sim_helpers import D, ScriptedMarket, fee_of
 
+from bot.adapters.simulated import ERR_DUPLICATE_LINK_ID, ConstantLatency
 from bot.ports import (
     ERR_INSUFFICIENT_BALANCE,
     ERR_NOT_MODIFIED,
@@ -26,7 +27,6 @@ from bot.ports import (
     PositionUpdate,
     WalletUpdate,
 )
-from replay.exchange import ERR_DUPLICATE_LINK_ID, ConstantLatency
 from replay.virtual_loop import run_virtual
 
 BIDS = [(59999.9, 0.5), (59999.0, 1.0), (59990.0, 0.5)]
@@ -527,7 +527,7 @@ def test_ledger_matches_hand_computation() -> None:
 def test_models_from_settings_and_seeded_latency() -> None:
     import random
 
-    from replay.exchange import LogNormalLatency, RiskAverseQueue, latency_from_settings, net_fill
+    from bot.adapters.simulated import LogNormalLatency, RiskAverseQueue, latency_from_settings, net_fill
     from settings import Settings
 
     bt = Settings(backtest={"latency_model": "lognormal", "latency_entry_ms": 40, "latency_sigma": 0.5}).backtest

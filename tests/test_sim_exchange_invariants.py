@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sim_helpers import EPOCH0, INSTRUMENTS, ScriptedMarket
 
+from bot.adapters.simulated import MAINTENANCE_MARGIN_RATE, LogNormalLatency
 from bot.events import BookSnapshot, Trade
 from bot.ports import ExchangeError, Execution, OrderRequest
-from replay.exchange import MAINTENANCE_MARGIN_RATE, LogNormalLatency
 from replay.virtual_loop import run_virtual
 
 SYM = "BTCUSDT"

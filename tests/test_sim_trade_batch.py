@@ -1,6 +1,6 @@
 """The simulated Bybit fed ``TradeBatch``es: the same prints as ``Trade`` events or as one or several batches per
 ``on_market`` call give identical fills, positions, ledger and private events (hypothesis), plus the row selection
-of :mod:`replay.exchange.tape_scan` on hand-made cases."""
+of :mod:`bot.adapters.simulated.tape_scan` on hand-made cases."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sim_helpers import EPOCH0, INSTRUMENTS, ScriptedMarket
 
+from bot.adapters.simulated import ConstantLatency, LogNormalLatency
+from bot.adapters.simulated.tape_scan import Watch, rows_to_check, watch_of
 from bot.events import BookSnapshot, MarketEvent, Trade, TradeBatch
 from bot.ports import ExchangeError, OrderRequest
-from replay.exchange import ConstantLatency, LogNormalLatency
-from replay.exchange.tape_scan import Watch, rows_to_check, watch_of
 from replay.virtual_loop import run_virtual
 
 SYM = "BTCUSDT"

@@ -107,7 +107,7 @@ class DataStorage:
     def _report(self, sym: str, kind: IssueKind, detail: str, update_id: int = -1) -> None:
         self.counters[kind] += 1
         self.issues.append(StorageIssue(self._clock.now(), sym, kind, detail, update_id))
-        if kind in ("gap", "rejected", "stale"):
+        if kind in ("gap", "rejected", "stale", "invalidated"):
             logger.warning("storage {} {}: {}", sym, kind, detail)
 
     # --- ingest -------------------------------------------------------------------------------------------------
@@ -264,6 +264,20 @@ class DataStorage:
                 self._report(sym, "stale", f"no book update for {now - book.ts:.1f}s", book.update_id)
                 self._resync.add(sym)
         return set(self._resync)
+
+    def invalidate(self, symbols: Iterable[str], reason: str) -> None:
+        """Mark books unusable until their next snapshot (the feed lost them: a dropped socket, a resubscribe).
+
+        Called by the live collector outside the queue: deltas still queued for these symbols are then dropped as
+        awaiting resync, and the fresh snapshot restores validity exactly as after a gap."""
+        for sym in symbols:
+            st = self._syms.get(sym)
+            if st is None or not st.book.has_data:
+                continue
+            if st.book.valid:
+                self._report(sym, "invalidated", reason, st.book.update_id)
+            st.book.valid = False
+            self._resync.add(sym)
 
     def book_valid(self, sym: str, now: float) -> bool:
         book = self._books.get(sym)

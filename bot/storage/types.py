@@ -78,6 +78,7 @@ IssueKind = Literal[
     "duplicate_trade",  # trade id seen before (detail says how many in the batch)
     "bad_trade",  # non-finite or non-positive price/size, unknown side, empty id
     "unknown_symbol",  # event for a symbol this storage was not configured with
+    "invalidated",  # the feed lost the book (disconnect, resubscribe): invalid until the next snapshot
 ]
 
 

@@ -12,7 +12,7 @@ the batch's next print that changes anything:
   below ``bid``);
 - at or beyond ``up`` or ``down``: the position's trigger prices (long: TP ≥, SL and liquidation ≤; short mirrored).
 
-Both tests are exact or conservative: ticks are computed exactly as :class:`~replay.exchange.book.SimBook` does
+Both tests are exact or conservative: ticks are computed exactly as :class:`~bot.adapters.simulated.book.SimBook` does
 (``round``, half to even), and TP/SL compare the float print with the float of the Decimal trigger, which selects
 every print whose Decimal would trigger (rounding to float is monotone). A selected row that triggers nothing is
 harmless: the per-print logic leaves the state untouched. After a row that did change the state (a fill, a cancel,

@@ -40,7 +40,7 @@ Fill conditions (resting orders fill from the public tape, in tape order; the bo
   against us to the tick), execType BustTrade, createType CreateByLiq, taker fee; the symbol's orders are cancelled.
 - Trades arrive as ``Trade`` events or as ``TradeBatch`` columns. A batch costs O(1) for a symbol with nothing
   resting and no position (the last price is its last row); otherwise numpy selects the rows that can fill, trigger
-  or liquidate (:mod:`replay.exchange.tape_scan`) and exactly those run through the per-trade logic, in order, so
+  or liquidate (:mod:`bot.adapters.simulated.tape_scan`) and exactly those run through the per-trade logic, in order, so
   the outcome is the same as for the same prints delivered one by one.
 - Funding: at every multiple of ``funding_interval_hours`` (epoch-aligned, 00:00/08:00/16:00 UTC for 8 h) the first
   market batch at or after it charges |size|·last price·rate (longs pay a positive rate) as an Execution with
@@ -61,6 +61,12 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any, TypeVar
 
+from bot.adapters.simulated.book import SimBook
+from bot.adapters.simulated.fees import FeeModel, TradingValueFees
+from bot.adapters.simulated.latency import LatencyModel, latency_from_settings
+from bot.adapters.simulated.ledger import ZERO, Ledger, net_fill
+from bot.adapters.simulated.queue import QueueModel, RiskAverseQueue
+from bot.adapters.simulated.tape_scan import Watch, rows_to_check, watch_of
 from bot.clock import Clock
 from bot.events import BookSnapshot, EventBatch, Trade, TradeBatch
 from bot.instruments import Instrument, InstrumentRegistry, to_decimal
@@ -83,12 +89,6 @@ from bot.ports import (
     StreamStatus,
     WalletUpdate,
 )
-from replay.exchange.book import SimBook
-from replay.exchange.fees import FeeModel, TradingValueFees
-from replay.exchange.latency import LatencyModel, latency_from_settings
-from replay.exchange.ledger import ZERO, Ledger, net_fill
-from replay.exchange.queue import QueueModel, RiskAverseQueue
-from replay.exchange.tape_scan import Watch, rows_to_check, watch_of
 
 ERR_DUPLICATE_LINK_ID = 110072   # Bybit: "OrderLinkedID is duplicate"
 MAINTENANCE_MARGIN_RATE = Decimal("0.005")   # Bybit tier-1 MMR of BTC/ETH linear perps
@@ -230,7 +230,7 @@ class SimExchange:
                 self._liquidate(sym, pos, tr.ts)
 
     def _on_trade_batch(self, b: TradeBatch) -> None:
-        """:meth:`_on_trade` for exactly the rows of ``b`` that can matter (:mod:`replay.exchange.tape_scan`), in
+        """:meth:`_on_trade` for exactly the rows of ``b`` that can matter (:mod:`bot.adapters.simulated.tape_scan`), in
         order; the selection is recomputed after each row that changed the state (``_epoch`` moved)."""
         sym = b.symbol
         inst = self._instruments[sym]
