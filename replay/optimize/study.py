@@ -92,7 +92,7 @@ def open_study(spec: StudySpec, url: str) -> optuna.Study:
     for t in stale:
         study.tell(t.number, state=TrialState.FAIL)
         if spec.mode != "grid" and t.params:
-            study.enqueue_trial(t.params, user_attrs={"requeued_from": t.number}, skip_if_exists=True)
+            study.enqueue_trial(t.params, user_attrs={"requeued_from": t.number})
     for k, v in spec.extra_attrs.items():
         study.set_user_attr(k, v)
     return study
