@@ -74,7 +74,7 @@ def test_grid_stays_inside_ranges() -> None:
 
 def test_memory_cap_limits_jobs() -> None:
     assert memory_capped_jobs(8, 7.0, 100.0) == 8
-    assert memory_capped_jobs(8, 7.0, 1.2) == 2  # 0.56 GB a job
+    assert memory_capped_jobs(8, 7.0, 1.2) == 3  # 0.335 GB a job
     assert memory_capped_jobs(8, 30.0, 0.1) == 1  # never below one
 
 

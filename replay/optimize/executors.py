@@ -5,9 +5,9 @@
   compatible, so the study loop is the same code. Workers need this project installed (they import
   :func:`replay.optimize.objective.evaluate`) and the data (bundled, or a ``--data-dir`` path they can read).
 
-The number of concurrent jobs is capped by ``backtest.max_memory_gb``: a trial holds one symbol's synthetic market and
-bot at a time, measured at about :data:`BASE_GB` plus :data:`GB_PER_DAY` per replayed day, so
-``jobs <= max_memory_gb / estimate`` (never below one).
+Locally, the number of concurrent jobs is capped by ``backtest.max_memory_gb`` (Dask workers keep their own memory
+limits): a trial holds one symbol's synthetic market and bot at a time, estimated at :data:`BASE_GB` plus
+:data:`GB_PER_DAY` per replayed day, so ``jobs <= max_memory_gb / estimate`` (never below one).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
-BASE_GB = 0.35  # interpreter + numpy/pandas/bot imports of one worker
-GB_PER_DAY = 0.03  # candles, generated intrabar batches and equity of one replayed day (one symbol)
+BASE_GB = 0.3  # interpreter + numpy/pandas/bot imports of one worker (replay_bench: 263 MB peak for 30 days)
+GB_PER_DAY = 0.005  # candles, per-day generated batches and equity of one replayed day (one symbol)
 
 
 class InlineExecutor(Executor):

@@ -155,7 +155,8 @@ def optimize(cfg: OptimizeConfig) -> dict[str, Any]:
     days = (hi - lo) / 86_400_000
     cfg.folder.mkdir(parents=True, exist_ok=True)
     bt = cfg.settings.backtest
-    jobs = memory_capped_jobs(cfg.jobs, days, bt.max_memory_gb)
+    # max_memory_gb is this machine's budget; Dask workers live elsewhere, under their own memory limits
+    jobs = cfg.jobs if cfg.executor != "local" else memory_capped_jobs(cfg.jobs, days, bt.max_memory_gb)
     wf = bt.walk_forward_enabled if cfg.walk_forward is None else cfg.walk_forward
     with open_executor(cfg.executor, jobs) as (executor, slots):
         if wf:
