@@ -2,7 +2,9 @@
 
 Each trial replays BTCUSDT over the same window (default 6 hours) with different parameters; the study runs through the
 real ask/tell loop, SQLite storage and ``ProcessPoolExecutor``. Workers are warmed up first (imports, bundled data), so
-the figure is steady-state. A benchmark, not a test: it asserts nothing.
+the figure is steady-state. ``cpu_share_of_wall`` (worker CPU seconds / wall seconds, at most the worker count) shows
+how much CPU the workers actually got: on a shared machine it, not the code, bounds the speed-up. A benchmark, not a
+test: it asserts nothing.
 Usage: ``python benchmarks/optimize_bench.py [--hours 6] [--trials 8] [--workers 1,2]``.
 """
 
@@ -12,6 +14,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import sys
 import tempfile
 import time
@@ -35,14 +38,18 @@ def bench(workers: int, hours: float, trials: int, folder: Path) -> dict[str, fl
     base = Settings()
     spec = StudySpec(name="bench", symbols=("BTCUSDT",), start=START, end=end, params=sp.resolve(None), base=base,
                      trials=trials, mode="random", seed=1)
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
     with ProcessPoolExecutor(max_workers=workers) as pool:
         warm = TrialTask(-1, base.model_dump_json(), ("BTCUSDT",), START, fmt_utc(to_ms(START) + 600_000), 1)
         wait([pool.submit(evaluate, warm) for _ in range(workers)])
         t0 = time.perf_counter()
         run_study(spec, folder, pool, workers)
         wall = time.perf_counter() - t0
+    worker_cpu = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime - cpu0  # workers are joined: counted now
     return {"workers": workers, "trials": trials, "window_hours": hours, "wall_s": round(wall, 2),
-            "trials_per_hour": round(trials / wall * 3600, 1)}
+            "trials_per_hour": round(trials / wall * 3600, 1),
+            "worker_cpu_s_per_trial": round(worker_cpu / trials, 2),
+            "cpu_share_of_wall": round(worker_cpu / wall, 2)}
 
 
 def main() -> None:
