@@ -265,3 +265,21 @@ def test_study_on_a_dask_local_cluster(tmp_path: Path) -> None:
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
     local = run_study(spec(tmp_path, 2, mode="random", seed=11), tmp_path / "local", InlineExecutor(), 2)
     assert rows(study) == rows(local)  # same seed, same batch size: the same study wherever it ran
+
+
+def test_score_is_normalised_pnl_per_day_with_constraints_and_robust_aggregate() -> None:
+    from replay.optimize.objective import INFEASIBLE_SCORE, Constraints, SymbolScore, TrialOutcome, score_outcome
+
+    def sym(name: str, pnl_bps: float, trades: int, dd: float) -> SymbolScore:
+        return SymbolScore(name, 2.0, {"total_trades": trades, "total_pnl_bps": pnl_bps, "max_drawdown_pct": dd},
+                           [])
+
+    c = Constraints(min_trades_per_30d=30, max_drawdown_pct=10.0)  # 2 days → at least 2 trades
+    out = TrialOutcome(0, {"A": sym("A", 40.0, 5, 1.0), "B": sym("B", -10.0, 3, 2.0), "C": sym("C", 100.0, 2, 3.0)})
+    assert score_outcome(out, c, "median")[0] == 20.0  # bps per day: 20, -5, 50 → median 20
+    assert score_outcome(out, c, "worst")[0] == -5.0
+    thin = TrialOutcome(1, {"A": sym("A", 40.0, 1, 1.0)})  # 1 trade < 2: infeasible by half the floor
+    value, viol, attrs = score_outcome(thin, c)
+    assert value == INFEASIBLE_SCORE - 0.5 and viol[0] == 0.5 and not attrs["feasible"] and attrs["raw_score"] == 20.0
+    deep = TrialOutcome(2, {"A": sym("A", 40.0, 9, 15.0)})  # drawdown 15 % > 10 %
+    assert score_outcome(deep, c)[0] == INFEASIBLE_SCORE - 0.5

@@ -136,7 +136,7 @@ def search(cfg: OptimizeConfig, executor: Executor, slots: int, name: str, symbo
 
 def overfitting(study: optuna.Study, best: optuna.trial.FrozenTrial | None) -> dict[str, Any]:
     trials = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    series = [r for t in trials for r in t.user_attrs.get("trade_bps", {}).values()]
+    series = [[x for r in t.user_attrs.get("trade_bps", {}).values() for x in r] for t in trials]  # one per trial
     chosen = [x for r in (best.user_attrs.get("trade_bps", {}).values() if best else []) for x in r]
     return deflated_sharpe_of_search(chosen, series)
 
