@@ -141,7 +141,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "apply":
         p = ap.propose(root, args.study, args.target, settings, overlay)
         print(f"proposal {p['id']}: {p['status']} (out-of-sample improvement {p['improvement']:.1%}, threshold "
-              f"{p['threshold']:.1%}){': ' + p['why'] if p.get('why') else ''}")
+              f"{p['threshold']:.1%})" + (f"; {p['why']}" if p["status"] == "pending" else ""))
         return 0
     if args.command == "approve":
         p = ap.approve(root, args.id, settings)

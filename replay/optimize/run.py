@@ -28,7 +28,7 @@ from replay.optimize import space as sp
 from replay.optimize.executors import memory_capped_jobs, open_executor
 from replay.optimize.objective import Aggregate, Constraints, TrialOutcome, TrialTask, evaluate, score_outcome
 from replay.optimize.overfit import deflated_sharpe_of_search
-from replay.optimize.study import Mode, StudySpec, best_feasible, run_study, write_trials_csv
+from replay.optimize.study import Mode, StudySpec, best_feasible, run_studies, write_trials_csv
 from settings import Settings
 from settings.fields import ParamSpec
 from settings.search import apply_optimizer_params
@@ -125,13 +125,18 @@ def _seed(cfg: OptimizeConfig) -> int:
     return cfg.settings.backtest.seed if cfg.seed is None else cfg.seed
 
 
-def search(cfg: OptimizeConfig, executor: Executor, slots: int, name: str, symbols: tuple[str, ...], lo: int,
-           hi: int, specs: dict[str, ParamSpec], base: Settings, target: str) -> optuna.Study:
-    """One study, checkpointing trials.csv every ``checkpoint_every_n_iterations`` trials."""
-    spec = study_spec(cfg, name, symbols, lo, hi, specs, base)
+def search(cfg: OptimizeConfig, executor: Executor, slots: int, items: Sequence[tuple[str, tuple[str, ...], int, int]],
+           specs: dict[str, ParamSpec], base: Settings) -> dict[str, optuna.Study]:
+    """Studies ``(name, symbols, lo, hi)`` side by side on one executor; each rewrites its rows of trials.csv every
+    ``checkpoint_every_n_iterations`` trials."""
     path = cfg.folder / "trials.csv"
-    return run_study(spec, cfg.folder, executor, slots, progress=cfg.progress,
-                     on_checkpoint=lambda st: write_trials_csv(st, path, specs, target))
+    study_specs = [study_spec(cfg, name, syms, lo, hi, specs, base) for name, syms, lo, hi in items]
+
+    def checkpoint(name: str) -> Any:
+        return lambda st: write_trials_csv(st, path, specs, name)
+
+    return run_studies(study_specs, cfg.folder, executor, slots, progress=cfg.progress,
+                       on_checkpoint={n: checkpoint(n) for n, *_ in items})
 
 
 def overfitting(study: optuna.Study, best: optuna.trial.FrozenTrial | None) -> dict[str, Any]:
@@ -183,7 +188,7 @@ def holdout(cfg: OptimizeConfig, executor: Executor, slots: int, specs: dict[str
         raise ValueError(f"validation_split {split} leaves no in-sample or no out-of-sample minute")
     constraints = Constraints.from_settings(base)
     tg = targets(cfg)
-    studies = {name: search(cfg, executor, slots, name, syms, lo, cut, specs, base, name) for name, syms in tg.items()}
+    studies = search(cfg, executor, slots, [(name, syms, lo, cut) for name, syms in tg.items()], specs, base)
     bests = {name: best_feasible(st) for name, st in studies.items()}
     jobs: list[tuple[str, str, TrialTask]] = []
     for name, syms in tg.items():

@@ -105,47 +105,85 @@ def completed(study: optuna.Study) -> int:
 def run_study(spec: StudySpec, folder: Path, executor: Executor, slots: int, *, progress: bool = False,
               on_checkpoint: Callable[[optuna.Study], None] | None = None) -> optuna.Study:
     """Run (or resume) ``spec`` until it has ``spec.trials`` completed trials; returns the study."""
+    checkpoints = {spec.name: on_checkpoint} if on_checkpoint is not None else {}
+    return run_studies([spec], folder, executor, slots, progress=progress, on_checkpoint=checkpoints)[spec.name]
+
+
+@dataclass(slots=True)
+class _Running:
+    spec: StudySpec
+    study: optuna.Study
+    dists: dict[str, Any]
+    target: int
+    constraints: Constraints
+    done: int
+    since_checkpoint: int = 0
+
+
+def run_studies(specs: list[StudySpec], folder: Path, executor: Executor, slots: int, *, progress: bool = False,
+                on_checkpoint: Mapping[str, Callable[[optuna.Study], None]] | None = None
+                ) -> dict[str, optuna.Study]:
+    """Run several studies (per-symbol targets, walk-forward folds) side by side on one executor.
+
+    Each round fills the ``slots`` by asking the unfinished studies in turn (round-robin), runs the batch, and tells
+    every trial back in batch order, so the rounds, and therefore every study, are the same for a given ``slots``
+    whatever order the workers finish in. With a single study this is plain batches of ``slots`` trials.
+    """
     url = storage_url(folder)
-    study = open_study(spec, url)
-    dists = sp.distributions(spec.params)
-    target = spec.trials
-    if spec.mode == "grid":
-        target = min(target, sp.grid_size(sp.grid(spec.params, spec.grid_points)))
-    constraints = Constraints.from_settings(spec.base)
-    done = completed(study)
-    bar = _bar(spec.name, target, done) if progress else None
-    since_checkpoint = 0
+    checkpoints = dict(on_checkpoint or {})
+    runs: list[_Running] = []
+    for spec in specs:
+        study = open_study(spec, url)
+        target = spec.trials
+        if spec.mode == "grid":
+            target = min(target, sp.grid_size(sp.grid(spec.params, spec.grid_points)))
+        runs.append(_Running(spec, study, sp.distributions(spec.params), target, Constraints.from_settings(spec.base),
+                             completed(study)))
+    total = sum(r.target for r in runs)
+    label = specs[0].name if len(specs) == 1 else f"{len(specs)} studies"
+    bar = _bar(label, total, sum(r.done for r in runs)) if progress else None
     try:
-        while done < target:
-            batch = [study.ask(dists) for _ in range(min(slots, target - done))]
+        while any(r.done < r.target for r in runs):
+            batch: list[tuple[_Running, optuna.trial.Trial]] = []
+            asked = {id(r): 0 for r in runs}
+            while len(batch) < slots:
+                before = len(batch)
+                for r in runs:
+                    if len(batch) < slots and r.done + asked[id(r)] < r.target:
+                        batch.append((r, r.study.ask(r.dists)))
+                        asked[id(r)] += 1
+                if len(batch) == before:
+                    break
             futures = []
-            for trial in batch:
-                task = _task(spec, trial)
+            for r, trial in batch:
+                task = _task(r.spec, trial)
                 futures.append(executor.submit(evaluate, task) if isinstance(task, TrialTask) else task)
-            for trial, fut in zip(batch, futures, strict=True):
+            for (r, trial), fut in zip(batch, futures, strict=True):
                 if isinstance(fut, str):  # settings the validators refuse: a failed combination, told as such
                     value, viol, attrs = INFEASIBLE_SCORE * 2, [1.0, 1.0], {"error": fut, "feasible": False}
                 else:
-                    value, viol, attrs = score_outcome(fut.result(), constraints, spec.aggregate)
+                    value, viol, attrs = score_outcome(fut.result(), r.constraints, r.spec.aggregate)
                 for k, v in attrs.items():
                     trial.set_user_attr(k, v)
                 for key, v in zip(CONSTRAINT_NAMES, viol, strict=True):
                     trial.set_constraint(key, v)
-                study.tell(trial, value)
-                done += 1
-                since_checkpoint += 1
+                r.study.tell(trial, value)
+                r.done += 1
+                r.since_checkpoint += 1
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix_str(_best_text(study))
-            if on_checkpoint is not None and since_checkpoint >= spec.checkpoint_every:
-                on_checkpoint(study)
-                since_checkpoint = 0
+                    bar.set_postfix_str(_best_text(r.study, r.spec.name if len(runs) > 1 else ""))
+            for r in runs:
+                if r.spec.name in checkpoints and r.since_checkpoint >= r.spec.checkpoint_every:
+                    checkpoints[r.spec.name](r.study)
+                    r.since_checkpoint = 0
     finally:
         if bar is not None:
             bar.close()
-        if on_checkpoint is not None:
-            on_checkpoint(study)
-    return study
+        for r in runs:
+            if r.spec.name in checkpoints:
+                checkpoints[r.spec.name](r.study)
+    return {r.spec.name: r.study for r in runs}
 
 
 def _task(spec: StudySpec, trial: optuna.trial.Trial) -> TrialTask | str:
@@ -171,9 +209,11 @@ def best_feasible(study: optuna.Study) -> FrozenTrial | None:
     return max(ok, key=lambda t: (t.value, -t.number)) if ok else None
 
 
-def _best_text(study: optuna.Study) -> str:
+def _best_text(study: optuna.Study, name: str = "") -> str:
     best = best_feasible(study)
-    return "best: no feasible trial yet" if best is None else f"best {best.value:.2f} bps/day (#{best.number})"
+    where = f"{name} " if name else ""
+    return f"{where}best: no feasible trial yet" if best is None else \
+        f"{where}best {best.value:.2f} bps/day (#{best.number})"
 
 
 def write_trials_csv(study: optuna.Study, path: Path, specs: Mapping[str, ParamSpec], target: str) -> None:

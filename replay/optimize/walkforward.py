@@ -5,8 +5,9 @@ added while the out-of-sample part ends inside the data. Out-of-sample parts are
 overlap, and together cover ``[lo + window, lo + window + n·step)``.
 
 Per fold the search runs as its own study (``fold00-unified``, ...) in the same study.db, so an interrupted
-walk-forward resumes fold by fold. The searches run one after the other (each fans its trials out); the out-of-sample
-replays of every fold (best and current parameters) fan out together.
+walk-forward resumes fold by fold. The folds' searches run side by side on one executor (each round takes trials from
+every unfinished fold in turn, :func:`replay.optimize.study.run_studies`), then the out-of-sample replays of every
+fold (best and current parameters) fan out together.
 
 Reported (``walk_forward.json``): each fold's windows, chosen parameters, in/out-of-sample metrics and deflated Sharpe
 ratio; the concatenated out-of-sample PnL curve (each fold's curve shifted to start where the previous one ended, in
@@ -133,12 +134,9 @@ def walk_forward(cfg: OptimizeConfig, executor: Executor, slots: int, specs: dic
     folds = make_folds(lo, hi, window, step)
     constraints = Constraints.from_settings(base)
     tg = targets(cfg)
-    studies = {}
-    for f in folds:
-        for name, syms in tg.items():
-            sname = f"fold{f.index:02d}-{name}"
-            studies[(f.index, name)] = search(cfg, executor, slots, sname, syms, f.is_start, f.is_end, specs, base,
-                                              sname)
+    items = [(f"fold{f.index:02d}-{name}", syms, f.is_start, f.is_end) for f in folds for name, syms in tg.items()]
+    by_name = search(cfg, executor, slots, items, specs, base)  # every fold's search side by side
+    studies = {(f.index, name): by_name[f"fold{f.index:02d}-{name}"] for f in folds for name in tg}
     jobs: list[tuple[int, str, str, Any]] = []
     bests = {k: best_feasible(st) for k, st in studies.items()}
     for f in folds:
