@@ -283,3 +283,12 @@ def test_score_is_normalised_pnl_per_day_with_constraints_and_robust_aggregate()
     assert value == INFEASIBLE_SCORE - 0.5 and viol[0] == 0.5 and not attrs["feasible"] and attrs["raw_score"] == 20.0
     deep = TrialOutcome(2, {"A": sym("A", 40.0, 9, 15.0)})  # drawdown 15 % > 10 %
     assert score_outcome(deep, c)[0] == INFEASIBLE_SCORE - 0.5
+
+
+def test_grid_mode_visits_every_point_once(tmp_path: Path) -> None:
+    s = StudySpec(name="grid", symbols=("BTCUSDT",), start=START, end="2025-06-20T00:20",
+                  params=sp.resolve(["risk.min_sl_pct", "trading.reverse_on_opposite"]), base=base_settings(tmp_path),
+                  trials=10, mode="grid", seed=1, grid_points=2)
+    study = run_study(s, tmp_path / "g", InlineExecutor(), 1)
+    points = sorted((t.params["risk.min_sl_pct"], t.params["trading.reverse_on_opposite"]) for t in study.trials)
+    assert points == [(0.001, False), (0.001, True), (0.003, False), (0.003, True)]  # capped at the grid's size

@@ -167,7 +167,11 @@ def run_studies(specs: list[StudySpec], folder: Path, executor: Executor, slots:
                     trial.set_user_attr(k, v)
                 for key, v in zip(CONSTRAINT_NAMES, viol, strict=True):
                     trial.set_constraint(key, v)
-                r.study.tell(trial, value)
+                try:
+                    r.study.tell(trial, value)
+                except RuntimeError as exc:  # GridSampler calls study.stop() on its last point, which only works
+                    if "Study.stop" not in str(exc):  # inside study.optimize(); the trial is stored by then
+                        raise
                 r.done += 1
                 r.since_checkpoint += 1
                 if bar is not None:
