@@ -192,12 +192,17 @@ def summary(result: dict) -> str:
             continue
         is_s = best["is"]["score"] if best.get("is") else float("nan")
         lines.append(f"  {name}: IS {is_s:.2f}  OOS {best['oos']['score']:.2f}  current OOS {cur:.2f} bps/day  "
-                     f"improvement {t['improvement']}  DSR {t['overfitting'].get('dsr')}"
+                     f"improvement {t['improvement']:.1%}  DSR {t['overfitting'].get('dsr')}"
                      + (f"  WFE {t['walk_forward_efficiency']}  stability {t['parameter_stability']}"
                         if "walk_forward_efficiency" in t else ""))
         for f in t.get("folds", []):
-            lines.append(f"    fold {f['fold']}: IS {f['is']}  OOS {f['oos']}  current OOS {f['current_oos']} bps/day")
+            lines.append(f"    fold {f['fold']}: IS {_num(f['is'])}  OOS {_num(f['oos'])}  current OOS "
+                         f"{_num(f['current_oos'])} bps/day")
         lines.append(f"    params {json.dumps(best['params'])}")
         if t.get("preset"):
             lines.append(f"    preset {t['preset']}")
     return "\n".join(lines)
+
+
+def _num(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.2f}"
