@@ -292,3 +292,13 @@ def test_grid_mode_visits_every_point_once(tmp_path: Path) -> None:
     study = run_study(s, tmp_path / "g", InlineExecutor(), 1)
     points = sorted((t.params["risk.min_sl_pct"], t.params["trading.reverse_on_opposite"]) for t in study.trials)
     assert points == [(0.001, False), (0.001, True), (0.003, False), (0.003, True)]  # capped at the grid's size
+
+
+def test_out_of_sample_curves_are_chained() -> None:
+    from replay.optimize.walkforward import concat_equity, efficiency
+
+    a = {"X": [(0.0, 100.0), (300.0, 110.0)], "Y": [(0.0, 50.0), (300.0, 45.0)]}  # +10 and -5
+    b = {"X": [(300.0, 100.0), (600.0, 103.0)], "Y": [(300.0, 50.0), (600.0, 50.0)]}  # +3
+    assert concat_equity([a, b]) == [[0.0, 0.0], [300.0, 5.0], [600.0, 8.0]]
+    assert efficiency([2.0, 4.0], [1.0, 2.0]) == 0.5
+    assert efficiency([-1.0, 0.5], [1.0]) is None

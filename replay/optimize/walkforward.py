@@ -119,7 +119,11 @@ def concat_equity(curves: Sequence[Mapping[str, Sequence[tuple[float, float]]]])
         starts = [s[0][1] for s in series]
         for i in range(n):
             pnl = sum(s[i][1] - s0 for s, s0 in zip(series, starts, strict=True))
-            out.append([series[0][i][0], round(offset + pnl, 6)])
+            point = [series[0][i][0], round(offset + pnl, 6)]
+            if out and point[0] <= out[-1][0]:  # a fold starts where the previous one ended: one point per time
+                out[-1] = point
+            else:
+                out.append(point)
         offset = out[-1][1]
     return out
 
