@@ -174,7 +174,8 @@ def optimize(cfg: OptimizeConfig) -> dict[str, Any]:
                "seed": _seed(cfg), "score": "total_pnl_bps / days (normalised net PnL per day); unified: "
                f"{cfg.aggregate} over symbols; constraints from backtest.target_metrics", **cfg.extra}
     ap.write_json(cfg.folder / "result.json", result)
-    if bt.auto_apply_params and len(result["targets"]) == 1:
+    only = next(iter(result["targets"].values())) if len(result["targets"]) == 1 else None
+    if bt.auto_apply_params and only is not None and only["best"] is not None:  # per-symbol sets: no single overlay
         result["auto_apply"] = ap.propose(cfg.optimization_root, cfg.study, None, cfg.settings, cfg.overlay)
     return result
 
