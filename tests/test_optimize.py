@@ -233,7 +233,7 @@ def test_holdout_cli_writes_result_preset_that_reproduces(tmp_path: Path, capsys
     from replay.cli import main
 
     settings_file = tmp_path / "base.toml"
-    settings_file.write_text("[backtest.target_metrics]\nmin_trades = 0\n")
+    settings_file.write_text("[backtest]\nauto_apply_params = true\n[backtest.target_metrics]\nmin_trades = 0\n")
     code = main(["optimize", "--symbol", "BTCUSDT", "--start", START, "--end", "2025-06-20T02:00", "--trials", "2",
                  "--jobs", "1", "--mode", "random", "--params", ",".join(PARAMS), "--study", "h",
                  "--settings", str(settings_file), "--report-path", str(tmp_path / "bt"), "--overlay",
@@ -252,6 +252,9 @@ def test_holdout_cli_writes_result_preset_that_reproduces(tmp_path: Path, capsys
     run_metrics = json.loads(next((tmp_path / "runs").rglob("metrics_BTCUSDT.json")).read_text())
     assert {k: run_metrics[k] for k in oos} == oos
     assert len((folder / "trials.csv").read_text().splitlines()) == 3
+    proposal = json.loads((tmp_path / "bt" / "optimization" / "proposals" / "0001.json").read_text())  # auto-apply
+    assert proposal["study"] == "h" and proposal["status"] in ("rejected", "pending")  # manual approval by default
+    assert not (tmp_path / "overlay.toml").exists()
 
 
 # --------------------------------------------------------------------------------------------------- Dask
