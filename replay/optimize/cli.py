@@ -12,6 +12,7 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from loguru import logger
 from pydantic import ValidationError
@@ -31,7 +32,8 @@ backtest.target_metrics (min_trades per 30 days, max_drawdown_pct). See README "
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
+        """Bad input is one ``error:`` line and exit code 2, as in ``python -m replay``."""
         self.exit(2, f"error: {message}\n")
 
 
