@@ -159,6 +159,11 @@ def _symbols(args: argparse.Namespace, default: Sequence[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("optimize", "apply", "approve"):  # replay.optimize's subcommands (issue 11)
+        from replay.optimize.cli import main as optimize_main
+
+        return optimize_main(argv)
     with _sigterm_as_sigint() as stopped_by:
         args = parse_args(argv)
         logger.remove()
