@@ -74,6 +74,7 @@ class Bot:
             raise RuntimeError("Bot.run is already running")
         self._stop = asyncio.Event()
         self.stop_reason = None
+        self.orchestrator.serve(getattr(feed, "symbols", None))  # a feed may say which symbols it can ever deliver
         self._open_bot_log()
         consumer = asyncio.create_task(self.consumer.run(), name="feed-consumer")
         feed_task = asyncio.create_task(feed.run(self.queue), name="market-feed")

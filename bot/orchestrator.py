@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from loguru import logger
@@ -172,6 +172,8 @@ class Orchestrator:
         self.overruns = 0
         self.missed_ticks = 0
         self.tick_times: list[float] | None = None  # set to [] to record each tick's now (tests, diagnostics)
+        self._dark: list[bool] | None = None  # per batch: no symbol of it is served by the feed (see ``served``)
+        self._owed: list[float] = []  # times of dark ticks passed without a timer, accounted when time reaches them
         self.decisions: list[Decision] | None = None  # set to [] to record every action taken (tests, diagnostics)
         self.outcomes: dict[str, int] = {}
         self.last_signal: dict[str, Signal] = {}
@@ -187,6 +189,10 @@ class Orchestrator:
         late_now: float | None = None  # set when the previous tick overran: run the next one right away
         while not self._stopping:
             if late_now is None:
+                skip = self._dark_run(g, until)
+                if skip:
+                    self._owed.extend(t0 + (g + i) * iv for i in range(skip))
+                    g += skip
                 now = t0 + g * iv
                 if until is not None and now > until:
                     return
@@ -201,6 +207,8 @@ class Orchestrator:
                 now = late_now
                 if until is not None and now > until:
                     return
+            if self._owed:
+                self._pay_owed(math.inf)  # passed dark ticks, all before now (a stop would have dropped them)
             await self.tick(now)
             end = clock.now()
             if late_now is None:
@@ -241,6 +249,8 @@ class Orchestrator:
             handle = None
             if fut.done():
                 return
+            if self._owed:
+                self._pay_owed(math.inf)  # all before now: stop() would have paid and dropped them otherwise
             if self._stopping:
                 fut.set_result(None)
                 return
@@ -248,6 +258,10 @@ class Orchestrator:
                 fut.set_result(k)
                 return
             k += 1
+            skip = self._dark_run(k, until)
+            if skip:
+                self._owed.extend(t0 + (k + i) * iv for i in range(skip))
+                k += skip
             nxt = t0 + k * iv
             if until is not None and nxt > until:
                 fut.set_result(None)
@@ -260,6 +274,8 @@ class Orchestrator:
         finally:
             if handle is not None:
                 handle.cancel()
+            if self._owed:
+                self._pay_owed(clock.now())
 
     def _idle_tick(self, now: float) -> bool:
         """Run the tick at ``now`` here if it has nothing to do (see :meth:`_sleep_to_work`); False if it has work."""
@@ -272,15 +288,49 @@ class Orchestrator:
                 return False
         if self._defer and self.pending and self.pending[0].ts <= self.last_close_time(now):
             return False
+        self._account_idle(now)
+        return True
+
+    def _dark_run(self, k: int, until: float | None) -> int:
+        """How many grid ticks from ``k`` on can pass without a timer: dark batches (see :meth:`serve`) while no
+        deferred action waits (``pending`` only grows in a working tick, so it cannot change meanwhile), each followed
+        by a tick still within ``until``. Such a tick does nothing whatever the feed has delivered by then."""
+        dark = self._dark
+        if dark is None or (self._defer and self.pending):
+            return 0
+        n, base, t0, iv = len(dark), self.ticks, self.t0, self.interval
+        assert t0 is not None
+        j = 0
+        while j < n and dark[(base + j) % n] and (until is None or t0 + (k + j + 1) * iv <= until):
+            j += 1
+        return 0 if j == n else j  # every batch dark: keep one timer per tick (nothing can ever work anyway)
+
+    def serve(self, symbols: Collection[str] | None) -> None:
+        """The symbols the market feed can ever deliver (None: unknown, maybe all). A batch holding none of them can
+        never have a valid book, so its ticks are idle by construction: a replay of one of ten ``trade_pairs`` spends
+        four of every five ticks on such batches, and :meth:`_sleep_to_work` passes them without a timer each."""
+        self._dark = None if symbols is None else [not any(s in symbols for s in b) for b in self.batches]
+
+    def _pay_owed(self, upto: float) -> None:
+        """Account the dark ticks passed without a timer whose time is ``<= upto``, in order, as idle ticks; forget
+        the rest (a stop or cancellation before them: the tick-per-timer loop would not have run them either)."""
+        owed, self._owed = self._owed, []
+        for t in owed:
+            if t > upto:
+                break
+            self._account_idle(t)
+
+    def _account_idle(self, now: float) -> None:
+        batch = self.batches[self.ticks % len(self.batches)]
         self.ticks += 1
         self.idle_ticks += 1
         if self.tick_times is not None:
             self.tick_times.append(now)
         self.outcomes[SKIP_BOOK] = self.outcomes.get(SKIP_BOOK, 0) + len(batch)
-        return True
 
     def stop(self) -> None:
         """Stop after the current tick (a sleeping loop returns when it wakes; callers usually cancel the task)."""
+        self._pay_owed(self._clock.now())
         self._stopping = True
 
     async def tick(self, now: float) -> None:

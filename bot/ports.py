@@ -167,7 +167,10 @@ ALWAYS_UP = StreamStatus(up=True, connects=1, lossless=True)
 
 @runtime_checkable
 class MarketFeed(Protocol):
-    """Produces market event batches into the bot's queue until it is exhausted or cancelled."""
+    """Produces market event batches into the bot's queue until it is exhausted or cancelled.
+
+    A feed may also carry ``symbols``: every symbol it can ever deliver (the orchestrator then passes the ticks of
+    batches holding none of them without a timer each; absent or None means unknown)."""
 
     async def run(self, queue: asyncio.Queue[EventBatch]) -> None: ...
 

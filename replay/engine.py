@@ -221,7 +221,8 @@ async def _replay(settings: Settings, markets: Sequence[_Market], instruments: I
     bot = build_bot(settings, clock, exchange, instruments=instruments, log_dir=log_dir, sinks=sinks)
     if inspect is not None:
         inspect(bot)
-    feed = ScheduledFeed(clock, merged(markets), sinks=[exchange.on_market], progress=progress)
+    feed = ScheduledFeed(clock, merged(markets), sinks=[exchange.on_market], progress=progress,
+                         symbols=[m.symbol for m in markets])
     syms = [m.symbol for m in markets]
     contrib = Contributions(exchange, syms)
     start = to_decimal(settings.backtest.initial_balance_usdt)

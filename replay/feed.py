@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 
 from bot.clock import Clock
 from bot.events import EventBatch
@@ -48,8 +48,10 @@ class ScheduledFeed:
     """
 
     def __init__(self, clock: Clock, batches: Iterable[tuple[float, EventBatch]], *, sinks: Sequence[BatchSink] = (),
-                 progress: Callable[[float], None] | None = None, progress_every_sec: float = 3600.0) -> None:
+                 progress: Callable[[float], None] | None = None, progress_every_sec: float = 3600.0,
+                 symbols: Collection[str] | None = None) -> None:
         self._clock = clock
+        self.symbols = None if symbols is None else frozenset(symbols)  # all it will ever deliver (None: unknown)
         self._batches = batches
         self._sinks = tuple(sinks)
         self._progress = progress

@@ -426,27 +426,43 @@ async def test_deferred_signals_of_two_symbols_share_max_open_positions() -> Non
 
 
 def test_ticks_without_work_account_exactly_like_full_ticks(tmp_path: Path) -> None:
-    """Only BTC/ETH/BNB have books: three ticks in four have nothing to do and run in their timer callback. The
-    cadence, the rotation, the signals and every counter equal a run where each tick wakes the loop task."""
+    """Only BTC/ETH/BNB have books: three ticks in four have nothing to do and run in their timer callback (or, when
+    the feed says it serves only those three, pass without a timer at all). The cadence, the rotation, the signals
+    and every counter equal a run where each tick wakes the loop task."""
 
-    def run(skip_idle: bool, log: Path) -> Orchestrator:
+    def run(mode: str, log: Path, stop_at: float | None = None) -> Orchestrator:
         async def main() -> Orchestrator:
             clock = virtual_clock(T0)
             s = make_settings(trading={"act_on_closed_candles": True, "candle_sec": 10.0})
             ex = SimExchange(s, clock, REGISTRY, seed=1)
             bot = build_bot(s, clock, ex, instruments=REGISTRY, log_dir=log)
-            if not skip_idle:
+            if mode == "full":
                 bot.orchestrator._synced = None  # every tick takes the full path
             bot.orchestrator.tick_times = []
             bot.orchestrator.decisions = []
-            await bot.run(BookFeed(clock, PAIRS[:3], 45, [ex.on_market]), until=T0 + 41.0)
+            feed = BookFeed(clock, PAIRS[:3], 45, [ex.on_market])
+            if mode == "dark":
+                feed.symbols = frozenset(PAIRS[:3])  # type: ignore[attr-defined]
+            if stop_at is not None:
+                asyncio.get_running_loop().call_later(stop_at - clock.now(), bot.orchestrator.stop)
+            await bot.run(feed, until=T0 + 41.0)
+            assert (bot.orchestrator._dark is not None) == (mode == "dark")
             return bot.orchestrator
 
         return run_virtual(main())
 
-    fast, full = run(True, tmp_path / "fast"), run(False, tmp_path / "full")
-    assert fast.tick_times == full.tick_times == [1_767_261_602.0 + 2 * k for k in range(20)]
+    fast, full = run("fast", tmp_path / "fast"), run("full", tmp_path / "full")
+    dark = run("dark", tmp_path / "dark")
+    assert fast.tick_times == full.tick_times == dark.tick_times == [1_767_261_602.0 + 2 * k for k in range(20)]
     assert (fast.ticks, fast.outcomes, fast.decisions) == (full.ticks, full.outcomes, full.decisions)
+    assert (dark.ticks, dark.outcomes, dark.decisions, dark.idle_ticks) == (
+        fast.ticks, fast.outcomes, fast.decisions, fast.idle_ticks)
+    assert (tmp_path / "dark" / SIGNALS_CSV).read_bytes() == (tmp_path / "full" / SIGNALS_CSV).read_bytes()
+    # a stop in the middle of a dark stretch accounts the dark ticks before it, and none after
+    stop_at = 1_767_261_602.0 + 2 * 9 + 1.0  # between the dark ticks of grid 9 and 10
+    fast_s, dark_s = run("fast", tmp_path / "fs", stop_at), run("dark", tmp_path / "ds", stop_at)
+    assert dark_s.tick_times == fast_s.tick_times == fast.tick_times[:10] and dark_s.ticks == fast_s.ticks
+    assert dark_s.outcomes == fast_s.outcomes and dark_s.idle_ticks == fast_s.idle_ticks
     assert fast.outcomes[O.SKIP_BOOK] == 15 + 15 + 5  # batches 2-4, five ticks each
     # 15 ticks have no book in their batch; the 3 of them on a candle close still act on deferred signals
     assert (fast.idle_ticks, full.idle_ticks) == (12, 0)  # only the fast run took the callback path
