@@ -24,7 +24,15 @@ draws whatever is present and skips what is not):
 
 from __future__ import annotations
 
-from replay.report.build import write_report
-from replay.report.formatting import HEADLINE
+from typing import Any
 
-__all__ = ["HEADLINE", "write_report"]
+__all__ = ["write_report"]
+
+
+def __getattr__(name: str) -> Any:
+    """``write_report`` is imported on first use: ``python -m replay runs`` needs the formatting, not plotly."""
+    if name == "write_report":
+        from replay.report.build import write_report
+
+        return write_report
+    raise AttributeError(f"module 'replay.report' has no attribute {name!r}")

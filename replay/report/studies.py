@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import spearmanr
 
 from replay.report import figures
 from replay.report.data import Trials, read_trials, read_walk_forward
@@ -38,6 +37,8 @@ def importance(trials: Trials, rows: Sequence[int]) -> tuple[dict[str, float], s
     """Parameter importance: the optimizer's own (``optimization/importance.json``) if given, else |Spearman ρ|
     between each parameter and the objective over the complete trials, scaled to sum to 1 (a rough, monotone-only
     estimate: a parameter that matters non-monotonically scores low)."""
+    from scipy.stats import spearmanr  # only when a study is drawn: scipy.stats takes a second to import
+
     params = numeric_params(trials, rows)
     values = [trials.value[i] for i in rows]
     scores: dict[str, float] = {}
