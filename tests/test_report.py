@@ -18,7 +18,14 @@ from replay_helpers import settings_with
 from replay.backtest import BacktestEngine, RunOutcome
 from replay.metrics import EquityPoint
 from replay.report import write_report
-from replay.report.data import candle_interval, equity_series, read_execution, read_trials, resample
+from replay.report.data import (
+    candle_interval,
+    equity_series,
+    read_execution,
+    read_trials,
+    resample,
+    summed_equity,
+)
 from replay.report.formatting import (
     fmt_bps,
     fmt_duration,
@@ -77,6 +84,12 @@ def test_thinned_equity_keeps_the_deepest_drawdown() -> None:
     eq[4321] = EquityPoint(4321 * 300.0, 9_000.0)  # one deep sample between thinned points
     t, _, dd = equity_series(eq, max_points=500)
     assert t.size <= 500 and dd.min() == pytest.approx(-10.0)
+
+
+def test_isolated_accounts_are_drawn_as_their_sum() -> None:
+    a = [EquityPoint(0.0, 100.0), EquityPoint(300.0, 110.0), EquityPoint(600.0, 90.0)]
+    b = [EquityPoint(0.0, 100.0), EquityPoint(600.0, 120.0)]  # no sample at 300: carried forward
+    assert [(p.ts, p.equity) for p in summed_equity([a, b])] == [(0.0, 200.0), (300.0, 210.0), (600.0, 210.0)]
 
 
 # ------------------------------------------------------------------------------------------------ a real run

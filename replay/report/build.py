@@ -10,7 +10,7 @@ import numpy as np
 
 from replay.metrics import ClosedTrade, EquityPoint
 from replay.report import figures
-from replay.report.data import Execution, read_execution, resample
+from replay.report.data import Execution, read_execution, resample, summed_equity
 from replay.report.formatting import (
     HEADLINE,
     PF_INF_NOTE,
@@ -101,9 +101,10 @@ def write_report(path: Path, *, title: str, facts: Mapping[str, Any], per_symbol
     page.section("Equity and drawdown", "equity")
     page.note("Mark-to-market equity sampled every 5 minutes (thinned for drawing, keeping each stretch's deepest "
               "drawdown); drawdown is % below the running peak" + (" of the account." if portfolio else "."))
-    page.figure(figures.equity_drawdown({s: equity.get(s, ()) for s in symbols} if portfolio is not None or
-                                        len(symbols) > 1 else {symbols[0]: equity.get(symbols[0], ())},
-                                        portfolio_equity if portfolio is not None else ()), "equity")
+    account: Sequence[EquityPoint] = ()
+    if portfolio is not None:  # isolated accounts have no account curve: their sum is the account
+        account = portfolio_equity or summed_equity([equity.get(s, ()) for s in symbols])
+    page.figure(figures.equity_drawdown({s: equity.get(s, ()) for s in symbols}, account), "equity")
 
     if portfolio is not None and correlation:
         page.section("Correlation of the symbols' returns", "correlation")

@@ -90,6 +90,21 @@ def equity_series(equity: Sequence[EquityPoint], max_points: int = MAX_EQUITY_PO
     return t_ms[ends], eq[ends], np.minimum.reduceat(dd, starts)
 
 
+def summed_equity(curves: Sequence[Sequence[EquityPoint]]) -> list[EquityPoint]:
+    """Isolated accounts as one: the curves summed on their common time grid, each carried forward (as
+    :func:`replay.portfolio.aggregate` sums them for the metrics)."""
+    grid = sorted({p.ts for c in curves for p in c})
+    total = np.zeros(len(grid))
+    for c in curves:
+        if not c:
+            continue
+        ts = np.array([p.ts for p in c])
+        vals = np.array([p.equity for p in c])
+        idx = np.searchsorted(ts, grid, side="right") - 1
+        total += np.where(idx >= 0, vals[np.maximum(idx, 0)], vals[0])
+    return [EquityPoint(t, float(v)) for t, v in zip(grid, total, strict=True)]
+
+
 @dataclass(slots=True)
 class Execution:
     """Per-symbol execution facts from the bot's trades.csv: how each entry filled and how often it was chased."""
