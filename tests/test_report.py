@@ -224,3 +224,11 @@ def test_a_malformed_study_file_names_itself(tmp_path: Path) -> None:
     (tmp_path / "optimization" / "trials.csv").write_text("trial,score\n1,2\n")
     with pytest.raises(ValueError, match=r"trials\.csv: needs the columns number and value"):
         read_trials(tmp_path)
+
+
+def test_a_folder_with_only_a_study_still_gets_a_report(tmp_path: Path) -> None:
+    """The optimizer may write a folder with no replay of its own: the report then holds the study sections only."""
+    _write_study(tmp_path)
+    write_report(tmp_path / "report.html", title="study", facts={}, per_symbol={}, equity={}, trades={})
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert 'id="fig-opt-history"' in html and 'id="fig-walk-forward"' in html and "Headline metrics" not in html

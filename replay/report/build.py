@@ -70,6 +70,13 @@ EXECUTION_HEADER = ("symbol", "entries tried", "filled", "unfilled (dropped)", "
                     "chase amends, max", "slippage mean", "slippage median", "slippage p90")
 
 
+EXECUTION_NOTE = (
+    "From the bot's own trades.csv and fills. Entries: LIMIT filled passively, LIMIT_PARTIAL kept a partial fill, "
+    "LIMIT_PLUS_MARKET / MARKET_FALLBACK finished by market order after the chase. Slippage: average entry vs the book "
+    "mid when the entry was decided, bps, positive = worse for the trade. Chase amends: times the entry limit was "
+    "re-priced toward the market. Not recorded: time to fill and the queue position of resting orders.")
+
+
 def write_report(path: Path, *, title: str, facts: Mapping[str, Any], per_symbol: Mapping[str, Mapping[str, Any]],
                  equity: Mapping[str, Sequence[EquityPoint]], trades: Mapping[str, Sequence[ClosedTrade]],
                  robustness: Sequence[Mapping[str, Any]] = (), portfolio: Mapping[str, Any] | None = None,
@@ -93,60 +100,57 @@ def write_report(path: Path, *, title: str, facts: Mapping[str, Any], per_symbol
         cols["portfolio"] = portfolio
     all_trades = sorted((t for s in symbols for t in trades.get(s, ())), key=lambda t: (t.closed_ts, t.position_id))
 
-    page.section("Headline metrics", "metrics")
-    if portfolio is not None:
-        page.note("One column per symbol (its contribution to the shared account) and one for the account.")
-    _headline(page, cols)
+    if cols:  # a folder holding only an optimization or walk-forward has no trading sections
+        page.section("Headline metrics", "metrics")
+        if portfolio is not None:
+            page.note("One column per symbol (its contribution to the shared account) and one for the account.")
+        _headline(page, cols)
 
-    page.section("Equity and drawdown", "equity")
-    page.note("Mark-to-market equity sampled every 5 minutes (thinned for drawing, keeping each stretch's deepest "
-              "drawdown); drawdown is % below the running peak" + (" of the account." if portfolio else "."))
-    account: Sequence[EquityPoint] = ()
-    if portfolio is not None:  # isolated accounts have no account curve: their sum is the account
-        account = portfolio_equity or summed_equity([equity.get(s, ()) for s in symbols])
-    page.figure(figures.equity_drawdown({s: equity.get(s, ()) for s in symbols}, account), "equity")
+        page.section("Equity and drawdown", "equity")
+        page.note("Mark-to-market equity sampled every 5 minutes (thinned for drawing, keeping each stretch's deepest "
+                  "drawdown); drawdown is % below the running peak" + (" of the account." if portfolio else "."))
+        account: Sequence[EquityPoint] = ()
+        if portfolio is not None:  # isolated accounts have no account curve: their sum is the account
+            account = portfolio_equity or summed_equity([equity.get(s, ()) for s in symbols])
+        page.figure(figures.equity_drawdown({s: equity.get(s, ()) for s in symbols}, account), "equity")
 
-    if portfolio is not None and correlation:
-        page.section("Correlation of the symbols' returns", "correlation")
-        matrix = correlation.get("matrix") or {}
-        page.note(f"Correlation of the symbols' returns: {correlation.get('basis', '')}, "
-                  f"{correlation.get('points', 0)} points. n/a: a flat series or too few points.")
-        if matrix:
-            page.figure(figures.correlation_heatmap(matrix, str(correlation.get("basis", ""))), "correlation")
+        if portfolio is not None and correlation:
+            page.section("Correlation of the symbols' returns", "correlation")
+            matrix = correlation.get("matrix") or {}
+            page.note(f"Correlation of the symbols' returns: {correlation.get('basis', '')}, "
+                      f"{correlation.get('points', 0)} points. n/a: a flat series or too few points.")
+            if matrix:
+                page.figure(figures.correlation_heatmap(matrix, str(correlation.get("basis", ""))), "correlation")
 
-    page.section("Price and trades", "price")
-    page.note("Triangles: entries (up long, down short); crosses: exits, coloured by close reason; dotted: each "
-              "trade's take-profit (green) and stop-loss (red) over its life. Drag to zoom, double-click to reset.")
-    for s in symbols:
-        c = (candles or {}).get(s)
-        ohlc = resample(c.open_time_ms, c.open, c.high, c.low, c.close) if c is not None else None
-        if ohlc is None:
-            page.note(f"{s}: no candles were passed to the report; trades only.")
-        page.figure(figures.price_with_trades(s, ohlc, trades.get(s, ())), f"price-{s}")
+        page.section("Price and trades", "price")
+        page.note("Triangles: entries (up long, down short); crosses: exits, coloured by close reason; dotted: each "
+                  "trade's take-profit (green) and stop-loss (red) over its life. Drag to zoom, double-click to reset.")
+        for s in symbols:
+            c = (candles or {}).get(s)
+            ohlc = resample(c.open_time_ms, c.open, c.high, c.low, c.close) if c is not None else None
+            if ohlc is None:
+                page.note(f"{s}: no candles were passed to the report; trades only.")
+            page.figure(figures.price_with_trades(s, ohlc, trades.get(s, ())), f"price-{s}")
 
-    page.section("Trade outcomes", "outcomes")
-    if all_trades:
-        page.figure(figures.pnl_distribution(all_trades), "pnl-distribution")
-        page.figure(figures.close_reasons(all_trades), "close-reasons")
-        page.figure(figures.pnl_by_time(all_trades), "pnl-by-time")
-    else:
-        page.note("No closed trade in this run.")
+        page.section("Trade outcomes", "outcomes")
+        if all_trades:
+            page.figure(figures.pnl_distribution(all_trades), "pnl-distribution")
+            page.figure(figures.close_reasons(all_trades), "close-reasons")
+            page.figure(figures.pnl_by_time(all_trades), "pnl-by-time")
+        else:
+            page.note("No closed trade in this run.")
 
-    page.section("Execution quality", "execution")
-    execution = read_execution(run_dir)
-    page.note("From the bot's own trades.csv and fills. Entries: LIMIT filled passively, LIMIT_PARTIAL kept a partial "
-              "fill, LIMIT_PLUS_MARKET / MARKET_FALLBACK finished by market order after the chase. Slippage: average "
-              "entry vs the book mid when the entry was decided, bps, positive = worse for the trade. Chase amends: "
-              "times the entry limit was re-priced toward the market. Not recorded: time to fill and the queue "
-              "position of resting orders.")
-    page.html(table(EXECUTION_HEADER, _execution_rows(per_symbol, execution, trades)))
-    pooled = Execution()
-    for ex in execution.values():
-        for k, n in ex.entry_types.items():
-            pooled.entry_types[k] = pooled.entry_types.get(k, 0) + n
-        pooled.amends += ex.amends
-    if all_trades or pooled.entry_types:
-        page.figure(figures.execution_quality(pooled, all_trades), "execution")
+        page.section("Execution quality", "execution")
+        execution = read_execution(run_dir)
+        page.note(EXECUTION_NOTE)
+        page.html(table(EXECUTION_HEADER, _execution_rows(per_symbol, execution, trades)))
+        pooled = Execution()
+        for ex in execution.values():
+            for k, n in ex.entry_types.items():
+                pooled.entry_types[k] = pooled.entry_types.get(k, 0) + n
+            pooled.amends += ex.amends
+        if all_trades or pooled.entry_types:
+            page.figure(figures.execution_quality(pooled, all_trades), "execution")
 
     if robustness:
         page.section("Generator dependence (live-cadence mode)", "robustness")
@@ -159,7 +163,8 @@ def write_report(path: Path, *, title: str, facts: Mapping[str, Any], per_symbol
     optimization_section(run_dir, page)
     walk_forward_section(run_dir, page)
 
-    page.section("All metrics", "all-metrics")
+    if cols:
+        page.section("All metrics", "all-metrics")
     for name, m in cols.items():
         page.html(f"<details><summary>{esc(name)}</summary>"
                   + table(("metric", "value"), sorted((k, fmt_text(v)) for k, v in m.items())) + "</details>")
