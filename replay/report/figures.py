@@ -110,14 +110,14 @@ def price_with_trades(symbol: str, ohlc: OHLC | None, trades: Sequence[ClosedTra
                 x=[_ms(t.opened_ts) for t in sel], y=[t.entry_price for t in sel], mode="markers",
                 name=f"{side.lower()} entry", marker={"symbol": symbol_name, "size": 10, "color": color,
                                                       "line": {"width": 1, "color": "black"}},
-                text=[f"{t.position_id} {side} entry {t.entry_price:g}<br>qty {t.qty:g}, TP {t.tp:g}, SL {t.sl:g}"
-                      for t in sel], hovertemplate="%{text}<extra></extra>"))
+                text=[f"{t.position_id} {side} entry {t.entry_price:.10g}<br>qty {t.qty:.10g}, TP {t.tp:.10g}, "
+                      f"SL {t.sl:.10g}" for t in sel], hovertemplate="%{text}<extra></extra>"))
     if trades:
         fig.add_trace(go.Scatter(
             x=[_ms(t.closed_ts) for t in trades], y=[t.exit_price for t in trades], mode="markers", name="exit",
             marker={"symbol": "x", "size": 8, "color": [REASON_COLORS.get(t.reason, GREY) for t in trades],
                     "line": {"width": 1, "color": "black"}},
-            text=[f"{t.position_id} exit {t.exit_price:g}: {t.reason}<br>net {t.net_pnl:+,.2f} USDT "
+            text=[f"{t.position_id} exit {t.exit_price:.10g}: {t.reason}<br>net {t.net_pnl:+,.2f} USDT "
                   f"({t.pnl_bps:+.1f} bps)" for t in trades], hovertemplate="%{text}<extra></extra>"))
     fig.update_xaxes(type="date", rangeslider={"visible": False}, rangeselector={"buttons": [
         {"count": 6, "label": "6h", "step": "hour", "stepmode": "backward"},
