@@ -22,7 +22,7 @@ from replay.metrics import EquityPoint
 # Candle intervals the price chart may use, in seconds; the finest one that keeps at most MAX_CANDLES is chosen.
 CANDLE_INTERVALS_SEC = (60, 300, 900, 1800, 3600, 7200, 14_400, 28_800, 86_400)
 MAX_CANDLES = 1000
-MAX_EQUITY_POINTS = 2000
+MAX_EQUITY_POINTS = 1200
 TRIALS_FILE = Path("optimization") / "trials.csv"
 STUDY_FILE = Path("optimization") / "study.json"
 WALK_FORWARD_FILE = Path("walk_forward.json")
@@ -82,6 +82,7 @@ def equity_series(equity: Sequence[EquityPoint], max_points: int = MAX_EQUITY_PO
     peak = np.maximum.accumulate(eq)
     dd = np.where(peak > 0, (eq - peak) / peak * 100.0, 0.0)
     t_ms = np.round(ts * 1000).astype(np.int64)
+    eq, dd = eq.astype(np.float32), dd.astype(np.float32)  # 7 digits are plenty to draw; half the bytes
     if eq.size <= max_points:
         return t_ms, eq, dd
     step = math.ceil(eq.size / max_points)

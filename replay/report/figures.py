@@ -59,13 +59,13 @@ def equity_drawdown(curves: Mapping[str, Sequence[EquityPoint]], account: Sequen
     lines = ({"account": account} if account else {}) | dict(curves)
     for i, (name, pts) in enumerate(lines.items()):
         t, eq, _ = equity_series(pts)
-        fig.add_trace(go.Scatter(x=t, y=_r(eq, 2), mode="lines", name=name, line={"color": PALETTE[i % 9],
+        fig.add_trace(go.Scatter(x=t, y=np.round(eq, 2), mode="lines", name=name, line={"color": PALETTE[i % 9],
                                  "width": 2 if name == "account" or len(lines) == 1 else 1},
                                  hovertemplate="%{x|%Y-%m-%d %H:%M} UTC<br>%{y:,.2f} USDT<extra>" + name + "</extra>"),
                       row=1, col=1)
     dd_name, dd_pts = next(iter(lines.items())) if lines else ("", [])
     t, _, dd = equity_series(dd_pts)
-    fig.add_trace(go.Scatter(x=t, y=_r(dd, 3), mode="lines", fill="tozeroy", name=f"drawdown ({dd_name})",
+    fig.add_trace(go.Scatter(x=t, y=np.round(dd, 3), mode="lines", fill="tozeroy", name=f"drawdown ({dd_name})",
                              line={"color": RED, "width": 1}, showlegend=False,
                              hovertemplate="%{x|%Y-%m-%d %H:%M} UTC<br>%{y:.2f} %<extra>drawdown</extra>"),
                   row=2, col=1)
@@ -76,15 +76,15 @@ def equity_drawdown(curves: Mapping[str, Sequence[EquityPoint]], account: Sequen
     return fig
 
 
-def _segments(trades: Sequence[ClosedTrade], level: str) -> tuple[list[Any], list[Any]]:
-    """TP or SL as a horizontal segment over each trade's life, segments separated by None."""
-    xs: list[Any] = []
-    ys: list[Any] = []
-    for t in trades:
-        price = getattr(t, level)
-        if price > 0:
-            xs += [_ms(t.opened_ts), _ms(t.closed_ts), None]
-            ys += [price, price, None]
+def _segments(trades: Sequence[ClosedTrade], level: str) -> tuple[np.ndarray, np.ndarray]:
+    """TP or SL as a horizontal segment over each trade's life, segments separated by NaN (numeric arrays travel
+    as compact typed arrays in the page, lists of numbers and None do not)."""
+    sel = [t for t in trades if getattr(t, level) > 0]
+    xs = np.full(3 * len(sel), np.nan)
+    ys = np.full(3 * len(sel), np.nan, dtype=np.float32)  # drawn, never hovered: 7 digits are enough
+    xs[0::3] = [_ms(t.opened_ts) for t in sel]
+    xs[1::3] = [_ms(t.closed_ts) for t in sel]
+    ys[0::3] = ys[1::3] = [getattr(t, level) for t in sel]
     return xs, ys
 
 
@@ -92,7 +92,7 @@ def price_with_trades(symbol: str, ohlc: OHLC | None, trades: Sequence[ClosedTra
     """Candles (resampled for long windows) with every entry, exit, take-profit and stop-loss; drag to zoom."""
     iv = ohlc.interval_sec if ohlc is not None else 60
     label = f"{iv // 60}m" if iv < 3600 else (f"{iv // 3600}h" if iv < 86_400 else "1d")
-    fig = _fig(height=560, title=f"{symbol}: price ({label} candles, UTC) and trades", hovermode="closest",
+    fig = _fig(height=580, title=f"{symbol}: price ({label} candles, UTC) and trades", hovermode="closest",
                legend={"orientation": "h", "y": -0.12})
     if ohlc is not None and ohlc.time_ms.size:
         fig.add_trace(go.Candlestick(x=ohlc.time_ms, open=ohlc.open, high=ohlc.high, low=ohlc.low, close=ohlc.close,
@@ -100,25 +100,27 @@ def price_with_trades(symbol: str, ohlc: OHLC | None, trades: Sequence[ClosedTra
                                      decreasing={"line": {"color": "#e08080", "width": 1}}))
     for level, color, name in (("tp", GREEN, "take-profit"), ("sl", RED, "stop-loss")):
         xs, ys = _segments(trades, level)
-        if xs:
+        if xs.size:
             fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=name, line={"color": color, "width": 1,
-                                     "dash": "dot"}, hoverinfo="skip"))
+                                     "dash": "dot"}, hoverinfo="skip", connectgaps=False))
     for side, symbol_name, color in (("LONG", "triangle-up", GREEN), ("SHORT", "triangle-down", RED)):
         sel = [t for t in trades if t.side in (side, "Buy" if side == "LONG" else "Sell")]
         if sel:
             fig.add_trace(go.Scatter(
-                x=[_ms(t.opened_ts) for t in sel], y=[t.entry_price for t in sel], mode="markers",
-                name=f"{side.lower()} entry", marker={"symbol": symbol_name, "size": 10, "color": color,
-                                                      "line": {"width": 1, "color": "black"}},
-                text=[f"{t.position_id} {side} entry {t.entry_price:.10g}<br>qty {t.qty:.10g}, TP {t.tp:.10g}, "
-                      f"SL {t.sl:.10g}" for t in sel], hovertemplate="%{text}<extra></extra>"))
-    if trades:
+                x=np.array([_ms(t.opened_ts) for t in sel], dtype=np.int64), y=np.array([t.entry_price for t in sel]),
+                customdata=np.array([[t.qty, t.tp, t.sl] for t in sel]), mode="markers", name=f"{side.lower()} entry",
+                marker={"symbol": symbol_name, "size": 10, "color": color, "line": {"width": 1, "color": "black"}},
+                hovertemplate=f"%{{x|%Y-%m-%d %H:%M:%S}} {side} entry %{{y}}<br>qty %{{customdata[0]}}, "
+                              "TP %{customdata[1]}, SL %{customdata[2]}<extra></extra>"))
+    for reason in sorted({t.reason for t in trades}):
+        sel = [t for t in trades if t.reason == reason]
         fig.add_trace(go.Scatter(
-            x=[_ms(t.closed_ts) for t in trades], y=[t.exit_price for t in trades], mode="markers", name="exit",
-            marker={"symbol": "x", "size": 8, "color": [REASON_COLORS.get(t.reason, GREY) for t in trades],
-                    "line": {"width": 1, "color": "black"}},
-            text=[f"{t.position_id} exit {t.exit_price:.10g}: {t.reason}<br>net {t.net_pnl:+,.2f} USDT "
-                  f"({t.pnl_bps:+.1f} bps)" for t in trades], hovertemplate="%{text}<extra></extra>"))
+            x=np.array([_ms(t.closed_ts) for t in sel], dtype=np.int64), y=np.array([t.exit_price for t in sel]),
+            customdata=np.array([[round(t.net_pnl, 2), round(t.pnl_bps, 1)] for t in sel]), mode="markers",
+            name=f"exit: {reason}", marker={"symbol": "x", "size": 8, "color": REASON_COLORS.get(reason, GREY),
+                                            "line": {"width": 1, "color": "black"}},
+            hovertemplate=f"%{{x|%Y-%m-%d %H:%M:%S}} {reason} exit %{{y}}<br>net %{{customdata[0]:+,.2f}} USDT "
+                          "(%{customdata[1]:+.1f} bps)<extra></extra>"))
     fig.update_xaxes(type="date", rangeslider={"visible": False}, rangeselector={"buttons": [
         {"count": 6, "label": "6h", "step": "hour", "stepmode": "backward"},
         {"count": 1, "label": "1d", "step": "day", "stepmode": "backward"},
