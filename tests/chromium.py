@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,12 +67,18 @@ async def _session(url: str, script: str, *, width: int, height: int, settle_sec
 
 
 def _devtools_url(proc: subprocess.Popen[str]) -> str:
+    """The browser's DevTools address from its stderr; the rest of stderr is drained so Chromium never blocks on a
+    full pipe."""
     assert proc.stderr is not None
-    for line in proc.stderr:
+    stderr = proc.stderr
+    seen = []
+    for line in stderr:
         m = re.search(r"DevTools listening on (ws://\S+)", line)
         if m:
+            threading.Thread(target=lambda: [None for _ in stderr], daemon=True).start()
             return m.group(1)
-    raise RuntimeError(f"Chromium exited ({proc.wait()}) before opening DevTools")
+        seen.append(line)
+    raise RuntimeError(f"Chromium exited ({proc.wait()}) before opening DevTools: {''.join(seen[-5:])}")
 
 
 async def _drive(ws: Any, url: str, script: str, width: int, height: int, settle_sec: float,
