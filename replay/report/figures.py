@@ -204,9 +204,10 @@ def correlation_heatmap(matrix: Mapping[str, Mapping[str, float | None]], basis:
     syms = list(matrix)
     z = [[matrix[a][b] for b in syms] for a in syms]
     text = [["n/a" if v is None else f"{v:.2f}" for v in row] for row in z]
-    fig = _fig(height=120 + 60 * len(syms), width=260 + 90 * len(syms), title="correlation")
+    fig = _fig(height=120 + 60 * len(syms), width=260 + 90 * len(syms), margin={"t": 30})  # the section says what
     fig.add_trace(go.Heatmap(z=z, x=syms, y=syms, zmin=-1, zmax=1, colorscale="RdBu", reversescale=True,
-                             text=text, texttemplate="%{text}", hovertemplate="%{y} vs %{x}: %{text}<extra></extra>"))
+                             text=text, texttemplate="%{text}",
+                             hovertemplate="%{y} vs %{x}: %{text}<br>" + basis + "<extra></extra>"))
     fig.update_yaxes(autorange="reversed")
     return fig
 
