@@ -169,12 +169,13 @@ class BacktestEngine:
                                 f"response {bt.latency_response_ms} ms",
                      "simplifications": "synthetic intrabar market from 1m OHLCV; positions open at the end are "
                                         "marked to market, not closed"}
-            write_report(run_dir / "report.html", report_path=self.report_path, title=f"Replay {run_dir.name}",
+            write_report(run_dir / "report.html", title=f"Replay {run_dir.name}",
                          facts=facts, per_symbol={s: r.metrics for s, r in results.items()},
                          equity={s: r.equity for s, r in results.items()},
                          trades={s: r.trades for s, r in results.items()}, robustness=robustness,
                          portfolio=agg if len(symbols) > 1 else None, portfolio_equity=portfolio_equity,
-                         correlation=corr if len(symbols) > 1 else None)
+                         correlation=corr if len(symbols) > 1 else None,
+                         candles={s: r.extra.get("candles") for s, r in results.items()})
         first = next(iter(results.values()))
         config = BacktestConfig.from_settings(self.settings, symbols=symbols, start_ms=int(first.start_ts * 1000),
                                               end_ms=int(first.end_ts * 1000), seed=seed)

@@ -1,4 +1,8 @@
-"""``python -m replay``: replay the real bot over 1m data in virtual time and write a run folder."""
+"""``python -m replay``: replay the real bot over 1m data in virtual time and write a run folder.
+
+``python -m replay runs list|show|compare`` (:mod:`replay.runs`) reads run folders instead; it is dispatched on the
+first word so the replay's own options keep their meaning (``python -m replay --symbol BTCUSDT --days 30``).
+"""
 
 from __future__ import annotations
 
@@ -25,6 +29,9 @@ EPILOG = """examples:
   python -m replay --symbol SOLUSDT --start 2025-06-10 --end 2025-06-12 --seed 7
   python -m replay --quick                             a sanity check: last day of two symbols
   python -m replay --symbol BTCUSDT --days 3 --live-cadence   actions inside candles + generator-dependence report
+  python -m replay runs list | runs show RUN | runs compare A B   the run folders (python -m replay runs --help)
+  python -m replay optimize --symbols BTCUSDT --days 7 --trials 40   parameter search (python -m replay optimize --help)
+  python -m replay apply STUDY | approve ID          apply a study's out-of-sample-validated parameters
 
 Every symbol is evaluated at its live cadence: ceil(len(trading.trade_pairs)/symbol_batch_size) *
 decision_interval_sec (8 s with the defaults), also when only one of the pairs is replayed. Strict mode (default) acts
@@ -160,10 +167,14 @@ def _symbols(args: argparse.Namespace, default: Sequence[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("optimize", "apply", "approve"):  # replay.optimize's subcommands (issue 11)
+    if argv and argv[0] in ("optimize", "apply", "approve"):  # replay.optimize's subcommands
         from replay.optimize.cli import main as optimize_main
 
         return optimize_main(argv)
+    if argv[:1] == ["runs"]:
+        from replay import runs
+
+        return runs.main(argv[1:])
     with _sigterm_as_sigint() as stopped_by:
         args = parse_args(argv)
         logger.remove()

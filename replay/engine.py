@@ -322,7 +322,8 @@ def run_account(job: Job, observers: Sequence[Callable[..., None]] = (),
         data_hash = array_hash(c.open_time_ms, c.open, c.high, c.low, c.close, c.volume)
         results[sym] = SymbolResult(sym, metrics, sym_trades, curves[sym], data_hash, m.start_ts, m.end_ts, m.events,
                                     m.batches, int(sym in open_syms), {"profile": m.profile.as_dict(), "gaps": gaps,
-                                                                    "market_trades": m.trades})
+                                                                    "market_trades": m.trades,
+                                                                    "candles": m.candles})  # for the report's chart
     pm = compute_metrics(trades, account, start_ts=start_ts, end_ts=end_ts, initial_equity=initial,
                          entry_attempts=total_attempts, entries_filled=total_filled)
     pm["entries_filled"] = total_filled
