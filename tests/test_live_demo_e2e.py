@@ -1,8 +1,7 @@
 """``python -m bot --mode demo`` as a real process against three local servers: the capture-replaying public WS
 (:mod:`ws_capture_server`), and the trading branch's Bybit REST and private WS servers over one fake account. It
 must start (clock check, filters, leverage, wallet, reconcile), build books, report status, stop on SIGTERM with
-exit code 0, and never write the keys anywhere. Skipped where the Bybit trading adapter or its test servers are not
-part of the build (they come from another branch)."""
+exit code 0, and never write the keys anywhere."""
 
 from __future__ import annotations
 
@@ -13,14 +12,10 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
-
-pytest.importorskip("bot.adapters.bybit.exchange")
-bybit_account = pytest.importorskip("bybit_account")
-http_server = pytest.importorskip("bybit_http_server")
-private_server = pytest.importorskip("bybit_private_ws_server")
-
-from ws_capture_server import CaptureServer  # noqa: E402
+import bybit_account
+import bybit_http_server as http_server
+import bybit_private_ws_server as private_server
+from ws_capture_server import CaptureServer
 
 KEY, SECRET = "e2e-KEY-7f3a9c", "e2e-SECRET-1b8d44e0"
 
