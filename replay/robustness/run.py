@@ -244,8 +244,8 @@ def run_study(base: Base, executor: Executor, *, seeds: int = 5, mc: int = 1000,
         "seeds": {"rows": [_row(v) for v in seed_vs],
                   "summary": stats.seed_summary([v.metrics for v in plain]),
                   "flag": stats.one_seed_flag(base_pnl, [float(v.metrics["total_pnl_usdt"]) for v in plain]),
-                  "rule": "flagged when the base run is profitable but the median seed is not, or fewer than half "
-                          "of the seeds are profitable"},
+                  "rule": "flagged when the base run is profitable but the median seed (pessimistic path not "
+                          "counted) is not"},
         "monte_carlo": stats.monte_carlo([t.net_pnl for t in trades], initial, mc, base.seed),
         "stress": {"rows": [_row(v) for v in stress_vs], "gap_hours": GAP_HOURS},
         "sensitivity": {"pct": pct, "rows": sens_rows, "skipped": skipped, "grid": grid,

@@ -2,8 +2,8 @@
 
 Rules (stated once here, quoted by the report and the README):
 
-- **one-seed result**: the base run is profitable but the median generator seed is not, or fewer than half of the
-  seeds are profitable — the edge may be a property of one synthetic path, not of the strategy.
+- **one-seed result**: the base run is profitable but the median generator seed is not (so at most half of the
+  seeds are) — the edge may be a property of one synthetic path, not of the strategy.
 - **ruin**: a Monte Carlo path whose drawdown from its running peak reaches :data:`RUIN_DD_PCT` % (50 %: half the
   peak equity gone is where a trader stops the bot).
 - **fragile**: the base run is profitable and moving one parameter by ±PCT % (or a neighbour on the 3×3 grid) keeps
@@ -51,16 +51,16 @@ def one_seed_flag(base_pnl: float, seed_pnls: Sequence[float]) -> str | None:
     if base_pnl <= 0 or not seed_pnls:
         return None
     median = statistics.median(seed_pnls)
+    if median > 0:
+        return None
     share = sum(p > 0 for p in seed_pnls) / len(seed_pnls)
-    if median <= 0:
-        return f"base run is profitable but the median seed is not (median net {median:.2f} USDT)"
-    if share < 0.5:
-        return f"base run is profitable but only {share:.0%} of the seeds are"
-    return None
+    return (f"base run is profitable but the median seed is not (median net {median:.2f} USDT, {share:.0%} of "
+            f"the seeds profitable)")
 
 
 def max_drawdown_pct(pnl: np.ndarray, initial: float) -> np.ndarray:
-    """Max drawdown (% of the running peak, the start included) of each row of per-trade PnL paths."""
+    """Max drawdown (% of the running peak, the start included) of each row of per-trade PnL paths: closed-trade
+    equity, so it can be below the run's mark-to-market drawdown (open losses are not seen)."""
     paths = np.atleast_2d(pnl)
     equity = initial + np.cumsum(paths, axis=1)
     equity = np.concatenate([np.full((paths.shape[0], 1), float(initial)), equity], axis=1)
@@ -122,7 +122,8 @@ def most_volatile_days(ranges: Mapping[int, float], k: int) -> list[int]:
 def largest_gaps(open_time_ms: np.ndarray, open_: np.ndarray, close: np.ndarray, k: int,
                  min_apart_ms: int) -> list[tuple[int, float]]:
     """The ``k`` largest |open − previous close| / previous close moves between consecutive candles, as
-    (open_time_ms, signed move), at least ``min_apart_ms`` apart so two windows do not replay the same hours."""
+    (open_time_ms, signed move), at least ``min_apart_ms`` apart so two windows do not replay the same hours; a zero
+    move is no gap."""
     t = np.asarray(open_time_ms, dtype=np.int64)
     o, c = np.asarray(open_, dtype=float), np.asarray(close, dtype=float)
     if t.size < 2:
@@ -131,7 +132,7 @@ def largest_gaps(open_time_ms: np.ndarray, open_: np.ndarray, close: np.ndarray,
     order = np.lexsort((t[1:], -np.abs(move)))
     chosen: list[tuple[int, float]] = []
     for i in order:
-        if len(chosen) >= k:
+        if len(chosen) >= k or move[i] == 0:  # sorted by |move|: the rest are no gap at all
             break
         if all(abs(int(t[i + 1]) - ct) >= min_apart_ms for ct, _ in chosen):
             chosen.append((int(t[i + 1]), float(move[i])))
