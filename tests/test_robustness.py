@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from chromium import CHARTS_DREW, chromium_path, load
 from replay_helpers import settings_with
 
 from replay.backtest import BacktestEngine, RunOutcome
@@ -108,10 +109,19 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, RunOutcome]:
     return bt, out
 
 
-def test_cli_writes_robustness_json_and_the_report_section(run: tuple[Path, RunOutcome], tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def studied(run: tuple[Path, RunOutcome], tmp_path_factory: pytest.TempPathFactory
+            ) -> tuple[RunOutcome, subprocess.CompletedProcess[str]]:
     bt, outcome = run
     res = _cli(outcome.run_dir.name, "--report-path", str(bt), "--seeds", "2", "--mc", "100", "--stress", "1",
-               "--sensitivity", "10", "--params", "risk.min_sl_pct,risk.min_tp_pct", "--no-progress", cwd=tmp_path)
+               "--sensitivity", "10", "--params", "risk.min_sl_pct,risk.min_tp_pct", "--no-progress",
+               cwd=tmp_path_factory.mktemp("cwd"))
+    return outcome, res
+
+
+def test_cli_writes_robustness_json_and_the_report_section(
+        studied: tuple[RunOutcome, subprocess.CompletedProcess[str]]) -> None:
+    outcome, res = studied
     assert res.returncode == 0, res.stderr
     data = json.loads((outcome.run_dir / "robustness.json").read_text())
     base = outcome.summary["aggregate"]
@@ -134,6 +144,20 @@ def test_cli_writes_robustness_json_and_the_report_section(run: tuple[Path, RunO
     assert 'id="s-equity"' in html  # the rest of the report is still there
     assert not (outcome.run_dir / "robustness_runs").exists()
     assert "seeds: net PnL" in res.stdout
+
+
+def test_the_robustness_charts_draw_in_chromium(studied: tuple[RunOutcome, subprocess.CompletedProcess[str]]) -> None:
+    outcome, res = studied
+    assert res.returncode == 0, res.stderr
+    if chromium_path() is None:
+        pytest.fail("Chromium not found: apt-get install -y chromium (the report test needs a real browser)")
+    page = load(outcome.run_dir / "report.html", CHARTS_DREW, settle_sec=1.5)
+    assert page.errors == [], page.errors
+    expected = {"fig-robust-seeds", "fig-robust-grid"} | ({"fig-robust-mc"} if outcome.summary["aggregate"][
+        "total_trades"] else set())
+    drawn = {c["id"]: c for c in page.result}
+    assert expected <= set(drawn), expected - set(drawn)
+    assert all(drawn[i]["width"] >= 100 and drawn[i]["height"] >= 100 and drawn[i]["data"] > 0 for i in expected)
 
 
 def test_bad_run_is_one_line_exit_2(run: tuple[Path, RunOutcome], tmp_path: Path) -> None:
