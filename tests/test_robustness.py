@@ -167,3 +167,24 @@ def test_bad_run_is_one_line_exit_2(run: tuple[Path, RunOutcome], tmp_path: Path
     assert len(res.stderr.strip().splitlines()) == 1
     res = _cli("missing.toml", cwd=tmp_path)
     assert res.returncode == 2 and res.stderr.strip() == "error: settings file missing.toml does not exist"
+
+
+def test_a_settings_file_is_replayed_first_then_studied(tmp_path: Path) -> None:
+    toml = tmp_path / "mine.toml"
+    toml.write_text("[risk]\nmin_sl_pct = 0.003\n", encoding="utf-8")
+    bt = tmp_path / "bt"
+    res = _cli(str(toml), "--symbols", "BTCUSDT", "--days", "0.05", "--report-path", str(bt), "--seeds", "1",
+               "--mc", "10", "--stress", "0", "--sensitivity", "0", "--no-progress", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    (run_dir,) = (bt / "runs").iterdir()
+    assert run_dir.name.startswith("robust-") or "-robust-" in run_dir.name
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["settings"]["risk"]["min_sl_pct"] == 0.003
+    data = json.loads((run_dir / "robustness.json").read_text())
+    assert [r["label"] for r in data["seeds"]["rows"]] == [f"seed {manifest['seed']} (base)",
+                                                          f"seed {manifest['seed']}, pessimistic path"]
+    assert data["stress"]["rows"] == [] and data["sensitivity"]["rows"] == [] and data["sensitivity"]["grid"] is None
+    assert 'id="s-robustness-study"' in (run_dir / "report.html").read_text()
+    # a run brings its own symbols and window
+    res = _cli(run_dir.name, "--report-path", str(bt), "--days", "2", cwd=tmp_path)
+    assert res.returncode == 2 and res.stderr.startswith("error: --symbols/--days apply to a settings file")
