@@ -79,8 +79,9 @@ def robustness_section(run_dir: Path, page: Page) -> bool:
 
     seeds = data["seeds"]
     page.heading("Generator seeds")
-    page.note("The same run over other seeds of the synthetic intrabar market, and the pessimistic path (fills and "
-              "intrabar order against the bot). " + seeds["rule"].capitalize() + ".")
+    page.note("The same run over other seeds of the synthetic intrabar market, and the pessimistic path (inside "
+              "each candle the extreme against the previous candle's direction comes first). "
+              + seeds["rule"].capitalize() + ".")
     if seeds.get("flag"):
         page.html(f'<p class="neg"><b>Flag:</b> {esc(seeds["flag"])}</p>')
     page.html(table(("variant", *METRIC_HEADER), [[r["label"], *_metric_cells(r)] for r in seeds["rows"]]))
