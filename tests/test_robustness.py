@@ -165,6 +165,8 @@ def test_bad_run_is_one_line_exit_2(run: tuple[Path, RunOutcome], tmp_path: Path
     res = _cli("no-such-run", "--report-path", str(bt), cwd=tmp_path)
     assert res.returncode == 2 and res.stderr.startswith("error: unknown run 'no-such-run'")
     assert len(res.stderr.strip().splitlines()) == 1
+    res = _cli("latest", "--report-path", str(bt), "--params", "risk.leverage_typo", cwd=tmp_path)
+    assert res.returncode == 2 and res.stderr.strip() == "error: risk.leverage_typo: unknown settings field"
     res = _cli("missing.toml", cwd=tmp_path)
     assert res.returncode == 2 and res.stderr.strip() == "error: settings file missing.toml does not exist"
 

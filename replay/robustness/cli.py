@@ -4,10 +4,14 @@ the sweep executor, write ``robustness.json`` and re-render the run's ``report.h
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from replay.robustness.run import Base
 
 EPILOG = """examples:
   python -m replay robustness latest                         the newest run, default study
@@ -65,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _base(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _base(args: argparse.Namespace) -> Base:
     """The run to study: an existing run folder, or a new run of the settings file."""
     from replay.backtest import BacktestEngine
     from replay.robustness.run import base_from_run
@@ -92,39 +96,43 @@ def _base(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def main(argv: Sequence[str]) -> int:
+    """Errors are one ``error:`` line and exit 2; SIGTERM stops like Ctrl-C (the scratch replays are removed)."""
     from loguru import logger
+
+    from replay.cli import _sigterm_as_sigint
 
     args = build_parser().parse_args(argv)
     logger.remove()
     logger.add(sys.stderr, level="WARNING", format="{level}: {message}")
-    try:
-        return _main(args)
-    except KeyboardInterrupt:
-        print("interrupted: robustness.json was not written", file=sys.stderr)
-        return 130
-    except (ValueError, KeyError, FileNotFoundError, OSError) as exc:
-        print(f"error: {' '.join(str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc).split())}",
-              file=sys.stderr)
-        return 2
+    with _sigterm_as_sigint() as stopped_by:
+        try:
+            return _main(args)
+        except KeyboardInterrupt:
+            sig = stopped_by[0] if stopped_by else signal.SIGINT
+            print(f"interrupted ({sig.name}): robustness.json was not written", file=sys.stderr)
+            return 128 + sig
+        except (ValueError, KeyError, FileNotFoundError, OSError) as exc:
+            print(f"error: {' '.join(str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc).split())}",
+                  file=sys.stderr)
+            return 2
 
 
 def _main(args: argparse.Namespace) -> int:
+    from replay.backtest import BacktestEngine
     from replay.optimize.executors import memory_capped_jobs, open_executor
-    from replay.robustness.run import RESULT_FILE, run_study
+    from replay.optimize.space import resolve as resolve_params
+    from replay.robustness.run import RESULT_FILE, _ts, run_study
     from replay.runs import load_run
 
-    base = _base(args)
     params = [p.strip() for p in args.params.split(",") if p.strip()] if args.params else None
-    from replay.robustness.run import _ts
-
+    resolve_params(params)  # a FIXED or unknown field fails here, before any replay
+    base = _base(args)
     days = (_ts(base.end) - _ts(base.start)) / 86_400.0
     jobs = memory_capped_jobs(max(args.jobs, 1), days, base.settings.backtest.max_memory_gb)
     with open_executor(args.executor, jobs) as (executor, _):
         result, base_v = run_study(base, executor, seeds=args.seeds, mc=args.mc, stress=args.stress,
                                    pct=args.sensitivity, params=params, progress=not args.no_progress)
     run = load_run(base.run_dir)
-    from replay.backtest import BacktestEngine
-
     results, agg, corr, equity = base_v.result
     if base.settings.backtest.generate_html_report:
         BacktestEngine(base.settings, isolated=base.isolated).write_report(

@@ -174,7 +174,7 @@ class Study:
             for v in moved:
                 s = with_overrides(self.base.settings, {name: v}, optimizer=True)
                 out.append(self.variant("sensitivity", f"{name}={v}", settings=s, param=name, base_value=value,
-                                        value=v, move_pct=round((v - value) / value * 100, 4)))
+                                        value=v, move_pct=round((v - value) / value * 100, 4) if value else None))
         return out, skipped
 
     def grid_variants(self, oat: Sequence[Variant], names: Sequence[str]) -> list[Variant]:
