@@ -89,10 +89,11 @@ def test_stress_windows_from_candles() -> None:
     ranges = stats.daily_ranges(t, h, lo, o)
     assert ranges == {0: pytest.approx(0.02), 86_400: pytest.approx(0.25), 172_800: pytest.approx(0.03)}
     assert stats.most_volatile_days(ranges, 2) == [86_400, 172_800]
-    # moves: 0, 0, +10 % (at day+60s), −10.7 % (at 2·day): the largest first; zero moves are no gaps
-    gaps = stats.largest_gaps(t, o, c, 5, min_apart_ms=1)
-    assert [g[0] for g in gaps] == [2 * day, day + 60_000] and gaps[1][1] == pytest.approx(0.1)
-    assert len(stats.largest_gaps(t, o, c, 5, min_apart_ms=2 * day)) == 1
+    # close-to-close moves: 0, 0, +12 % (at day+60s), −9.8 % (at 2·day): the largest first; zero moves are no gaps
+    gaps = stats.largest_gaps(t, c, 5, min_apart_ms=1)
+    assert [g[0] for g in gaps] == [day + 60_000, 2 * day] and gaps[0][1] == pytest.approx(0.12)
+    assert gaps[1][1] == pytest.approx(-11 / 112)
+    assert stats.largest_gaps(t, c, 5, min_apart_ms=2 * day) == [gaps[0]]  # too close to the first: left out
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -132,7 +133,7 @@ def test_cli_writes_robustness_json_and_the_report_section(
     assert data["seeds"]["summary"]["total_pnl_usdt"]["n"] == 2
     assert data["monte_carlo"]["trades"] == base["total_trades"]
     assert set(data["monte_carlo"]["bootstrap"]["max_dd_pct"]) == {"p5", "p50", "p95"}
-    assert data["stress"]["rows"] and data["stress"]["rows"][0]["what"] == "volatile day"
+    assert [r["what"] for r in data["stress"]["rows"]] == ["volatile day", "largest 1m move"]
     assert {r["param"] for r in data["sensitivity"]["rows"]} == {"risk.min_sl_pct", "risk.min_tp_pct"}
     grid = data["sensitivity"]["grid"]
     assert len(grid["z"]) == 3 and all(len(row) == 3 for row in grid["z"])

@@ -108,14 +108,14 @@ def robustness_section(run_dir: Path, page: Page) -> bool:
 
     stress = data["stress"]
     page.heading("Stress windows")
-    page.note("The most volatile UTC days (daily high−low range over the first open) and the largest 1m gaps "
-              f"(|open − previous close|, ±{stress['gap_hours']:g} h around it), each replayed alone from a cold "
-              "start.")
+    page.note("The most volatile UTC days (daily high−low range over the first open) and the largest 1m moves "
+              f"(|close − previous close|, which includes any open gap; ±{stress['gap_hours']:g} h around it), each "
+              "replayed alone from a cold start.")
     if stress["rows"]:
         page.html(table(("window", "from", "to", "size", *METRIC_HEADER),
                         [[r["label"], r["start"], r["end"],
                           f"range {fmt_num(r['day_range_pct'], 2)}%" if "day_range_pct" in r
-                          else f"gap {fmt_num(r.get('gap_pct'), 3)}%", *_metric_cells(r)] for r in stress["rows"]]))
+                          else f"move {fmt_num(r.get('gap_pct'), 3)}%", *_metric_cells(r)] for r in stress["rows"]]))
     else:
         page.note("No stress window was replayed (--stress 0).")
 

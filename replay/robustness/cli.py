@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=_positive_int, default=5, help="generator seeds incl. the run's own (default 5)")
     p.add_argument("--mc", type=_positive_int, default=1000, help="Monte Carlo paths per method (default 1000)")
     p.add_argument("--stress", type=_positive_int, default=2,
-                   help="k most volatile days and k largest gaps to replay alone (default 2; 0: none)")
+                   help="k most volatile days and k largest 1m moves (gaps) to replay alone (default 2; 0: none)")
     p.add_argument("--sensitivity", type=_pct, default=10.0, metavar="PCT",
                    help="move each parameter ±PCT%% (default 10; 0: no sensitivity)")
     p.add_argument("--params", help="comma-separated OPTIMIZABLE fields to move (default: the optimizer's 8)")

@@ -136,7 +136,7 @@ class Study:
         return out
 
     def stress_variants(self, k: int, candles: dict[str, Any]) -> list[Variant]:
-        """The k most volatile UTC days (mean relative range over the symbols) and the k largest 1m gaps."""
+        """The k most volatile UTC days (mean relative range over the symbols) and the k largest 1m moves (gaps)."""
         if k <= 0 or not candles:
             return []
         lo, hi = _ts(self.base.start), _ts(self.base.end)
@@ -152,12 +152,12 @@ class Study:
                                     what="volatile day", day_range_pct=round(mean[d] * 100, 4)))
         gaps = []
         for sym, c in candles.items():
-            gaps += [(abs(g), t, g, sym) for t, g in stats.largest_gaps(c.open_time_ms, c.open, c.close, k,
+            gaps += [(abs(g), t, g, sym) for t, g in stats.largest_gaps(c.open_time_ms, c.close, k,
                                                                        int(2 * GAP_HOURS * 3_600_000))]
         for _, t, g, sym in sorted(gaps, key=lambda x: (-x[0], x[1]))[:k]:
             s, e = max(lo, t / 1000 - GAP_HOURS * 3600), min(hi, t / 1000 + GAP_HOURS * 3600)
-            out.append(self.variant("stress", f"gap {sym} {_iso(t / 1000)}", start=_iso(s), end=_iso(e),
-                                    what="largest gap", gap_pct=round(g * 100, 4)))
+            out.append(self.variant("stress", f"1m move {sym} {_iso(t / 1000)}", start=_iso(s), end=_iso(e),
+                                    what="largest 1m move", gap_pct=round(g * 100, 4)))
         return out
 
     def sensitivity_variants(self, params: Sequence[str] | None, pct: float) -> tuple[list[Variant], list[str]]:

@@ -119,20 +119,20 @@ def most_volatile_days(ranges: Mapping[int, float], k: int) -> list[int]:
     return sorted(ranges, key=lambda d: (-ranges[d], d))[:k]
 
 
-def largest_gaps(open_time_ms: np.ndarray, open_: np.ndarray, close: np.ndarray, k: int,
-                 min_apart_ms: int) -> list[tuple[int, float]]:
-    """The ``k`` largest |open − previous close| / previous close moves between consecutive candles, as
-    (open_time_ms, signed move), at least ``min_apart_ms`` apart so two windows do not replay the same hours; a zero
-    move is no gap."""
+def largest_gaps(open_time_ms: np.ndarray, close: np.ndarray, k: int, min_apart_ms: int) -> list[tuple[int, float]]:
+    """The ``k`` largest |close − previous close| / previous close 1m moves, as (open_time_ms, signed move), at least
+    ``min_apart_ms`` apart so two windows do not replay the same hours. Close to close, so a gap between a candle's
+    open and the previous close is included: Bybit's 1m klines open at the previous close (the bundled data has no
+    open gap at all), so a pure open gap would find nothing. A zero move is no gap."""
     t = np.asarray(open_time_ms, dtype=np.int64)
-    o, c = np.asarray(open_, dtype=float), np.asarray(close, dtype=float)
+    c = np.asarray(close, dtype=float)
     if t.size < 2:
         return []
-    move = (o[1:] - c[:-1]) / np.where(c[:-1] != 0, c[:-1], 1.0)
+    move = (c[1:] - c[:-1]) / np.where(c[:-1] != 0, c[:-1], 1.0)
     order = np.lexsort((t[1:], -np.abs(move)))
     chosen: list[tuple[int, float]] = []
     for i in order:
-        if len(chosen) >= k or move[i] == 0:  # sorted by |move|: the rest are no gap at all
+        if len(chosen) >= k or move[i] == 0:  # sorted by |move|: the rest are no move at all
             break
         if all(abs(int(t[i + 1]) - ct) >= min_apart_ms for ct, _ in chosen):
             chosen.append((int(t[i + 1]), float(move[i])))
