@@ -19,6 +19,8 @@ from replay.report.layout import Page, esc, table
 
 ROBUSTNESS_FILE = "robustness.json"
 METRIC_HEADER = ("net USDT", "PF", "max DD", "trades", "win rate")
+SEED_LABELS = {"total_pnl_usdt": "net PnL (USDT)", "profit_factor": "profit factor",
+               "max_drawdown_pct": "max drawdown (%)", "total_trades": "trades"}
 
 
 def _metric_cells(m: Mapping[str, Any]) -> list[str]:
@@ -73,7 +75,7 @@ def robustness_section(run_dir: Path, page: Page) -> bool:
     data = json.loads(path.read_text(encoding="utf-8"))
     page.section("Robustness", "robustness-study")
     base = data["base"]
-    page.note(f"`python -m replay robustness` around this run (seed {base['seed']}, {base['start']} → "
+    page.note(f"python -m replay robustness around this run (seed {base['seed']}, {base['start']} → "
               f"{base['end']}). Every number below comes from a replay of the same bot code, or from resampling "
               "the base run's trades; all seeded.")
 
@@ -86,9 +88,10 @@ def robustness_section(run_dir: Path, page: Page) -> bool:
         page.html(f'<p class="neg"><b>Flag:</b> {esc(seeds["flag"])}</p>')
     page.html(table(("variant", *METRIC_HEADER), [[r["label"], *_metric_cells(r)] for r in seeds["rows"]]))
     summ = seeds["summary"]
-    page.html(table(("metric (plain seeds)", "min", "median", "max", "share > 0"),
-                    [[k, fmt_num(v["min"]), fmt_num(v["median"]), fmt_num(v["max"]),
-                      fmt_pct(v["share_positive"], ratio=True, digits=0)] for k, v in summ.items()]))
+    page.html(table(("over the plain seeds", "min", "median", "max", "share profitable"),
+                    [[SEED_LABELS.get(k, k), fmt_num(v["min"]), fmt_num(v["median"]), fmt_num(v["max"]),
+                      fmt_pct(v["share_positive"], ratio=True, digits=0) if k == "total_pnl_usdt" else ""]
+                     for k, v in summ.items()]))
     page.figure(seed_figure(seeds["rows"]), "robust-seeds")
 
     mc = data["monte_carlo"]
