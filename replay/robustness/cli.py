@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                 description="Seeds, Monte Carlo, stress windows and parameter sensitivity around one run; writes "
                             "robustness.json and a Robustness section in the run's report.html.")
     p.add_argument("target", metavar="RUN_OR_SETTINGS", help="a run id/folder, or a settings .toml file")
-    p.add_argument("--seeds", type=_positive_int, default=5, help="generator seeds incl. the run's own (default 5)")
+    p.add_argument("--seeds", type=_positive_int,
+                   help="generator seeds incl. the run's own (default: 1 + backtest.generator_seeds, 4 by default)")
     p.add_argument("--mc", type=_positive_int, default=1000, help="Monte Carlo paths per method (default 1000)")
     p.add_argument("--stress", type=_positive_int, default=2,
                    help="k most volatile days and k largest 1m moves (gaps) to replay alone (default 2; 0: none)")
@@ -130,7 +131,8 @@ def _main(args: argparse.Namespace) -> int:
     days = (_ts(base.end) - _ts(base.start)) / 86_400.0
     jobs = memory_capped_jobs(max(args.jobs, 1), days, base.settings.backtest.max_memory_gb)
     with open_executor(args.executor, jobs) as (executor, _):
-        result, base_v = run_study(base, executor, seeds=args.seeds, mc=args.mc, stress=args.stress,
+        seeds = 1 + base.settings.backtest.generator_seeds if args.seeds is None else args.seeds
+        result, base_v = run_study(base, executor, seeds=seeds, mc=args.mc, stress=args.stress,
                                    pct=args.sensitivity, params=params, progress=not args.no_progress)
     run = load_run(base.run_dir)
     results, agg, corr, equity = base_v.result
