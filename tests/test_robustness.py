@@ -191,3 +191,20 @@ def test_a_settings_file_is_replayed_first_then_studied(tmp_path: Path) -> None:
     # a run brings its own symbols and window
     res = _cli(run_dir.name, "--report-path", str(bt), "--days", "2", cwd=tmp_path)
     assert res.returncode == 2 and res.stderr.startswith("error: --symbols/--days apply to a settings file")
+
+
+def test_the_study_is_deterministic(tmp_path: Path) -> None:
+    from replay.optimize.executors import InlineExecutor
+    from replay.robustness.run import RESULT_FILE, base_from_run, run_study
+    from replay.runs import load_run
+
+    out = BacktestEngine().configure_from_settings(settings_with(**{"backtest.report_path": str(tmp_path)})
+                                                   ).run_full_test(["BTCUSDT"], start="2025-06-20T00:00",
+                                                                   end="2025-06-20T01:00", seed=5)
+    base = base_from_run(load_run(out.run_dir))
+    texts = []
+    for _ in range(2):
+        run_study(base, InlineExecutor(), seeds=1, mc=50, stress=0, pct=10.0, params=["risk.min_tp_pct"])
+        texts.append((out.run_dir / RESULT_FILE).read_bytes())
+    assert texts[0] == texts[1]
+    assert json.loads(texts[0])["sensitivity"]["grid"] is None  # one parameter: no 3×3 grid
