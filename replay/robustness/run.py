@@ -194,7 +194,23 @@ def _row(v: Variant) -> dict[str, Any]:
             **v.info, **v.metrics}
 
 
-def run_study(base: Base, executor: Executor, *, seeds: int = 5, mc: int = 1000, stress: int = 2,
+def _grid(settings: Settings, base_pnl: float, oat: Sequence[Variant], corners: Sequence[Variant],
+          names: Sequence[str]) -> dict[str, Any]:
+    """The 3×3 net-PnL grid of two parameters: the centre is the base run, the axes its one-at-a-time moves, the
+    corners the grid replays (a cell a clipped parameter could not reach is None)."""
+    a, b = names[:2]
+    a0, b0 = _get(settings, a), _get(settings, b)
+    cells: dict[tuple[Any, Any], Any] = {(a0, b0): base_pnl}
+    cells |= {(v.info["value"], b0): v.metrics["total_pnl_usdt"] for v in oat if v.info["param"] == a}
+    cells |= {(a0, v.info["value"]): v.metrics["total_pnl_usdt"] for v in oat if v.info["param"] == b}
+    cells |= {(v.info["params"][a], v.info["params"][b]): v.metrics["total_pnl_usdt"] for v in corners}
+    xs = sorted({x for x, _ in cells})
+    ys = sorted({y for _, y in cells})
+    return {"x": a, "y": b, "x_values": xs, "y_values": ys, "metric": "total_pnl_usdt",
+            "z": [[cells.get((x, y)) for x in xs] for y in ys]}
+
+
+def run_study(base: Base, executor: Executor, *, seeds: int = 4, mc: int = 1000, stress: int = 2,
               pct: float = 10.0, params: Sequence[str] | None = None, progress: bool = False
               ) -> tuple[dict[str, Any], Variant]:
     """Every part of the study; returns ``robustness.json``'s content and the base-seed variant (for the report)."""
@@ -221,19 +237,7 @@ def run_study(base: Base, executor: Executor, *, seeds: int = 5, mc: int = 1000,
                                                                                            t.position_id))
     initial = float(base.settings.backtest.initial_balance_usdt)
     neighbours = [float(v.metrics["total_pnl_usdt"]) for v in sens_vs + grid_vs]
-    grid = None
-    if grid_vs:
-        a, b = top[:2]
-        axis_a = sorted({_get(base.settings, a), *[v.info["value"] for v in sens_vs if v.info["param"] == a]})
-        axis_b = sorted({_get(base.settings, b), *[v.info["value"] for v in sens_vs if v.info["param"] == b]})
-        cells: dict[tuple[Any, Any], float] = {(_get(base.settings, a), _get(base.settings, b)): base_pnl}
-        cells |= {(v.info["value"], _get(base.settings, b)): v.metrics["total_pnl_usdt"] for v in sens_vs
-                  if v.info["param"] == a}
-        cells |= {(_get(base.settings, a), v.info["value"]): v.metrics["total_pnl_usdt"] for v in sens_vs
-                  if v.info["param"] == b}
-        cells |= {(v.info["params"][a], v.info["params"][b]): v.metrics["total_pnl_usdt"] for v in grid_vs}
-        grid = {"x": a, "y": b, "x_values": axis_a, "y_values": axis_b, "metric": "total_pnl_usdt",
-                "z": [[cells.get((x, y)) for x in axis_a] for y in axis_b]}
+    grid = _grid(base.settings, base_pnl, sens_vs, grid_vs, top) if grid_vs else None
     sens_rows = []
     for v in sens_vs:
         change = stats.pnl_change(base_pnl, float(v.metrics["total_pnl_usdt"]))
