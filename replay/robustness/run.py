@@ -172,7 +172,11 @@ class Study:
             if not moved:
                 skipped.append(f"{name} (cannot move from {value})")
             for v in moved:
-                s = with_overrides(self.base.settings, {name: v}, optimizer=True)
+                try:
+                    s = with_overrides(self.base.settings, {name: v}, optimizer=True)
+                except ValueError as exc:  # a cross-field rule (e.g. TP above SL) refuses this value
+                    skipped.append(f"{name}={v} (invalid: {' '.join(str(exc).split())[:120]})")
+                    continue
                 out.append(self.variant("sensitivity", f"{name}={v}", settings=s, param=name, base_value=value,
                                         value=v, move_pct=round((v - value) / value * 100, 4) if value else None))
         return out, skipped
