@@ -161,21 +161,7 @@ class BacktestEngine:
         }
         write_json(run_dir / "summary.json", summary)
         if bt.generate_html_report:
-            first = next(iter(results.values()))
-            facts = {"mode": summary["mode"], "account": account, "seed": seed, "symbols": ", ".join(symbols),
-                     "window (UTC)": f"{_iso(first.start_ts)} → {_iso(first.end_ts)}",
-                     "data source": bt.data_source, "fees": f"maker {bt.maker_fee}, taker {bt.taker_fee}",
-                     "latency": f"{bt.latency_model}: entry {bt.latency_entry_ms} ms, "
-                                f"response {bt.latency_response_ms} ms",
-                     "simplifications": "synthetic intrabar market from 1m OHLCV; positions open at the end are "
-                                        "marked to market, not closed"}
-            write_report(run_dir / "report.html", title=f"Replay {run_dir.name}",
-                         facts=facts, per_symbol={s: r.metrics for s, r in results.items()},
-                         equity={s: r.equity for s, r in results.items()},
-                         trades={s: r.trades for s, r in results.items()}, robustness=robustness,
-                         portfolio=agg if len(symbols) > 1 else None, portfolio_equity=portfolio_equity,
-                         correlation=corr if len(symbols) > 1 else None,
-                         candles={s: r.extra.get("candles") for s, r in results.items()})
+            self.write_report(run_dir, symbols, summary, results, agg, corr, portfolio_equity)
         first = next(iter(results.values()))
         config = BacktestConfig.from_settings(self.settings, symbols=symbols, start_ms=int(first.start_ts * 1000),
                                               end_ms=int(first.end_ts * 1000), seed=seed)
@@ -201,6 +187,28 @@ class BacktestEngine:
             rotate_runs(self.report_path, keep_last_n=bt.keep_last_n_runs, max_age_days=bt.cleanup_interval_days,
                         protect=run_dir)
         return RunOutcome(run_dir, results, summary)
+
+    def write_report(self, run_dir: Path, symbols: Sequence[str], summary: dict[str, Any],
+                     results: dict[str, SymbolResult], agg: dict[str, Any], corr: dict[str, Any],
+                     portfolio_equity: list[Any]) -> None:
+        """report.html of a run folder; ``robustness`` re-renders it this way once robustness.json exists."""
+        bt = self.settings.backtest
+        account, seed, robustness = summary["account"], summary["seed"], summary.get("robustness", [])
+        first = next(iter(results.values()))
+        facts = {"mode": summary["mode"], "account": account, "seed": seed, "symbols": ", ".join(symbols),
+                 "window (UTC)": f"{_iso(first.start_ts)} → {_iso(first.end_ts)}",
+                 "data source": bt.data_source, "fees": f"maker {bt.maker_fee}, taker {bt.taker_fee}",
+                 "latency": f"{bt.latency_model}: entry {bt.latency_entry_ms} ms, "
+                            f"response {bt.latency_response_ms} ms",
+                 "simplifications": "synthetic intrabar market from 1m OHLCV; positions open at the end are "
+                                    "marked to market, not closed"}
+        write_report(run_dir / "report.html", title=f"Replay {run_dir.name}",
+                     facts=facts, per_symbol={s: r.metrics for s, r in results.items()},
+                     equity={s: r.equity for s, r in results.items()},
+                     trades={s: r.trades for s, r in results.items()}, robustness=robustness,
+                     portfolio=agg if len(symbols) > 1 else None, portfolio_equity=portfolio_equity,
+                     correlation=corr if len(symbols) > 1 else None,
+                     candles={s: r.extra.get("candles") for s, r in results.items()})
 
     def _robustness(self, run_dir: Path, symbols: list[str], days: float | None, start: str | None, end: str | None,
                     seed: int) -> list[dict[str, Any]]:

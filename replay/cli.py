@@ -31,6 +31,7 @@ EPILOG = """examples:
   python -m replay --symbol BTCUSDT --days 3 --live-cadence   actions inside candles + generator-dependence report
   python -m replay runs list | runs show RUN | runs compare A B   the run folders (python -m replay runs --help)
   python -m replay optimize --symbols BTCUSDT --days 7 --trials 40   parameter search (python -m replay optimize --help)
+  python -m replay robustness RUN                   seeds, Monte Carlo, stress windows, sensitivity around a run
   python -m replay apply STUDY | approve ID          apply a study's out-of-sample-validated parameters
 
 Every symbol is evaluated at its live cadence: ceil(len(trading.trade_pairs)/symbol_batch_size) *
@@ -171,6 +172,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from replay.optimize.cli import main as optimize_main
 
         return optimize_main(argv)
+    if argv[:1] == ["robustness"]:
+        from replay.robustness.cli import main as robustness_main
+
+        return robustness_main(argv[1:])
     if argv[:1] == ["runs"]:
         from replay import runs
 

@@ -20,6 +20,10 @@ draws whatever is present and skips what is not):
     ``{"objective": "<metric key>", "folds": [{"fold": 1, "train_start": ISO, "train_end": ISO, "test_start": ISO,
     "test_end": ISO, "in_sample": {<metrics>}, "out_of_sample": {<metrics>}, "params": {<chosen>}}, ...]}``; the
     metrics dicts use :func:`replay.metrics.compute_metrics` keys, ``params`` is optional.
+``robustness.json``
+    Written by ``python -m replay robustness`` (:func:`replay.robustness.run.run_study`): ``base``, ``seeds`` (rows,
+    summary, flag), ``monte_carlo`` (per method: drawdown and PnL quantiles, risk of ruin, per-path drawdowns),
+    ``stress`` (rows) and ``sensitivity`` (rows, grid, fragile); drawn by :mod:`replay.report.robustness`.
 """
 
 from __future__ import annotations

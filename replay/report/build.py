@@ -23,6 +23,7 @@ from replay.report.formatting import (
     is_inf,
 )
 from replay.report.layout import Page, esc, signed, table
+from replay.report.robustness import robustness_section
 from replay.report.studies import optimization_section, walk_forward_section
 
 
@@ -160,6 +161,7 @@ def write_report(path: Path, *, title: str, facts: Mapping[str, Any], per_symbol
         rcols = list(robustness[0])
         page.html(table(rcols, [[fmt_text(r[c]) for c in rcols] for r in robustness]))
 
+    robustness_section(run_dir, page)
     optimization_section(run_dir, page)
     walk_forward_section(run_dir, page)
 
