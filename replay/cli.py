@@ -7,7 +7,6 @@ first word so the replay's own options keep their meaning (``python -m replay --
 from __future__ import annotations
 
 import argparse
-import math
 import multiprocessing
 import os
 import signal
@@ -16,10 +15,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
 
 from loguru import logger
 from pydantic import ValidationError
+
+from replay.cli_args import OneLineParser, add_window, seed
 
 DESCRIPTION = "Replay the real bot over 1m data in virtual time against a simulated Bybit; write a run folder."
 EPILOG = """examples:
@@ -42,63 +42,16 @@ Settings come from defaults < --settings FILE (TOML) < NAPORRR_* environment var
 NAPORRR_BACKTEST__SEED=7, NAPORRR_RISK__MIN_SL_PCT=0.003)."""
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with bad input reported as one ``error:`` line (exit code 2) instead of the usage block."""
-
-    def error(self, message: str) -> NoReturn:
-        hint = f" ({self.prog} --help lists them)" if message.startswith("unrecognized arguments") else ""
-        self.exit(2, f"error: {message}{hint}\n")
-
-
-def _days(text: str) -> float:
-    """``--days``: a finite number of days, at least one minute."""
-    try:
-        days = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
-    if not math.isfinite(days) or days * 1440 < 1:
-        raise argparse.ArgumentTypeError(f"must be a finite number of days, at least one minute (1/1440), "
-                                         f"got {text!r}")
-    return days
-
-
-def _seed(text: str) -> int:
-    """``--seed``: a non-negative integer (the generator's hashes and numpy's SeedSequence need one)."""
-    try:
-        seed = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if seed < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}")
-    return seed
-
-
-def _utc_time(text: str) -> str:
-    """``--start`` / ``--end``: checked here so the message names the option; passed on as given."""
-    from replay.data.timeutil import to_ms
-
-    try:
-        to_ms(text)
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m replay", description=DESCRIPTION, epilog=EPILOG,
+    p = OneLineParser(prog="python -m replay", description=DESCRIPTION, epilog=EPILOG,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sel = p.add_argument_group("what to replay")
-    sel.add_argument("--symbol", help="one symbol, e.g. BTCUSDT")
-    sel.add_argument("--symbols", help="comma-separated symbols, e.g. BTCUSDT,ETHUSDT")
-    sel.add_argument("--days", type=_days,
-                     help="N days: the most recent N available, N from --start, or N back from --end "
-                          "(default: backtest.data_lookback_days)")
-    sel.add_argument("--start", type=_utc_time, help="window start, UTC (ISO date or datetime)")
-    sel.add_argument("--end", type=_utc_time, help="window end, UTC (exclusive)")
+    add_window(sel, days_help="N days: the most recent N available, N from --start, or N back from --end "
+                              "(default: backtest.data_lookback_days)")
     sel.add_argument("--quick", action="store_true",
                      help="sanity check: the last day, at most two symbols (not with --days/--start/--end)")
     run = p.add_argument_group("how")
-    run.add_argument("--seed", type=_seed, help="seed for every random draw, >= 0 (default: backtest.seed)")
+    run.add_argument("--seed", type=seed, help="seed for every random draw, >= 0 (default: backtest.seed)")
     run.add_argument("--settings", type=Path, metavar="FILE", help="TOML settings file")
     run.add_argument("--live-cadence", action="store_true",
                      help="act inside candles as live does (default: strict no-repaint mode, actions at candle "

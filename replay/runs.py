@@ -16,9 +16,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from replay.artifacts import RUN_MARKER
+from replay.cli_args import OneLineParser
 from replay.report.formatting import (
     HEADLINE,
     NA,
@@ -263,14 +264,9 @@ def cmd_compare(a: Run, b: Run) -> str:
     return "\n".join(out)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message} ({self.prog} --help shows the usage)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m replay runs", description="List, show and compare replay run folders.",
-                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog="python -m replay runs", description="List, show and compare replay run folders.",
+                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--report-path", type=Path, metavar="DIR",
                    help="where the runs/ folder is (default: backtest.report_path, logs/backtest)")
     sub = p.add_subparsers(dest="command", required=True, metavar="list|show|compare")

@@ -12,10 +12,11 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
 from loguru import logger
 from pydantic import ValidationError
+
+from replay import cli_args
 
 COMMANDS = ("optimize", "apply", "approve")
 EPILOG = """examples:
@@ -31,22 +32,6 @@ Score: normalised net PnL in bps per day (unified: median or worst symbol); cons
 backtest.target_metrics (min_trades per 30 days, max_drawdown_pct). See README "Optimization and walk-forward"."""
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        """Bad input is one ``error:`` line and exit code 2, as in ``python -m replay``."""
-        self.exit(2, f"error: {message}\n")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
-    return v
-
-
 def _study_name(text: str) -> str:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,80}", text):
         raise argparse.ArgumentTypeError(f"study names are letters, digits, '_', '.', '-' (got {text!r})")
@@ -54,19 +39,13 @@ def _study_name(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from replay.cli import _days, _seed, _utc_time
-
-    p = _Parser(prog="python -m replay", description="Optimize, apply and approve bot parameters.", epilog=EPILOG,
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli_args.OneLineParser(prog="python -m replay", description="Optimize, apply and approve bot parameters.",
+                               epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     o = sub.add_parser("optimize", help="search OPTIMIZABLE parameters with Optuna, validate out of sample",
                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    o.add_argument("--symbol", help="one symbol")
-    o.add_argument("--symbols", help="comma-separated symbols")
-    o.add_argument("--days", type=_days, help="N days (default: backtest.data_lookback_days)")
-    o.add_argument("--start", type=_utc_time, help="window start, UTC")
-    o.add_argument("--end", type=_utc_time, help="window end, UTC (exclusive)")
-    o.add_argument("--trials", type=_positive_int, help="completed trials per study (default: "
+    cli_args.add_window(o, days_help="N days (default: backtest.data_lookback_days)")
+    o.add_argument("--trials", type=cli_args.int_at_least(1), help="completed trials per study (default: "
                    "backtest.optimization_iterations)")
     o.add_argument("--mode", choices=["tpe", "grid", "random"], help="sampler (default: backtest.optimization_mode)")
     o.add_argument("--jobs", type=int, default=0, help="concurrent trials (default: CPUs locally, the cluster's "
@@ -87,8 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "backtest.walk_forward_window_days)")
     o.add_argument("--wf-step-days", type=float, help="out-of-sample days per fold and roll step (default: "
                    "backtest.walk_forward_step_days)")
-    o.add_argument("--grid-points", type=_positive_int, default=3, help="grid values per numeric range")
-    o.add_argument("--seed", type=_seed, help="sampler and replay seed (default: backtest.seed)")
+    o.add_argument("--grid-points", type=cli_args.int_at_least(1), default=3, help="grid values per numeric range")
+    o.add_argument("--seed", type=cli_args.seed, help="sampler and replay seed (default: backtest.seed)")
     _common(o)
     o.add_argument("--data-dir", type=Path, metavar="DIR", help="folder of {SYMBOL}_1m_*.csv.gz files")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")

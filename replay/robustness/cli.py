@@ -8,7 +8,9 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
+
+from replay import cli_args
 
 if TYPE_CHECKING:
     from replay.robustness.run import Base
@@ -19,21 +21,6 @@ EPILOG = """examples:
   python -m replay robustness my.toml --symbols BTCUSDT --days 7   replay the settings first, then study that run
   python -m replay robustness RUN --params risk.min_sl_pct,signals.base_threshold
 RUN is a run id (folder name), a unique prefix or part of one, 'latest', or a path to a run folder."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message}\n")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
-    return n
 
 
 def _pct(text: str) -> float:
@@ -47,24 +34,25 @@ def _pct(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from replay.cli import _days
-
-    p = _Parser(prog="python -m replay robustness", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-                description="Seeds, Monte Carlo, stress windows and parameter sensitivity around one run; writes "
-                            "robustness.json and a Robustness section in the run's report.html.")
+    count = cli_args.int_at_least(0)
+    p = cli_args.OneLineParser(prog="python -m replay robustness", epilog=EPILOG,
+                               formatter_class=argparse.RawDescriptionHelpFormatter,
+                               description="Seeds, Monte Carlo, stress windows and parameter sensitivity around one "
+                                           "run; writes robustness.json and a Robustness section in the run's "
+                                           "report.html.")
     p.add_argument("target", metavar="RUN_OR_SETTINGS", help="a run id/folder, or a settings .toml file")
-    p.add_argument("--seeds", type=_positive_int,
+    p.add_argument("--seeds", type=count,
                    help="generator seeds incl. the run's own (default: 1 + backtest.generator_seeds, 4 by default)")
-    p.add_argument("--mc", type=_positive_int, default=1000, help="Monte Carlo paths per method (default 1000)")
-    p.add_argument("--stress", type=_positive_int, default=2,
+    p.add_argument("--mc", type=count, default=1000, help="Monte Carlo paths per method (default 1000)")
+    p.add_argument("--stress", type=count, default=2,
                    help="k most volatile days and k largest 1m moves (gaps) to replay alone (default 2; 0: none)")
     p.add_argument("--sensitivity", type=_pct, default=10.0, metavar="PCT",
                    help="move each parameter ±PCT%% (default 10; 0: no sensitivity)")
     p.add_argument("--params", help="comma-separated OPTIMIZABLE fields to move (default: the optimizer's 8)")
-    p.add_argument("--jobs", type=_positive_int, default=1, help="parallel replays (default 1)")
+    p.add_argument("--jobs", type=count, default=1, help="parallel replays (default 1)")
     p.add_argument("--executor", default="local", help="'local' (process pool) or 'dask://host:port'")
     p.add_argument("--symbols", help="with a settings file: comma-separated symbols (default BTCUSDT)")
-    p.add_argument("--days", type=_days, help="with a settings file: the most recent N days (default 7)")
+    p.add_argument("--days", type=cli_args.days, help="with a settings file: the most recent N days (default 7)")
     p.add_argument("--report-path", type=Path, help="where runs live (default backtest.report_path)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
