@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 from pathlib import Path
 
 import optuna
@@ -305,3 +306,20 @@ def test_out_of_sample_curves_are_chained() -> None:
     assert concat_equity([a, b]) == [[0.0, 0.0], [300.0, 5.0], [600.0, 8.0]]
     assert efficiency([2.0, 4.0], [1.0, 2.0]) == 0.5
     assert efficiency([-1.0, 0.5], [1.0]) is None
+
+
+def test_scratch_of_a_killed_worker_is_swept_and_a_live_ones_kept(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from replay.optimize.objective import SCRATCH_PREFIX, sweep_orphan_scratch
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    orphan = tmp_path / f"{SCRATCH_PREFIX}{int(dead.stdout)}-abc"
+    mine = tmp_path / f"{SCRATCH_PREFIX}{os.getpid()}-def"
+    other = tmp_path / "unrelated-123-x"
+    for d in (orphan, mine, other):
+        (d / "BTCUSDT").mkdir(parents=True)
+    assert sweep_orphan_scratch(tmp_path) == [orphan]
+    assert not orphan.exists() and mine.exists() and other.exists()

@@ -24,6 +24,7 @@ closer), and its constraint values go to ``Trial.set_constraint`` for TPE's cons
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import statistics
 import tempfile
@@ -35,6 +36,7 @@ from typing import Any, Literal
 from loguru import logger
 
 INFEASIBLE_SCORE = -1.0e6
+SCRATCH_PREFIX = "naporrr-trial-"
 CONSTRAINT_NAMES = ("min_trades", "max_drawdown")
 METRIC_KEYS = ("total_trades", "win_rate", "profit_factor", "total_pnl_bps", "avg_pnl_bps", "max_drawdown_pct",
                "sharpe", "fees_paid_usdt")
@@ -81,7 +83,8 @@ def evaluate(task: TrialTask) -> TrialOutcome:
 
     logger.disable("bot")  # a trial's bot log is noise at this level; the study keeps the numbers
     logger.disable("replay")
-    scratch = Path(tempfile.mkdtemp(prefix="naporrr-trial-"))
+    sweep_orphan_scratch()
+    scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
     out: dict[str, SymbolScore] = {}
     try:
         for sym in task.symbols:
@@ -99,6 +102,32 @@ def evaluate(task: TrialTask) -> TrialOutcome:
         shutil.rmtree(scratch, ignore_errors=True)
         logger.enable("bot")
         logger.enable("replay")
+
+
+def sweep_orphan_scratch(tmp: Path | None = None) -> list[Path]:
+    """Delete trial scratch folders whose worker process is gone (a killed study leaves them behind).
+
+    Scratch lives in the worker's temp dir (a Dask worker may be another host, so not under the study folder); its
+    name carries the worker's pid, and a folder whose pid no longer runs belongs to nobody.
+    """
+    removed = []
+    for d in Path(tmp or tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*"):
+        pid = d.name[len(SCRATCH_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
 
 
 @dataclass(frozen=True, slots=True)
