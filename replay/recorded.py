@@ -15,13 +15,13 @@ which is also each symbol's ``data_hash``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bot.app import Bot
-from bot.events import EventBatch
+from bot.events import EventBatch, TradeBatch
 from bot.instruments import InstrumentRegistry
 from bot.timefmt import iso_utc
 from replay.backtest import BacktestEngine, RunOutcome
@@ -96,10 +96,20 @@ def replay_batches(settings: Settings, symbols: Sequence[str], batches: Iterable
     log_dir.mkdir(parents=True, exist_ok=True)
     rsettings = replay_settings(settings, symbols, log_dir)
     markets = [_Sym(s) for s in symbols]
+    counts = {s: [0, 0, 0] for s in symbols}  # events, batches, market trades per symbol (for the run's rows)
+
+    def counted() -> Iterator[tuple[float, EventBatch]]:
+        for ts, batch in batches:
+            c = counts[batch[0].symbol]  # one frame, one topic, one symbol
+            c[0] += len(batch)
+            c[1] += 1
+            c[2] += sum(len(e) for e in batch if e.__class__ is TradeBatch)
+            yield ts, batch
+
     with asyncio.Runner(loop_factory=lambda: VirtualTimeLoop(start_ts)) as runner:
         account, curves, feed, exchange, bot, open_syms = runner.run(
             _replay(rsettings, markets, instruments, log_dir, seed, end_ts, None,  # type: ignore[arg-type]
-                    observers, inspect, batches=batches))
+                    observers, inspect, batches=counted()))
     executor = bot.executor
     trades = with_entry_slippage(read_closed_trades(log_dir / "trades.csv"), executor.closed)
     reconciles = bool(exchange.ledger.reconcile())
@@ -116,14 +126,13 @@ def replay_batches(settings: Settings, symbols: Sequence[str], batches: Iterable
                                   entry_attempts=attempts, entries_filled=attempts - dropped)
         metrics |= {"entries_filled": attempts - dropped, "open_positions_at_end": int(sym in open_syms),
                     "ledger_reconciles": reconciles, "data_gaps": []}
-        results[sym] = SymbolResult(sym, metrics, sym_trades, curves[sym], data_hash, start_ts, end_ts, 0, 0,
-                                    int(sym in open_syms), {"gaps": []})
+        events, nbatches, market_trades = counts[sym]
+        results[sym] = SymbolResult(sym, metrics, sym_trades, curves[sym], data_hash, start_ts, end_ts, events,
+                                    nbatches, int(sym in open_syms), {"gaps": [], "market_trades": market_trades})
     pm = compute_metrics(trades, account, start_ts=start_ts, end_ts=end_ts, initial_equity=initial,
                          entry_attempts=total_attempts, entries_filled=total_filled)
     pm |= {"entries_filled": total_filled, "symbols": symbols, "open_positions_at_end": len(open_syms),
            "ledger_reconciles": reconciles}
-    if len(symbols) == 1:  # the account's events: a lone symbol's row counts them (portfolios report them once)
-        results[symbols[0]].events, results[symbols[0]].batches = feed.released_events, feed.released_batches
     return PortfolioResult(results, pm, account, correlation(curves), start_ts, end_ts, feed.released_events,
                            feed.released_batches)
 
