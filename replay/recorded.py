@@ -42,12 +42,20 @@ from replay.virtual_loop import VirtualTimeLoop
 from settings import Settings
 from settings.search import with_overrides
 
-__all__ = ["RecordedBacktest", "RecordingError", "recorded_settings", "replay_batches", "run_recorded",
-           "select_symbols"]
+__all__ = [
+    "RecordedBacktest",
+    "RecordingError",
+    "recorded_settings",
+    "replay_batches",
+    "run_recorded",
+    "select_symbols",
+]
 
-SIMPLIFICATIONS = ("recorded WebSocket frames through the live collector's session; the simulated exchange fills "
-                   "against the recorded book and tape; a recording cannot resubscribe (after a gap the book waits "
-                   "for the next recorded snapshot); positions open at the end are marked to market, not closed")
+SIMPLIFICATIONS = (
+    "recorded WebSocket frames through the live collector's session; the simulated exchange fills "
+    "against the recorded book and tape; a recording cannot resubscribe (after a gap the book waits "
+    "for the next recorded snapshot); positions open at the end are marked to market, not closed"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +70,9 @@ def select_symbols(info: RecordingInfo, wanted: Sequence[str] | None) -> list[st
     symbols = list(wanted) if wanted else list(info.symbols)
     missing = [s for s in symbols if s not in info.spans]
     if missing:
-        raise RecordingError(f"{', '.join(missing)} not in recording {info.path.name} (it holds "
-                             f"{', '.join(info.symbols)})")
+        raise RecordingError(
+            f"{', '.join(missing)} not in recording {info.path.name} (it holds {', '.join(info.symbols)})"
+        )
     registry = InstrumentRegistry.bundled()
     unknown = [s for s in symbols if s not in registry]
     if unknown:
@@ -82,10 +91,19 @@ def recorded_settings(settings: Settings, info: RecordingInfo) -> Settings:
     return with_overrides(settings, updates)
 
 
-def replay_batches(settings: Settings, symbols: Sequence[str], batches: Iterable[tuple[float, EventBatch]], *,
-                   start_ts: float, end_ts: float, out_dir: Path, seed: int, data_hash: str,
-                   observers: Sequence[Callable[..., None]] = (), inspect: Callable[[Bot], None] | None = None
-                   ) -> PortfolioResult:
+def replay_batches(
+    settings: Settings,
+    symbols: Sequence[str],
+    batches: Iterable[tuple[float, EventBatch]],
+    *,
+    start_ts: float,
+    end_ts: float,
+    out_dir: Path,
+    seed: int,
+    data_hash: str,
+    observers: Sequence[Callable[..., None]] = (),
+    inspect: Callable[[Bot], None] | None = None,
+) -> PortfolioResult:
     """One bot on one simulated account over ``(release time, batch)`` pairs from ``start_ts`` to ``end_ts``.
 
     The recorded feed's batches (:func:`run_recorded`) or any other real stream, e.g. what the live collector put on
@@ -108,8 +126,19 @@ def replay_batches(settings: Settings, symbols: Sequence[str], batches: Iterable
 
     with asyncio.Runner(loop_factory=lambda: VirtualTimeLoop(start_ts)) as runner:
         account, curves, feed, exchange, bot, open_syms = runner.run(
-            _replay(rsettings, markets, instruments, log_dir, seed, end_ts, None,  # type: ignore[arg-type]
-                    observers, inspect, batches=counted()))
+            _replay(
+                rsettings,
+                markets,
+                instruments,
+                log_dir,
+                seed,
+                end_ts,
+                None,  # type: ignore[arg-type]
+                observers,
+                inspect,
+                batches=counted(),
+            )
+        )
     executor = bot.executor
     trades = with_entry_slippage(read_closed_trades(log_dir / "trades.csv"), executor.closed)
     reconciles = bool(exchange.ledger.reconcile())
@@ -122,32 +151,79 @@ def replay_batches(settings: Settings, symbols: Sequence[str], batches: Iterable
         total_attempts += attempts
         total_filled += attempts - dropped
         sym_trades = [t for t in trades if t.symbol == sym]
-        metrics = compute_metrics(sym_trades, curves[sym], start_ts=start_ts, end_ts=end_ts, initial_equity=initial,
-                                  entry_attempts=attempts, entries_filled=attempts - dropped)
-        metrics |= {"entries_filled": attempts - dropped, "open_positions_at_end": int(sym in open_syms),
-                    "ledger_reconciles": reconciles, "data_gaps": []}
+        metrics = compute_metrics(
+            sym_trades,
+            curves[sym],
+            start_ts=start_ts,
+            end_ts=end_ts,
+            initial_equity=initial,
+            entry_attempts=attempts,
+            entries_filled=attempts - dropped,
+        )
+        metrics |= {
+            "entries_filled": attempts - dropped,
+            "open_positions_at_end": int(sym in open_syms),
+            "ledger_reconciles": reconciles,
+            "data_gaps": [],
+        }
         events, nbatches, market_trades = counts[sym]
-        results[sym] = SymbolResult(sym, metrics, sym_trades, curves[sym], data_hash, start_ts, end_ts, events,
-                                    nbatches, int(sym in open_syms), {"gaps": [], "market_trades": market_trades})
-    pm = compute_metrics(trades, account, start_ts=start_ts, end_ts=end_ts, initial_equity=initial,
-                         entry_attempts=total_attempts, entries_filled=total_filled)
-    pm |= {"entries_filled": total_filled, "symbols": symbols, "open_positions_at_end": len(open_syms),
-           "ledger_reconciles": reconciles}
-    return PortfolioResult(results, pm, account, correlation(curves), start_ts, end_ts, feed.released_events,
-                           feed.released_batches)
+        results[sym] = SymbolResult(
+            sym,
+            metrics,
+            sym_trades,
+            curves[sym],
+            data_hash,
+            start_ts,
+            end_ts,
+            events,
+            nbatches,
+            int(sym in open_syms),
+            {"gaps": [], "market_trades": market_trades},
+        )
+    pm = compute_metrics(
+        trades,
+        account,
+        start_ts=start_ts,
+        end_ts=end_ts,
+        initial_equity=initial,
+        entry_attempts=total_attempts,
+        entries_filled=total_filled,
+    )
+    pm |= {
+        "entries_filled": total_filled,
+        "symbols": symbols,
+        "open_positions_at_end": len(open_syms),
+        "ledger_reconciles": reconciles,
+    }
+    return PortfolioResult(
+        results, pm, account, correlation(curves), start_ts, end_ts, feed.released_events, feed.released_batches
+    )
 
 
-def run_recorded(job: PortfolioJob, path: Path, observers: Sequence[Callable[..., None]] = (),
-                 inspect: Callable[[Bot], None] | None = None) -> PortfolioResult:
+def run_recorded(
+    job: PortfolioJob,
+    path: Path,
+    observers: Sequence[Callable[..., None]] = (),
+    inspect: Callable[[Bot], None] | None = None,
+) -> PortfolioResult:
     """The whole recorded replay of ``job.symbols`` (in this process): scan, feed, bot, results."""
     info = scan_recording(path)
     symbols = select_symbols(info, job.symbols)
     settings = recorded_settings(Settings.model_validate_json(job.settings_json), info)
     start_ts, end_ts = info.span(symbols)
     depth = settings.websocket.subscription_depth
-    return replay_batches(settings, symbols, recorded_batches(path, symbols, depth), start_ts=start_ts,
-                          end_ts=end_ts, out_dir=Path(job.out_dir), seed=job.seed, data_hash=info.sha256,
-                          observers=observers, inspect=inspect)
+    return replay_batches(
+        settings,
+        symbols,
+        recorded_batches(path, symbols, depth),
+        start_ts=start_ts,
+        end_ts=end_ts,
+        out_dir=Path(job.out_dir),
+        seed=job.seed,
+        data_hash=info.sha256,
+        observers=observers,
+        inspect=inspect,
+    )
 
 
 class RecordedBacktest(BacktestEngine):
@@ -168,13 +244,26 @@ class RecordedBacktest(BacktestEngine):
         chosen = select_symbols(self.info, symbols)
         return self.run_full_test(chosen, seed=seed, label="recorded")
 
-    def _jobs(self, symbols: Sequence[str], run_dir: Path, days: float | None, start: str | None, end: str | None,
-              seed: int, progress: bool, pessimistic: bool = False) -> list[Any]:
-        return [PortfolioJob(symbols=tuple(symbols), settings_json=self.settings.model_dump_json(),
-                             out_dir=str(run_dir), seed=seed)]
+    def _jobs(
+        self,
+        symbols: Sequence[str],
+        run_dir: Path,
+        days: float | None,
+        start: str | None,
+        end: str | None,
+        seed: int,
+        progress: bool,
+        pessimistic: bool = False,
+    ) -> list[Any]:
+        return [
+            PortfolioJob(
+                symbols=tuple(symbols), settings_json=self.settings.model_dump_json(), out_dir=str(run_dir), seed=seed
+            )
+        ]
 
-    def _results(self, jobs: Sequence[Any]) -> tuple[dict[str, SymbolResult], dict[str, Any], dict[str, Any],
-                                                     list[Any]]:
+    def _results(
+        self, jobs: Sequence[Any]
+    ) -> tuple[dict[str, SymbolResult], dict[str, Any], dict[str, Any], list[Any]]:
         return self._collect([run_recorded(job, self.recording) for job in jobs])
 
     def _robustness(self, *args: Any) -> list[dict[str, Any]]:
@@ -182,12 +271,22 @@ class RecordedBacktest(BacktestEngine):
 
     def provenance(self) -> dict[str, Any]:
         start, end = self.info.span(self.info.symbols)
-        return {"recording": {"file": str(self.recording.resolve()), "name": self.recording.name,
-                              "sha256": self.info.sha256, "lines": self.info.lines,
-                              "market_frames": self.info.market_frames, "symbols": self.info.symbols,
-                              "book_depth": self.info.depths, "span_utc": [iso_utc(start), iso_utc(end)],
-                              "truncated_tail": self.info.truncated_tail}}
+        return {
+            "recording": {
+                "file": str(self.recording.resolve()),
+                "name": self.recording.name,
+                "sha256": self.info.sha256,
+                "lines": self.info.lines,
+                "market_frames": self.info.market_frames,
+                "symbols": self.info.symbols,
+                "book_depth": self.info.depths,
+                "span_utc": [iso_utc(start), iso_utc(end)],
+                "truncated_tail": self.info.truncated_tail,
+            }
+        }
 
     def report_facts(self) -> dict[str, str]:
-        return {"recording": f"{self.recording.name} (sha256 {self.info.sha256[:16]}…)",
-                "simplifications": SIMPLIFICATIONS}
+        return {
+            "recording": f"{self.recording.name} (sha256 {self.info.sha256[:16]}…)",
+            "simplifications": SIMPLIFICATIONS,
+        }

@@ -36,6 +36,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import msgspec
 from loguru import logger
@@ -44,8 +45,15 @@ from bot.adapters.bybit.public_decoder import FrameError, decode_frame
 from bot.adapters.bybit.public_session import PublicSession
 from bot.events import EventBatch, latest_ts
 
-__all__ = ["RecordedFrame", "RecordingError", "RecordingInfo", "iter_recording", "recorded_batches",
-           "release_time", "scan_recording"]
+__all__ = [
+    "RecordedFrame",
+    "RecordingError",
+    "RecordingInfo",
+    "iter_recording",
+    "recorded_batches",
+    "release_time",
+    "scan_recording",
+]
 
 _TOPIC = re.compile(r"^(?:orderbook\.(\d+)|publicTrade)\.([A-Z0-9]+)$")
 _CHUNK = 1 << 20
@@ -105,7 +113,7 @@ class RecordingInfo:
         return found.pop() if len(found) == 1 else None
 
 
-def _open(path: Path):  # noqa: ANN202 - a binary file object (gzip or plain)
+def _open(path: Path) -> IO[bytes]:
     return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
 
 
@@ -119,8 +127,9 @@ def _lines(path: Path, tail: list[str]) -> Iterator[tuple[int, bytes]]:
             except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
                 if lineno == 0:
                     raise RecordingError(f"{path}: not a readable gzip recording ({exc})") from None
-                tail.append(f"{path.name}:{lineno + 1}: compressed stream ends early ({exc}); last partial line "
-                            f"dropped")
+                tail.append(
+                    f"{path.name}:{lineno + 1}: compressed stream ends early ({exc}); last partial line dropped"
+                )
                 return
             if not line:
                 return
@@ -129,14 +138,14 @@ def _lines(path: Path, tail: list[str]) -> Iterator[tuple[int, bytes]]:
                 try:
                     _line_decoder.decode(line)
                 except msgspec.DecodeError:
-                    tail.append(f"{path.name}:{lineno}: unterminated last line dropped (recording cut while "
-                                f"writing)")
+                    tail.append(f"{path.name}:{lineno}: unterminated last line dropped (recording cut while writing)")
                     return
             yield lineno, line
 
 
-def iter_recording(path: str | Path, symbols: Sequence[str] | None = None,
-                   tail: list[str] | None = None) -> Iterator[RecordedFrame]:
+def iter_recording(
+    path: str | Path, symbols: Sequence[str] | None = None, tail: list[str] | None = None
+) -> Iterator[RecordedFrame]:
     """Every recording line as a :class:`RecordedFrame`; with ``symbols``, market frames of other symbols are left
     out. ``tail`` (if given) receives the reason a truncated tail was dropped."""
     path = Path(path)
@@ -149,8 +158,9 @@ def iter_recording(path: str | Path, symbols: Sequence[str] | None = None,
             rec = _line_decoder.decode(line)
             topic = _topic_decoder.decode(rec.msg).topic
         except msgspec.DecodeError as exc:
-            raise RecordingError(f"{path}:{lineno}: not a recording line "
-                                 f'{{"recv_ts": <epoch s>, "msg": <frame>}}: {exc}') from None
+            raise RecordingError(
+                f'{path}:{lineno}: not a recording line {{"recv_ts": <epoch s>, "msg": <frame>}}: {exc}'
+            ) from None
         m = _TOPIC.match(topic)
         sym, depth = (m.group(2), int(m.group(1)) if m.group(1) else None) if m else ("", None)
         if keep is not None and sym and sym not in keep:
@@ -181,8 +191,10 @@ def scan_recording(path: str | Path) -> RecordingInfo:
         if fr.depth is not None:
             seen = info.depths.setdefault(fr.symbol, fr.depth)
             if seen != fr.depth:
-                raise RecordingError(f"{path}:{fr.lineno}: {fr.symbol} recorded at two book depths ({seen} and "
-                                     f"{fr.depth}); one orderbook topic per symbol expected")
+                raise RecordingError(
+                    f"{path}:{fr.lineno}: {fr.symbol} recorded at two book depths ({seen} and "
+                    f"{fr.depth}); one orderbook topic per symbol expected"
+                )
         first = info.spans.get(fr.symbol, (fr.recv_ts,))[0]
         info.spans[fr.symbol] = (first, fr.recv_ts)
     info.truncated_tail = tail[0] if tail else None
@@ -208,8 +220,9 @@ def release_time(recv_ts: float, batch: EventBatch, previous: float) -> float:
     return max(recv_ts, max(latest_ts(ev) for ev in batch), previous)
 
 
-def recorded_batches(path: str | Path, symbols: Sequence[str], depth: int, *,
-                     session: PublicSession | None = None) -> Iterator[tuple[float, EventBatch]]:
+def recorded_batches(
+    path: str | Path, symbols: Sequence[str], depth: int, *, session: PublicSession | None = None
+) -> Iterator[tuple[float, EventBatch]]:
     """``(release time, batch)`` per forwarded market frame of ``symbols``, through the live collector's session.
 
     A frame the live decoder refuses is an error here (live drops it and counts it as malformed; a recording is
