@@ -231,7 +231,7 @@ def recorded_batches(
     sess = session if session is not None else PublicSession(symbols, depth, stale_sec=float("inf"))
     started = False
     previous = -float("inf")
-    for fr in iter_recording(path, symbols):
+    for fr in iter_recording(path, symbols, tail=[]):  # scan_recording already warned of a cut tail
         if not started:
             sess.on_connected(fr.recv_ts)  # the recording starts at the subscribe: every book awaits its snapshot
             started = True

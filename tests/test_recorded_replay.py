@@ -10,7 +10,7 @@ collected batch is its frame's recorded receive time, taken from the capture wit
 Cadence for the comparison: the default ``trade_pairs`` (10 symbols, batches of 3) revisit a symbol every 8 s, so in
 44 s each symbol is evaluated ~5 times and the volume analyzer's warm-up (``default_min_trades`` trades in the short
 window) leaves most rows ``insufficient_data``. The parity runs trade only the capture's 4 symbols in one batch
-(every symbol every 2 s): 84 evaluations, most of them past the warm-up with non-zero composite, EMA and strength.
+(every symbol every 2 s): 80 evaluations, most of them past the warm-up with non-zero composite, EMA and strength.
 """
 
 from __future__ import annotations
@@ -247,7 +247,9 @@ def test_cli_recorded_writes_a_normal_run(tmp_path: Path, capsys: pytest.Capture
     assert "recording" in (run / "report.html").read_text()
 
 
-def test_cli_symbols_subset_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_symbols_subset_and_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     rc = main(["--recorded", str(CAPTURE), "--symbols", "ETHUSDT", "--report-path", str(tmp_path), "--no-progress"])
     assert rc == 0
     (run,) = (tmp_path / "runs").iterdir()
@@ -264,6 +266,9 @@ def test_cli_symbols_subset_and_errors(tmp_path: Path, capsys: pytest.CaptureFix
     assert "cannot be combined with --days 2" in capsys.readouterr().err
     assert main(["--recorded", str(tmp_path / "missing.ndjson.gz")]) == 2
     assert "no such file" in capsys.readouterr().err
+    monkeypatch.setenv("NAPORRR_BACKTEST__DATA_SOURCE", "recorded")
+    assert main(["--symbol", "BTCUSDT", "--days", "1", "--report-path", str(tmp_path / "x")]) == 2
+    assert "give it with --recorded FILE" in capsys.readouterr().err
 
 
 # --- bad input --------------------------------------------------------------------------------------------------------
