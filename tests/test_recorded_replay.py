@@ -21,22 +21,28 @@ import hashlib
 import json
 import math
 import random
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import numpy as np
 import pytest
-from ws_capture_server import CaptureServer, load_frames
+from ws_capture_server import CaptureServer, RefBook, load_frames
 
 from bot.adapters.bybit.public_ws import BybitPublicFeed
+from bot.adapters.simulated import SimExchange
 from bot.app import Bot
-from bot.clock import WallClock
+from bot.clock import LoopClock, WallClock
 from bot.events import EventBatch, TradeBatch
+from bot.instruments import InstrumentRegistry
+from bot.ports import Execution, OrderRequest
 from replay.cli import main
 from replay.engine import PortfolioJob
+from replay.feed import ScheduledFeed
 from replay.recorded import recorded_settings, replay_batches, run_recorded
 from replay.recorded_source import RecordingError, recorded_batches, release_time, scan_recording
+from replay.virtual_loop import run_virtual, sleep_until
 from settings import Settings
 from settings.search import with_overrides
 
@@ -315,3 +321,53 @@ def test_truncated_tail_is_dropped_and_the_rest_plays(tmp_path: Path) -> None:
     assert info.truncated_tail is not None and "cut.ndjson.gz" in info.truncated_tail
     got = list(recorded_batches(gz, SYMBOLS, 200))
     assert 1600 < len(got) <= len(full) and _canonical(got) == _canonical(full[: len(got)])
+
+
+# --- the simulated exchange fills against the recorded book ---------------------------------------------------------
+
+
+def test_exchange_fills_against_the_recorded_book() -> None:
+    """No synthetic market in this mode: a market order sized past the best ask walks the *recorded* book as it stood
+    when the order reached the exchange (the book rebuilt from the captured frames with no bot code), and a resting
+    limit far from any recorded print never fills."""
+    info = scan_recording(CAPTURE)
+    start, end = info.span(SYMBOLS)
+    frames = [f for f in load_frames() if f.kind != "trade"]
+    settings = Settings(backtest={"initial_balance_usdt": 10_000_000})
+
+    def ref_book(ts: float) -> RefBook:
+        book = RefBook()
+        for f in frames:
+            if f.recv_ts <= ts and f.symbol == "BTCUSDT":
+                book.apply(f.msg)
+        return book
+
+    async def scenario() -> tuple[Decimal, list[Execution]]:
+        loop = asyncio.get_running_loop()
+        clock = LoopClock(loop.time(), loop)
+        ex = SimExchange(settings, clock, InstrumentRegistry.bundled(), seed=SEED)
+        feed = ScheduledFeed(clock, recorded_batches(CAPTURE, SYMBOLS, 200), sinks=[ex.on_market])
+        task = asyncio.create_task(feed.run(asyncio.Queue()))
+        await sleep_until(start + 20)
+        best_ask_size = min(ref_book(clock.now()).asks.items())[1]
+        qty = Decimal(str(best_ask_size)) + Decimal("0.005")
+        await ex.place_order(OrderRequest("BTCUSDT", "Buy", "Market", qty, "walk"))
+        await ex.place_order(OrderRequest("ETHUSDT", "Buy", "Limit", Decimal("0.10"), "far", price=Decimal("1000")))
+        await sleep_until(end)
+        execs = await ex.get_executions()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return qty, execs
+
+    qty, execs = run_virtual(scenario(), start=start)
+    assert {e.order_link_id for e in execs} == {"walk"}  # the far limit never filled
+    assert len(execs) >= 2 and len({e.ts for e in execs}) == 1
+    want, left = [], float(qty)
+    for price, size in sorted(ref_book(execs[0].ts).asks.items()):
+        take = min(left, size)
+        want.append((price, round(take, 6)))
+        left = round(left - take, 6)
+        if left <= 0:
+            break
+    assert [(float(e.exec_price), float(e.exec_qty)) for e in execs] == want
+    assert sum(e.exec_qty for e in execs) == qty
