@@ -270,7 +270,9 @@ def _main(args: argparse.Namespace) -> int:
         from replay.recorded import RecordedBacktest
 
         recorded = RecordedBacktest(args.recorded).configure_from_settings(settings)
-        outcome = recorded.run_recording(_split(args.symbols or args.symbol or "") or None, seed=args.seed)
+        bar = settings.backtest.enable_progress_bar and not args.no_progress and sys.stderr.isatty()
+        symbols = _split(args.symbols or args.symbol or "") or None
+        outcome = recorded.run_recording(symbols, seed=args.seed, progress=bar)
         print(_summary_table(outcome.summary))
         print(f"run folder: {outcome.run_dir}")
         return 0

@@ -103,6 +103,7 @@ def replay_batches(
     data_hash: str,
     observers: Sequence[Callable[..., None]] = (),
     inspect: Callable[[Bot], None] | None = None,
+    progress: bool = False,
 ) -> PortfolioResult:
     """One bot on one simulated account over ``(release time, batch)`` pairs from ``start_ts`` to ``end_ts``.
 
@@ -116,12 +117,18 @@ def replay_batches(
     markets = [_Sym(s) for s in symbols]
     counts = {s: [0, 0, 0] for s in symbols}  # events, batches, market trades per symbol (for the run's rows)
 
+    bar = _progress_bar(start_ts, end_ts) if progress else None
+
     def counted() -> Iterator[tuple[float, EventBatch]]:
+        shown = 0  # whole recorded seconds the bar shows
         for ts, batch in batches:
             c = counts[batch[0].symbol]  # one frame, one topic, one symbol
             c[0] += len(batch)
             c[1] += 1
             c[2] += sum(len(e) for e in batch if e.__class__ is TradeBatch)
+            if bar is not None and (sec := min(int(ts - start_ts), bar.total)) > shown:
+                bar.update(sec - shown)
+                shown = sec
             yield ts, batch
 
     with asyncio.Runner(loop_factory=lambda: VirtualTimeLoop(start_ts)) as runner:
@@ -139,6 +146,9 @@ def replay_batches(
                 batches=counted(),
             )
         )
+    if bar is not None:
+        bar.update(bar.total - bar.n)
+        bar.close()
     executor = bot.executor
     trades = with_entry_slippage(read_closed_trades(log_dir / "trades.csv"), executor.closed)
     reconciles = bool(exchange.ledger.reconcile())
@@ -200,11 +210,24 @@ def replay_batches(
     )
 
 
+def _progress_bar(start_ts: float, end_ts: float) -> Any:
+    """A tqdm bar in recorded seconds (a recording of hours replays in minutes)."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=max(1, int(end_ts - start_ts)),
+        unit="s",
+        desc="replay recording",
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n}/{total} recorded s [{elapsed}<{remaining}]",
+    )
+
+
 def run_recorded(
     job: PortfolioJob,
     path: Path,
     observers: Sequence[Callable[..., None]] = (),
     inspect: Callable[[Bot], None] | None = None,
+    progress: bool = False,
 ) -> PortfolioResult:
     """The whole recorded replay of ``job.symbols`` (in this process): scan, feed, bot, results."""
     info = scan_recording(path)
@@ -223,6 +246,7 @@ def run_recorded(
         data_hash=info.sha256,
         observers=observers,
         inspect=inspect,
+        progress=progress or job.progress,
     )
 
 
@@ -239,10 +263,12 @@ class RecordedBacktest(BacktestEngine):
         super().configure_from_settings(recorded_settings(settings, self.info))
         return self
 
-    def run_recording(self, symbols: Sequence[str] | None = None, *, seed: int | None = None) -> RunOutcome:
+    def run_recording(
+        self, symbols: Sequence[str] | None = None, *, seed: int | None = None, progress: bool = False
+    ) -> RunOutcome:
         """Every selected symbol (default: all in the recording) on one account; a normal run folder."""
         chosen = select_symbols(self.info, symbols)
-        return self.run_full_test(chosen, seed=seed, label="recorded")
+        return self.run_full_test(chosen, seed=seed, progress=progress, label="recorded")
 
     def _jobs(
         self,
@@ -257,7 +283,11 @@ class RecordedBacktest(BacktestEngine):
     ) -> list[Any]:
         return [
             PortfolioJob(
-                symbols=tuple(symbols), settings_json=self.settings.model_dump_json(), out_dir=str(run_dir), seed=seed
+                symbols=tuple(symbols),
+                settings_json=self.settings.model_dump_json(),
+                out_dir=str(run_dir),
+                seed=seed,
+                progress=progress,
             )
         ]
 
