@@ -122,7 +122,7 @@ def replay_batches(
     def counted() -> Iterator[tuple[float, EventBatch]]:
         shown = 0  # whole recorded seconds the bar shows
         for ts, batch in batches:
-            c = counts[batch[0].symbol]  # one frame, one topic, one symbol
+            c = counts.setdefault(batch[0].symbol, [0, 0, 0])  # one frame, one topic, one symbol
             c[0] += len(batch)
             c[1] += 1
             c[2] += sum(len(e) for e in batch if e.__class__ is TradeBatch)
@@ -131,24 +131,27 @@ def replay_batches(
                 shown = sec
             yield ts, batch
 
-    with asyncio.Runner(loop_factory=lambda: VirtualTimeLoop(start_ts)) as runner:
-        account, curves, feed, exchange, bot, open_syms = runner.run(
-            _replay(
-                rsettings,
-                markets,
-                instruments,
-                log_dir,
-                seed,
-                end_ts,
-                None,  # type: ignore[arg-type]
-                observers,
-                inspect,
-                batches=counted(),
+    try:
+        with asyncio.Runner(loop_factory=lambda: VirtualTimeLoop(start_ts)) as runner:
+            account, curves, feed, exchange, bot, open_syms = runner.run(
+                _replay(
+                    rsettings,
+                    markets,  # type: ignore[arg-type]
+                    instruments,
+                    log_dir,
+                    seed,
+                    end_ts,
+                    None,
+                    observers,
+                    inspect,
+                    batches=counted(),
+                )
             )
-        )
-    if bar is not None:
-        bar.update(bar.total - bar.n)
-        bar.close()
+        if bar is not None:
+            bar.update(bar.total - bar.n)
+    finally:
+        if bar is not None:
+            bar.close()
     executor = bot.executor
     trades = with_entry_slippage(read_closed_trades(log_dir / "trades.csv"), executor.closed)
     reconciles = bool(exchange.ledger.reconcile())

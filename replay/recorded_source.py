@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import re
 import zlib
 from collections.abc import Iterator, Sequence
@@ -161,6 +162,8 @@ def iter_recording(
             raise RecordingError(
                 f'{path}:{lineno}: not a recording line {{"recv_ts": <epoch s>, "msg": <frame>}}: {exc}'
             ) from None
+        if not math.isfinite(rec.recv_ts):
+            raise RecordingError(f"{path}:{lineno}: recv_ts is {rec.recv_ts}, not a time")
         m = _TOPIC.match(topic)
         sym, depth = (m.group(2), int(m.group(1)) if m.group(1) else None) if m else ("", None)
         if keep is not None and sym and sym not in keep:
