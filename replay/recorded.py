@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bot.app import Bot
 from bot.events import EventBatch, TradeBatch
 from bot.instruments import InstrumentRegistry
@@ -38,6 +40,7 @@ from replay.metrics import compute_metrics
 from replay.portfolio import correlation
 from replay.recorded_source import RecordingError, RecordingInfo, recorded_batches, scan_recording
 from replay.results import read_closed_trades, with_entry_slippage
+from replay.synthetic.candles import Candles
 from replay.virtual_loop import VirtualTimeLoop
 from settings import Settings
 from settings.search import with_overrides
@@ -63,6 +66,32 @@ class _Sym:
     """What :func:`replay.engine._replay` reads of a market: its symbol (the batches come separately)."""
 
     symbol: str
+
+
+class _MinuteBars:
+    """1m OHLCV of one symbol's recorded prints (exchange time), built as the feed plays: the report's price chart."""
+
+    def __init__(self) -> None:
+        self.rows: dict[int, list[float]] = {}  # minute open (ms) → [open, high, low, close, volume]
+
+    def add(self, t: TradeBatch) -> None:
+        minutes = (t.ts * 1000.0).astype(np.int64) // 60_000 * 60_000
+        for m in np.unique(minutes).tolist():
+            sel = minutes == m
+            px, vol = t.price[sel], float(t.size[sel].sum())
+            row = self.rows.get(m)
+            if row is None:
+                self.rows[m] = [float(px[0]), float(px.max()), float(px.min()), float(px[-1]), vol]
+            else:
+                row[1], row[2] = max(row[1], float(px.max())), min(row[2], float(px.min()))
+                row[3], row[4] = float(px[-1]), row[4] + vol
+
+    def candles(self, symbol: str) -> Candles | None:
+        if not self.rows:
+            return None
+        keys = sorted(self.rows)
+        cols = np.array([self.rows[k] for k in keys], dtype=np.float64)
+        return Candles(symbol, np.array(keys, dtype=np.int64), *(cols[:, i].copy() for i in range(5)))
 
 
 def select_symbols(info: RecordingInfo, wanted: Sequence[str] | None) -> list[str]:
@@ -118,6 +147,7 @@ def replay_batches(
     counts = {s: [0, 0, 0] for s in symbols}  # events, batches, market trades per symbol (for the run's rows)
 
     bar = _progress_bar(start_ts, end_ts) if progress else None
+    bars: dict[str, _MinuteBars] = {}
 
     def counted() -> Iterator[tuple[float, EventBatch]]:
         shown = 0  # whole recorded seconds the bar shows
@@ -125,7 +155,10 @@ def replay_batches(
             c = counts.setdefault(batch[0].symbol, [0, 0, 0])  # one frame, one topic, one symbol
             c[0] += len(batch)
             c[1] += 1
-            c[2] += sum(len(e) for e in batch if e.__class__ is TradeBatch)
+            for e in batch:
+                if e.__class__ is TradeBatch and len(e):
+                    c[2] += len(e)
+                    bars.setdefault(e.symbol, _MinuteBars()).add(e)  # type: ignore[arg-type]
             if bar is not None and (sec := min(int(ts - start_ts), bar.total)) > shown:
                 bar.update(sec - shown)
                 shown = sec
@@ -191,7 +224,7 @@ def replay_batches(
             events,
             nbatches,
             int(sym in open_syms),
-            {"gaps": [], "market_trades": market_trades},
+            {"gaps": [], "market_trades": market_trades, "candles": bars.get(sym, _MinuteBars()).candles(sym)},
         )
     pm = compute_metrics(
         trades,

@@ -180,6 +180,25 @@ def test_parity_same_frames_same_signal_log_bit_for_bit(
         assert a[name] == b[name], name
     assert a["signals"] == b["signals"]
     assert rec.events == live.events == sum(len(batch) for _, batch in live_stream)
+    for sym in SYMBOLS:  # the report's price chart: 1m OHLCV of the recorded prints, rebuilt here from the raw frames
+        prints = [
+            (int(r["T"]), float(r["p"]), float(r["v"]))
+            for f in load_frames()
+            if f.kind == "trade" and f.symbol == sym
+            for r in f.msg["data"]
+        ]
+        want = {}
+        for t, p, v in prints:
+            o, h, lo, _, vol = want.get(t // 60_000 * 60_000, (p, p, p, p, 0.0))
+            want[t // 60_000 * 60_000] = (o, max(h, p), min(lo, p), p, vol + v)
+        c = rec.symbols[sym].extra["candles"]
+        got = {
+            int(k): tuple(map(float, row))
+            for k, *row in zip(c.open_time_ms, c.open, c.high, c.low, c.close, c.volume, strict=True)
+        }
+        assert got.keys() == want.keys() and len(got) >= 1
+        for k in got:
+            assert got[k][:4] == want[k][:4] and got[k][4] == pytest.approx(want[k][4], rel=1e-12)
     # the comparison is not vacuous: the bot evaluated every symbol every 2 s and most rows are past warm-up
     rows = b["signals.csv"].decode().splitlines()[1:]
     assert len(rows) == len(b["signals"]) >= 80
