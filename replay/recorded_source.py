@@ -15,7 +15,7 @@ what storage, the analyzers and the simulated exchange read. A batch is *release
 **receive** time, when the live collector put it on the queue, so the bot sees the recorded feed lag. Two guards keep
 the feed's contract (an event is never observable before its own ``ts``; releases never go back in time): the release
 time is ``max(recv_ts, newest event ts in the frame, previous release)``. In the bundled capture receive − exchange
-time is 0.11-2.27 s and receive times only grow, so neither guard ever moves a release there.
+time is 0.11-2.26 s and receive times only grow, so neither guard ever moves a release there.
 
 Simplifications (documented in the README): a recording cannot resubscribe, so after a gap the book stays as the last
 good one until the next snapshot in the recording (live, the collector also invalidates the book at once, and its

@@ -149,6 +149,7 @@ def test_recorded_feed_equals_the_live_collectors_queue(
 ) -> None:
     recorded = list(recorded_batches(CAPTURE, SYMBOLS, settings.websocket.subscription_depth))
     assert len(recorded) == 1700
+    assert [t for t, _ in recorded] == [f.recv_ts for f in load_frames()]  # released at receive time, no guard moved
     assert _canonical(recorded) == _canonical(live_stream)
     assert sum(len(e) for _, b in recorded for e in b if isinstance(e, TradeBatch)) == 327
 
