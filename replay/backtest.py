@@ -181,12 +181,21 @@ class BacktestEngine:
             "git_commit": git_commit(),
             "command": " ".join([Path(sys.executable).name, "-m", "replay", *sys.argv[1:]]),
             "project_root": str(PROJECT_ROOT),
+            **self.provenance(),
         }
         write_json(run_dir / "manifest.json", manifest)
         if bt.auto_cleanup:
             rotate_runs(self.report_path, keep_last_n=bt.keep_last_n_runs, max_age_days=bt.cleanup_interval_days,
                         protect=run_dir)
         return RunOutcome(run_dir, results, summary)
+
+    def provenance(self) -> dict[str, Any]:
+        """Extra manifest entries naming the market data's origin (a recorded run adds its recording)."""
+        return {}
+
+    def report_facts(self) -> dict[str, str]:
+        """Report facts that replace or add to the defaults (a recorded run names its recording)."""
+        return {}
 
     def write_report(self, run_dir: Path, symbols: Sequence[str], summary: dict[str, Any],
                      results: dict[str, SymbolResult], agg: dict[str, Any], corr: dict[str, Any],
@@ -201,7 +210,7 @@ class BacktestEngine:
                  "latency": f"{bt.latency_model}: entry {bt.latency_entry_ms} ms, "
                             f"response {bt.latency_response_ms} ms",
                  "simplifications": "synthetic intrabar market from 1m OHLCV; positions open at the end are "
-                                    "marked to market, not closed"}
+                                    "marked to market, not closed"} | self.report_facts()
         write_report(run_dir / "report.html", title=f"Replay {run_dir.name}",
                      facts=facts, per_symbol={s: r.metrics for s, r in results.items()},
                      equity={s: r.equity for s, r in results.items()},

@@ -28,6 +28,7 @@ EPILOG = """examples:
   python -m replay --symbols BTCUSDT,ETHUSDT --days 7 --isolated   one account per symbol, parallel processes
   python -m replay --symbol SOLUSDT --start 2025-06-10 --end 2025-06-12 --seed 7
   python -m replay --quick                             a sanity check: last day of two symbols
+  python -m replay --recorded data/ws/bybit-v5-public-linear-2026-08-09-44s.ndjson.gz   real recorded frames
   python -m replay --symbol BTCUSDT --days 3 --live-cadence   actions inside candles + generator-dependence report
   python -m replay runs list | runs show RUN | runs compare A B   the run folders (python -m replay runs --help)
   python -m replay optimize --symbols BTCUSDT --days 7 --trials 40   parameter search (python -m replay optimize --help)
@@ -48,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     sel = p.add_argument_group("what to replay")
     add_window(sel, days_help="N days: the most recent N available, N from --start, or N back from --end "
                               "(default: backtest.data_lookback_days)")
+    sel.add_argument("--recorded", type=Path, metavar="FILE",
+                     help="replay a recorded WebSocket session (gzip NDJSON of {recv_ts, msg} lines, e.g. "
+                          "data/ws/*.ndjson.gz) instead of 1m candles: symbols default to those in the file")
     sel.add_argument("--quick", action="store_true",
                      help="sanity check: the last day, at most two symbols (not with --days/--start/--end)")
     run = p.add_argument_group("how")
@@ -81,6 +85,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if len(window) == 3:
         parser.error(f"give at most two of --days, --start, --end, got {', '.join(window)} (--days counts forward "
                      f"from --start or back from --end)")
+    if args.recorded is not None:
+        clash = [*window, *(f"--{n.replace('_', '-')}" for n in ("quick", "isolated", "data_dir", "data_source")
+                            if getattr(args, n) not in (None, False))]
+        if clash:
+            parser.error(f"--recorded replays the whole recording on one account; it cannot be combined with "
+                         f"{', '.join(clash)}")
     if args.symbol is not None and args.symbols is not None:
         parser.error(f"give --symbol or --symbols, not both (got --symbol {args.symbol} --symbols {args.symbols})")
     for name in ("symbol", "symbols"):
@@ -209,6 +219,18 @@ def _main(args: argparse.Namespace) -> int:
         overrides["backtest.report_path"] = str(args.report_path)
     if overrides:
         settings = with_overrides(settings, overrides)
+    if args.recorded is not None:
+        from replay.recorded import RecordedBacktest
+
+        recorded = RecordedBacktest(args.recorded).configure_from_settings(settings)
+        bar = settings.backtest.enable_progress_bar and not args.no_progress and sys.stderr.isatty()
+        symbols = _split(args.symbols or args.symbol or "") or None
+        outcome = recorded.run_recording(symbols, seed=args.seed, progress=bar)
+        print(_summary_table(outcome.summary))
+        print(f"run folder: {outcome.run_dir}")
+        return 0
+    if settings.backtest.data_source == "recorded":
+        raise ValueError("backtest.data_source = 'recorded' replays a recording: give it with --recorded FILE")
     if args.data_dir is not None and not args.data_dir.is_dir():
         raise FileNotFoundError(f"--data-dir {args.data_dir}: no such folder")
     engine = BacktestEngine(data_dir=args.data_dir, isolated=args.isolated).configure_from_settings(settings)

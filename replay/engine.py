@@ -30,7 +30,7 @@ import dataclasses
 import functools
 import heapq
 import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -211,7 +211,8 @@ def merged(markets: Sequence[_Market]) -> Iterator[tuple[float, EventBatch]]:
 
 async def _replay(settings: Settings, markets: Sequence[_Market], instruments: InstrumentRegistry, log_dir: Path,
                   seed: int, end_ts: float, progress: Callable[[float], None] | None,
-                  observers: Sequence[Callable[..., None]], inspect: Callable[[Bot], None] | None
+                  observers: Sequence[Callable[..., None]], inspect: Callable[[Bot], None] | None,
+                  batches: Iterable[tuple[float, EventBatch]] | None = None
                   ) -> tuple[list[EquityPoint], dict[str, list[EquityPoint]], ScheduledFeed, SimExchange, Bot,
                              set[str]]:
     loop = asyncio.get_running_loop()
@@ -221,7 +222,8 @@ async def _replay(settings: Settings, markets: Sequence[_Market], instruments: I
     bot = build_bot(settings, clock, exchange, instruments=instruments, log_dir=log_dir, sinks=sinks)
     if inspect is not None:
         inspect(bot)
-    feed = ScheduledFeed(clock, merged(markets), sinks=[exchange.on_market], progress=progress,
+    source = merged(markets) if batches is None else batches  # ``batches``: a recorded stream (replay.recorded)
+    feed = ScheduledFeed(clock, source, sinks=[exchange.on_market], progress=progress,
                          symbols=[m.symbol for m in markets])
     syms = [m.symbol for m in markets]
     contrib = Contributions(exchange, syms)
