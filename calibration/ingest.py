@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
-import io
 import json
 import os
 import zipfile
@@ -139,7 +138,7 @@ def write_json_atomic(path: Path, doc: Any) -> None:
     """Sorted keys, no NaN; written to a temporary file and renamed (a crash never leaves half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with io.open(tmp, "w", encoding="utf-8") as fh:
+    with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(json.dumps(doc, sort_keys=True, indent=1, allow_nan=False, ensure_ascii=False) + "\n")
     os.replace(tmp, path)
 

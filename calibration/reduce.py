@@ -101,8 +101,8 @@ def trade_block(rec: Recording) -> dict[str, Any]:
     last = np.searchsorted(b, np.arange(nb), side="right") - 1
     has = count > 0
     move_bps = np.where(has, (px[np.maximum(last, 0)] - px[np.minimum(first, len(px) - 1)]) / px[0] * 1e4, np.nan)
-    hi = np.array([px[f:l + 1].max() if c else np.nan for f, l, c in zip(first, last, count, strict=True)])
-    lo = np.array([px[f:l + 1].min() if c else np.nan for f, l, c in zip(first, last, count, strict=True)])
+    hi = np.array([px[f:e + 1].max() if c else np.nan for f, e, c in zip(first, last, count, strict=True)])
+    lo = np.array([px[f:e + 1].min() if c else np.nan for f, e, c in zip(first, last, count, strict=True)])
     volat = np.log(hi / lo) * 1e4  # the bucket's high-low range in bps (0 for a single price)
     bshare = np.bincount(b, weights=buy.astype(float), minlength=nb)
     bshare = np.where(has, bshare / np.maximum(count, 1), np.nan)
