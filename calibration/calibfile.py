@@ -65,8 +65,14 @@ def build(docs: list[dict[str, Any]]) -> dict[str, Any]:
     fitted_on: list[str] = []
     sources = []
     for doc in sorted(docs, key=lambda d: (d["file"], d["sha256"])):
-        sources.append({"file": doc["file"], "sha256": doc["sha256"], "bytes": doc.get("bytes"),
-                        "symbols": sorted(s["symbol"] for s in doc["symbols"])})
+        sources.append(
+            {
+                "file": doc["file"],
+                "sha256": doc["sha256"],
+                "bytes": doc.get("bytes"),
+                "symbols": sorted(s["symbol"] for s in doc["symbols"]),
+            }
+        )
         for s in doc["symbols"]:
             entry = symbols.setdefault(s["symbol"], {"sources": []})
             entry["sources"].append({k: v for k, v in s.items() if k != "generator"})
@@ -76,12 +82,15 @@ def build(docs: list[dict[str, Any]]) -> dict[str, Any]:
     for entry in symbols.values():
         entry["sources"].sort(key=lambda x: (x["span"]["start"], x["source"]))
         spans = [x["span"] for x in entry["sources"]]
-        entry["span"] = {"start": min(s["start"] for s in spans), "end": max(s["end"] for s in spans),
-                         "seconds": sum(s["seconds"] for s in spans)}
+        entry["span"] = {
+            "start": min(s["start"] for s in spans),
+            "end": max(s["end"] for s in spans),
+            "seconds": sum(s["seconds"] for s in spans),
+        }
     out: dict[str, Any] = {
         "format": FORMAT_VERSION,
         "_doc": "Real-market statistics per symbol and the generator coefficients fitted on them; written by "
-                "`python -m calibration stats` (calibration/calibfile.py documents every block).",
+        "`python -m calibration stats` (calibration/calibfile.py documents every block).",
         "sources": sources,
         "symbols": symbols,
     }
@@ -103,6 +112,7 @@ def generator_block(doc: dict[str, Any], name: str = "calibration file") -> dict
     """The coefficients of a calibration file (``calibration.json`` or a ``fit`` output)."""
     gen = doc.get("generator") if isinstance(doc, dict) else None
     if not isinstance(gen, dict) or not gen:
-        raise CalibrationError(f"{name}: no 'generator' block (no source with trades, a book and a complete minute "
-                               "was aggregated)")
+        raise CalibrationError(
+            f"{name}: no 'generator' block (no source with trades, a book and a complete minute was aggregated)"
+        )
     return gen

@@ -23,8 +23,13 @@ from calibration.recordings import Recording
 from calibration.synthetic_tape import instrument_for
 from replay.synthetic import GeneratorParams, SyntheticMarketBuilder
 
-LOG_RATIOS = ("trades_per_min_ratio", "trade_notional_median_ratio", "depth_l1_ratio", "depth_10bps_ratio",
-              "buy_share_ratio")
+LOG_RATIOS = (
+    "trades_per_min_ratio",
+    "trade_notional_median_ratio",
+    "depth_l1_ratio",
+    "depth_10bps_ratio",
+    "buy_share_ratio",
+)
 KS = ("trade_notional_ks", "inter_trade_time_ks", "spread_ticks_ks")
 SHARES = ("active_second_share", "spread_1tick_share")
 
@@ -52,11 +57,16 @@ def summary(before: Comparison, after: Comparison) -> str:
     fb, fa = before.flat(), after.flat()
     tb, ta = fidelity_terms(fb), fidelity_terms(fa)
     w = max(len(k) for k in tb)
-    lines = [f"{before.real.symbol} {before.real.source}: distance from real per figure (lower is better)",
-             f"{'':{w}}  {'before':>8}  {'after':>8}"]
+    lines = [
+        f"{before.real.symbol} {before.real.source}: distance from real per figure (lower is better)",
+        f"{'':{w}}  {'before':>8}  {'after':>8}",
+    ]
     for k in tb:
-        mark = "" if not (math.isfinite(tb[k]) and math.isfinite(ta[k])) else (
-            "better" if ta[k] < tb[k] - 1e-9 else "worse" if ta[k] > tb[k] + 1e-9 else "same")
+        mark = (
+            ""
+            if not (math.isfinite(tb[k]) and math.isfinite(ta[k]))
+            else ("better" if ta[k] < tb[k] - 1e-9 else "worse" if ta[k] > tb[k] + 1e-9 else "same")
+        )
         lines.append(f"{k:{w}}  {tb[k]:8.3f}  {ta[k]:8.3f}  {mark}")
     lines.append(f"{'mean (fidelity distance)':{w}}  {fidelity_distance(fb):8.3f}  {fidelity_distance(fa):8.3f}")
     return "\n".join(lines)
@@ -65,20 +75,24 @@ def summary(before: Comparison, after: Comparison) -> str:
 def write_generator_file(doc: dict[str, Any], source: Path, out: Path) -> Path:
     from calibration.ingest import write_json_atomic
 
-    write_json_atomic(out, {
-        "format": 1,
-        "_doc": "Generator coefficients for `python -m replay --calibration FILE`, written by `python -m calibration "
-                "fit` (only GeneratorParams fields; never trading settings).",
-        "_calibration_file": source.name,
-        "_calibration_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
-        "_generator_fitted_on": doc.get("_generator_fitted_on", []),
-        "generator": generator_block(doc, source.name),
-    })
+    write_json_atomic(
+        out,
+        {
+            "format": 1,
+            "_doc": "Generator coefficients for `python -m replay --calibration FILE`, written by "
+            "`python -m calibration fit` (only GeneratorParams fields; never trading settings).",
+            "_calibration_file": source.name,
+            "_calibration_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
+            "_generator_fitted_on": doc.get("_generator_fitted_on", []),
+            "generator": generator_block(doc, source.name),
+        },
+    )
     return out
 
 
-def run_fit(calibration: Path, judge: list[Recording], *, seed: int, points: int) -> list[tuple[Comparison,
-                                                                                              Comparison]]:
+def run_fit(
+    calibration: Path, judge: list[Recording], *, seed: int, points: int
+) -> list[tuple[Comparison, Comparison]]:
     doc = json.loads(calibration.read_text(encoding="utf-8"))
     base = GeneratorParams.load_defaults()
     out = []

@@ -33,8 +33,18 @@ from bot.adapters.bybit.public_decoder import FrameError, iter_archive
 from calibration.recordings import Recording, RecordingError, bybit_recordings, grid_of, read_recording
 from calibration.reduce import reduce_recording, rounded
 
-TRADE_CSV_HEADER = ("timestamp", "symbol", "side", "size", "price", "tickDirection", "trdMatchID", "grossValue",
-                    "homeNotional", "foreignNotional")
+TRADE_CSV_HEADER = (
+    "timestamp",
+    "symbol",
+    "side",
+    "size",
+    "price",
+    "tickDirection",
+    "trdMatchID",
+    "grossValue",
+    "homeNotional",
+    "foreignNotional",
+)
 FORMAT_VERSION = 1
 
 
@@ -47,8 +57,9 @@ def read_trade_csv(path: Path) -> list[Recording]:
             reader = csv.reader(fh)
             head = next(reader, None)
             if head is None or tuple(h.strip() for h in head[: len(TRADE_CSV_HEADER)]) != TRADE_CSV_HEADER:
-                raise RecordingError(f"{path.name}:1: not a Bybit trade archive header (expected "
-                                     f"{','.join(TRADE_CSV_HEADER)})")
+                raise RecordingError(
+                    f"{path.name}:1: not a Bybit trade archive header (expected {','.join(TRADE_CSV_HEADER)})"
+                )
             for row in reader:
                 lineno = reader.line_num
                 if not row:
@@ -58,8 +69,9 @@ def read_trade_csv(path: Path) -> list[Recording]:
                 except (ValueError, IndexError) as exc:
                     raise RecordingError(f"{path.name}:{lineno}: bad trade row ({exc})") from None
                 if side not in ("Buy", "Sell") or not (size > 0 and price > 0 and ts > 0) or not sym:
-                    raise RecordingError(f"{path.name}:{lineno}: bad trade row (side {side!r}, size {row[3]!r}, "
-                                         f"price {row[4]!r})")
+                    raise RecordingError(
+                        f"{path.name}:{lineno}: bad trade row (side {side!r}, size {row[3]!r}, price {row[4]!r})"
+                    )
                 rows.setdefault(sym, []).append((ts, price, size, side == "Buy"))
     except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
         raise RecordingError(f"{path.name}: unreadable ({exc})") from None
@@ -69,12 +81,27 @@ def read_trade_csv(path: Path) -> list[Recording]:
     empty2 = np.empty((0, 50))
     for sym in sorted(rows):
         a = np.array(sorted(rows[sym], key=lambda r: r[0]), float)
-        out.append(Recording(symbol=sym, venue="bybit-linear", source=path.name, tick=grid_of(a[:, 1]),
-                             step=grid_of(a[:, 2]), trade_ms=np.rint(a[:, 0] * 1000).astype(np.int64),
-                             trade_price=a[:, 1], trade_qty=a[:, 2], trade_is_buy=a[:, 3].astype(bool),
-                             book_ms=np.empty(0, np.int64), bid_px=empty2, bid_qty=empty2, ask_px=empty2,
-                             ask_qty=empty2, touch_ms=np.empty(0, np.int64), touch_bid=np.empty(0),
-                             touch_ask=np.empty(0)))
+        out.append(
+            Recording(
+                symbol=sym,
+                venue="bybit-linear",
+                source=path.name,
+                tick=grid_of(a[:, 1]),
+                step=grid_of(a[:, 2]),
+                trade_ms=np.rint(a[:, 0] * 1000).astype(np.int64),
+                trade_price=a[:, 1],
+                trade_qty=a[:, 2],
+                trade_is_buy=a[:, 3].astype(bool),
+                book_ms=np.empty(0, np.int64),
+                bid_px=empty2,
+                bid_qty=empty2,
+                ask_px=empty2,
+                ask_qty=empty2,
+                touch_ms=np.empty(0, np.int64),
+                touch_bid=np.empty(0),
+                touch_ask=np.empty(0),
+            )
+        )
     return out
 
 
@@ -130,8 +157,15 @@ def aggregate_file(path: Path, *, fit: bool = True) -> dict[str, Any]:
     symbols = []
     for r in recs:
         symbols.append(reduce_recording(r, fit_generator(r) if fit else None))
-    return rounded({"format": FORMAT_VERSION, "file": path.name, "sha256": h.hexdigest(), "bytes": path.stat().st_size,
-                    "symbols": symbols})
+    return rounded(
+        {
+            "format": FORMAT_VERSION,
+            "file": path.name,
+            "sha256": h.hexdigest(),
+            "bytes": path.stat().st_size,
+            "symbols": symbols,
+        }
+    )
 
 
 def write_json_atomic(path: Path, doc: Any) -> None:

@@ -82,8 +82,16 @@ def session_folder(root: Path, symbols: Sequence[str], now: float) -> Path:
     return folder
 
 
-async def record_session(settings: Settings, symbols: Sequence[str], minutes: float, *, url: str | None = None,
-                         root: Path | None = None, progress: bool = False, aggregate: bool = True) -> SessionResult:
+async def record_session(
+    settings: Settings,
+    symbols: Sequence[str],
+    minutes: float,
+    *,
+    url: str | None = None,
+    root: Path | None = None,
+    progress: bool = False,
+    aggregate: bool = True,
+) -> SessionResult:
     """Record ``symbols`` for ``minutes`` of wall time (or until stopped), then reduce the session."""
     cal = settings.calibration
     root = Path(root or cal.calibration_path)
@@ -93,8 +101,10 @@ async def record_session(settings: Settings, symbols: Sequence[str], minutes: fl
     rotated = [] if cal.keep_raw_frames else rotate(root, budget, need=RESERVE_BYTES)
     used_other = folder_bytes(root)
     if used_other + RESERVE_BYTES > budget:
-        raise ValueError(f"disk budget {cal.disk_budget_gb:g} GB is full ({used_other} bytes in {root}"
-                         f"{'; keep_raw_frames forbids deleting old raw frames' if cal.keep_raw_frames else ''})")
+        raise ValueError(
+            f"disk budget {cal.disk_budget_gb:g} GB is full ({used_other} bytes in {root}"
+            f"{'; keep_raw_frames forbids deleting old raw frames' if cal.keep_raw_frames else ''})"
+        )
     folder.mkdir(parents=True)
     writer = CaptureWriter(folder / FRAMES)
     stop = asyncio.Event()
@@ -156,8 +166,9 @@ async def record_session(settings: Settings, symbols: Sequence[str], minutes: fl
     agg_path = finish_session(folder) if aggregate and writer.frames else None
     if not cal.keep_raw_frames:
         rotated.extend(rotate(root, budget, protect=folder))
-    return SessionResult(folder, writer.frames, (folder / FRAMES).stat().st_size, seconds, stopped_by[0], agg_path,
-                         rotated)
+    return SessionResult(
+        folder, writer.frames, (folder / FRAMES).stat().st_size, seconds, stopped_by[0], agg_path, rotated
+    )
 
 
 def finish_session(folder: Path) -> Path | None:

@@ -56,7 +56,8 @@ def _q(x: np.ndarray) -> dict[str, float]:
     if not len(x):
         return {}
     return {f"p{round(q * 100):02d}": float(v) for q, v in zip(QUANTILES, np.quantile(x, QUANTILES), strict=True)} | {
-        "mean": float(x.mean())}
+        "mean": float(x.mean())
+    }
 
 
 def _iso(ms: int) -> str:
@@ -101,8 +102,8 @@ def trade_block(rec: Recording) -> dict[str, Any]:
     last = np.searchsorted(b, np.arange(nb), side="right") - 1
     has = count > 0
     move_bps = np.where(has, (px[np.maximum(last, 0)] - px[np.minimum(first, len(px) - 1)]) / px[0] * 1e4, np.nan)
-    hi = np.array([px[f:e + 1].max() if c else np.nan for f, e, c in zip(first, last, count, strict=True)])
-    lo = np.array([px[f:e + 1].min() if c else np.nan for f, e, c in zip(first, last, count, strict=True)])
+    hi = np.array([px[f : e + 1].max() if c else np.nan for f, e, c in zip(first, last, count, strict=True)])
+    lo = np.array([px[f : e + 1].min() if c else np.nan for f, e, c in zip(first, last, count, strict=True)])
     volat = np.log(hi / lo) * 1e4  # the bucket's high-low range in bps (0 for a single price)
     bshare = np.bincount(b, weights=buy.astype(float), minlength=nb)
     bshare = np.where(has, bshare / np.maximum(count, 1), np.nan)
@@ -146,9 +147,14 @@ def book_block(rec: Recording) -> dict[str, Any]:
     sp = np.rint((rec.touch_ask - rec.touch_bid) / rec.tick).astype(np.int64)
     sp_bps = (rec.touch_ask - rec.touch_bid) / ((rec.touch_ask + rec.touch_bid) / 2) * 1e4
     pmf = {str(k): float((sp == k).mean()) for k in range(1, 6)} | {"6+": float((sp >= 6).mean())}
-    out: dict[str, Any] = {"touch_updates": len(sp), "tick": rec.tick, "spread_ticks_pmf": pmf,
-                           "spread_ticks_mean": float(sp.mean()) if len(sp) else None, "spread_bps": _q(sp_bps),
-                           "samples": len(rec.book_ms)}
+    out: dict[str, Any] = {
+        "touch_updates": len(sp),
+        "tick": rec.tick,
+        "spread_ticks_pmf": pmf,
+        "spread_ticks_mean": float(sp.mean()) if len(sp) else None,
+        "spread_bps": _q(sp_bps),
+        "samples": len(rec.book_ms),
+    }
     if not len(rec.book_ms):
         return out
     l1 = np.concatenate([rec.bid_px[:, 0] * rec.bid_qty[:, 0], rec.ask_px[:, 0] * rec.ask_qty[:, 0]])
@@ -161,8 +167,11 @@ def book_block(rec: Recording) -> dict[str, Any]:
         "level1_notional": _q(l1),
         "top5_notional": _q(np.concatenate([bid5, ask5])),
         "cum_notional_within_bps": {f"{b:g}": _q(depth_within(rec, b)) for b in DEPTH_BPS},
-        "imbalance_top5": {"std": float(np.std(imb)), "mean": float(np.mean(imb)),
-                           "change_1s_std": float(np.std(d_imb)) if len(d_imb) else None},
+        "imbalance_top5": {
+            "std": float(np.std(imb)),
+            "mean": float(np.mean(imb)),
+            "change_1s_std": float(np.std(d_imb)) if len(d_imb) else None,
+        },
     }
     return out
 
@@ -175,8 +184,12 @@ def reduce_recording(rec: Recording, generator: dict[str, Any] | None = None) ->
         raise ValueError(f"{rec.source} {rec.symbol}: neither trades nor book updates")
     t0 = min(x for x in (rec.trade_ms[:1].tolist() + rec.touch_ms[:1].tolist()))
     t1 = max(x for x in (rec.trade_ms[-1:].tolist() + rec.touch_ms[-1:].tolist()))
-    out: dict[str, Any] = {"symbol": rec.symbol, "venue": rec.venue, "source": rec.source,
-                           "span": {"start": _iso(t0), "end": _iso(t1), "seconds": (t1 - t0) / 1000.0}}
+    out: dict[str, Any] = {
+        "symbol": rec.symbol,
+        "venue": rec.venue,
+        "source": rec.source,
+        "span": {"start": _iso(t0), "end": _iso(t1), "seconds": (t1 - t0) / 1000.0},
+    }
     if has_trades:
         out["trades"] = trade_block(rec)
     if has_book:

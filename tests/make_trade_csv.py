@@ -29,8 +29,13 @@ def main() -> None:
                 continue
             for t in msg["data"]:
                 p, v = Decimal(t["p"]), Decimal(t["v"])
-                rows.append((t["T"], f"{Decimal(t['T']) / 1000:.3f},{t['s']},{t['S']},{t['v']},{t['p']},{t['L']},"
-                                     f"{t['i']},{int(p * v * 100_000_000)},{t['v']},{p * v}"))
+                rows.append(
+                    (
+                        t["T"],
+                        f"{Decimal(t['T']) / 1000:.3f},{t['s']},{t['S']},{t['v']},{t['p']},{t['L']},"
+                        f"{t['i']},{int(p * v * 100_000_000)},{t['v']},{p * v}",
+                    )
+                )
     rows.sort(key=lambda r: r[0])
     with gzip.GzipFile(OUT, "wb", mtime=0) as gz:
         gz.write(("\n".join([HEADER, *(r[1] for r in rows)]) + "\n").encode())
