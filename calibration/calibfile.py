@@ -100,9 +100,21 @@ def build(docs: list[dict[str, Any]]) -> dict[str, Any]:
     return rounded(out)
 
 
+def reduce_unfinished_sessions(root: Path) -> list[Path]:
+    """Sessions with raw frames but no aggregate (the recorder was killed) are reduced now; returns their aggregates."""
+    from calibration.record import AGGREGATE, FRAMES, finish_session
+
+    done = []
+    for frames in sorted(root.glob(f"sessions/*/{FRAMES}")):
+        if not (frames.parent / AGGREGATE).exists() and (agg := finish_session(frames.parent)) is not None:
+            done.append(agg)
+    return done
+
+
 def write_calibration(root: Path, out: Path) -> dict[str, Any]:
     from calibration.ingest import write_json_atomic
 
+    reduce_unfinished_sessions(root)
     doc = build(load_aggregates(aggregate_paths(root)))
     write_json_atomic(out, doc)
     return doc

@@ -17,6 +17,7 @@ import pytest
 from ws_capture_server import DEPTH, CaptureServer, capture_path, load_frames
 
 from bot.adapters.bybit.public_decoder import iter_capture
+from calibration.calibfile import reduce_unfinished_sessions
 from calibration.capture_writer import CaptureWriter
 from calibration.record import AGGREGATE, FRAMES, folder_bytes, record_session, rotate
 from settings import Settings
@@ -197,4 +198,6 @@ async def test_sigkill_mid_recording_leaves_a_readable_file(tmp_path: Path) -> N
     assert len(decoded) == text.count(b"\n") > 20  # every complete line; at most a partial last one is lost
     assert len(text.rsplit(b"\n", 1)[-1]) < max(len(ln) for ln in text.split(b"\n"))
     assert sum(1 for _, ev in decoded if ev) > 10
-    assert not list(tmp_path.glob(f"sessions/*/{AGGREGATE}"))  # killed: never reduced (the next stats skips it)
+    assert not list(tmp_path.glob(f"sessions/*/{AGGREGATE}"))  # killed before its reduction...
+    (agg,) = reduce_unfinished_sessions(tmp_path)  # ...which `stats` does for it
+    assert agg.parent == path.parent and json.loads(agg.read_text())["symbols"]
