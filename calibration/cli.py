@@ -100,8 +100,12 @@ def _root(args: argparse.Namespace) -> tuple[Any, Path]:
 def _record(args: argparse.Namespace) -> int:
     import asyncio
 
+    from loguru import logger
+
     from calibration.record import record_session
 
+    logger.remove()
+    logger.add(sys.stderr, level="INFO", format="{time:HH:mm:ss} {level}: {message}")
     settings, root = _root(args)
     cal = settings.calibration
     symbols = [s.strip().upper() for s in (args.symbols or ",".join(cal.calibration_ws_symbols)).split(",")
@@ -152,6 +156,10 @@ def _fit(args: argparse.Namespace) -> int:
     cal_file = args.calibration or root / "calibration.json"
     if not cal_file.is_file():
         raise RecordingError(f"{cal_file}: no such calibration file (run `python -m calibration stats` first)")
+    from calibration.calibfile import generator_block
+
+    doc = json.loads(cal_file.read_text(encoding="utf-8"))
+    generator_block(doc, str(cal_file))  # fails early, naming the file, when nothing could be fitted
     recs = [r for f in args.judge for r in read_recording(f, args.symbol)]
     for before, after in run_fit(cal_file, recs, seed=args.seed, points=args.points):
         print("BEFORE (project defaults)")
@@ -163,9 +171,6 @@ def _fit(args: argparse.Namespace) -> int:
     if not recs:
         print("no --judge recording: nothing to compare (the coefficients are still checked and can be written)")
     if args.write or settings.calibration.auto_correct_param:
-        import json as _json
-
-        doc = _json.loads(cal_file.read_text(encoding="utf-8"))
         from replay.synthetic import GeneratorParams
 
         GeneratorParams.load_defaults().calibrate_from_ws_stats(doc)  # validates every coefficient

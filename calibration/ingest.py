@@ -178,12 +178,13 @@ def write_json_atomic(path: Path, doc: Any) -> None:
 
 
 def ingest(paths: list[Path], out_dir: Path, *, fit: bool = True) -> list[Path]:
-    """Aggregate every file into ``out_dir/<file name>.json``. All files are read before anything is written: one bad
+    """Aggregate every file into ``out_dir/<file name>.<sha256 prefix>.json`` (two sessions' ``frames.ndjson.gz``
+    do not collide). All files are read before anything is written: one bad
     file fails the command with nothing half-written."""
     docs = [(p, aggregate_file(p, fit=fit)) for p in paths]
     outs = []
     for p, doc in docs:
-        out = out_dir / f"{p.name}.json"
+        out = out_dir / f"{p.name}.{doc['sha256'][:8]}.json"  # the same file again replaces its aggregate
         write_json_atomic(out, doc)
         outs.append(out)
     return outs

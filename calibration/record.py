@@ -114,7 +114,12 @@ async def record_session(
         nonlocal used_other
         if stop.is_set():
             return
-        writer.write(recv_ts, raw)
+        try:
+            writer.write(recv_ts, raw)
+        except OSError as exc:  # disk full, folder removed: stop cleanly instead of reconnecting forever
+            stopped_by[0] = f"write error ({exc})"
+            stop.set()
+            return
         if used_other + writer.bytes_written + RESERVE_BYTES > budget:
             if not cal.keep_raw_frames:
                 rotated.extend(rotate(root, budget, need=RESERVE_BYTES, protect=folder))
