@@ -129,7 +129,7 @@ def _ingest(args: argparse.Namespace) -> int:
     from calibration.ingest import ingest
 
     _, root = _root(args)
-    for out in ingest(list(args.files), root / "ingested", fit=not args.no_fit):
+    for out in ingest(list(args.files), root / "ingested", fit=not args.no_fit, progress=sys.stderr.isatty()):
         doc = json.loads(out.read_text())
         syms = ", ".join(f"{s['symbol']} ({'+'.join(k for k in ('trades', 'book', 'generator') if k in s)})"
                          for s in doc["symbols"])

@@ -23,6 +23,7 @@ import gzip
 import hashlib
 import json
 import os
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -177,11 +178,16 @@ def write_json_atomic(path: Path, doc: Any) -> None:
     os.replace(tmp, path)
 
 
-def ingest(paths: list[Path], out_dir: Path, *, fit: bool = True) -> list[Path]:
+def ingest(paths: list[Path], out_dir: Path, *, fit: bool = True, progress: bool = False) -> list[Path]:
     """Aggregate every file into ``out_dir/<file name>.<sha256 prefix>.json`` (two sessions' ``frames.ndjson.gz``
     do not collide). All files are read before anything is written: one bad
     file fails the command with nothing half-written."""
-    docs = [(p, aggregate_file(p, fit=fit)) for p in paths]
+    it: Any = paths
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(paths, desc="ingest", unit="file", file=sys.stderr, leave=False)
+    docs = [(p, aggregate_file(p, fit=fit)) for p in it]
     outs = []
     for p, doc in docs:
         out = out_dir / f"{p.name}.{doc['sha256'][:8]}.json"  # the same file again replaces its aggregate
