@@ -15,6 +15,8 @@ import zlib
 from pathlib import Path
 from types import TracebackType
 
+import msgspec
+
 __all__ = ["CaptureWriter"]
 
 
@@ -26,17 +28,28 @@ class CaptureWriter:
         self._fh = open(self.path, "xb")  # noqa: SIM115 - lives as long as the writer
         self._z = zlib.compressobj(6, zlib.DEFLATED, zlib.MAX_WBITS | 16)
         self.frames = 0
+        self.skipped = 0
         self.bytes_written = 0
 
-    def write(self, recv_ts: float, raw: str | bytes) -> None:
-        """One frame; ``raw`` is the frame's JSON text as received (embedded verbatim: it already is JSON)."""
+    def write(self, recv_ts: float, raw: str | bytes) -> bool:
+        """One frame; ``raw`` is the frame's JSON text as received, embedded verbatim (one line). A frame that is not
+        JSON is not written (it would make the whole file unreadable as NDJSON; the live collector drops it too):
+        counted in ``skipped``, returns False."""
+        try:
+            msgspec.json.decode(raw)
+        except msgspec.DecodeError:
+            self.skipped += 1
+            return False
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        if "\n" in text:  # pretty-printed JSON: one line per frame is the format
+            text = msgspec.json.encode(msgspec.json.decode(text)).decode()
         line = f'{{"recv_ts":{json.dumps(float(recv_ts))},"msg":{text.strip()}}}\n'.encode()
         data = self._z.compress(line) + self._z.flush(zlib.Z_SYNC_FLUSH)
         self._fh.write(data)
         self._fh.flush()
         self.frames += 1
         self.bytes_written += len(data)
+        return True
 
     def close(self) -> None:
         if self._fh.closed:

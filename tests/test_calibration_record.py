@@ -60,6 +60,7 @@ def test_a_file_cut_anywhere_reads_every_frame_but_the_one_being_written(tmp_pat
         for rec in lines:
             w.write(rec["recv_ts"], json.dumps(rec["msg"], separators=(",", ":")))
             ends.append(path.stat().st_size)
+        assert not w.write(9.0, "{not json") and w.skipped == 1  # never written: the file stays NDJSON
     data = path.read_bytes()
     full = [(ts, ev) for ts, ev in iter_capture(path)]
     assert len(full) == len(lines)
