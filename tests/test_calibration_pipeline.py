@@ -113,6 +113,13 @@ def test_stats_is_deterministic_and_fit_writes_generator_coefficients_only(tmp_p
         assert key in t
     assert "cum_notional_within_bps" in btc["sources"][0]["book"]
     assert doc["_generator_fitted_on"] == ["binance-usdm-btcusdt-2024-08-08-345s.gz:BTCUSDT"]
+    # the block is the fit `compare --fit-on BTC` makes (whose held-out fidelity tests/test_calibration.py bands)
+    from calibration.cli import _fit_params
+    from replay.synthetic.builder import DEFAULT_POINTS_PER_CANDLE
+
+    direct, _ = _fit_params([BTC], DEFAULT_POINTS_PER_CANDLE)
+    for k, v in doc["generator"].items():
+        assert v == pytest.approx(getattr(direct, k), rel=1e-5), k
 
     out = _cli("fit", "--root", str(tmp_path), "--write")
     assert out.returncode == 0, out.stderr
