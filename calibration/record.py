@@ -186,6 +186,10 @@ def finish_session(folder: Path) -> Path | None:
     except RecordingError as exc:
         logger.warning("session {}: no aggregate ({})", folder.name, exc)
         return None
+    name = f"{folder.name}/{FRAMES}"  # every session's file is frames.ndjson.gz: name the session instead
+    doc["file"] = name
+    for sym in doc["symbols"]:
+        sym["source"] = name
     out = folder / AGGREGATE
     write_json_atomic(out, doc)
     return out

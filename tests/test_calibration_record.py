@@ -98,6 +98,7 @@ async def test_record_against_the_local_capture_server(tmp_path: Path) -> None:
     assert sum(1 for _ in iter_capture(rec)) == res.frames  # acks and pongs are recorded too, as received
     agg = json.loads((res.folder / AGGREGATE).read_text())
     assert [s["symbol"] for s in agg["symbols"]] == list(SYMBOLS)
+    assert agg["file"] == f"{res.folder.name}/{FRAMES}" == agg["symbols"][0]["source"]
     for s in agg["symbols"]:
         assert s["trades"]["count"] == sum(
             len(f.msg["data"]) for f in sent if f.symbol == s["symbol"] and f.kind == "trade"
