@@ -161,6 +161,11 @@ def _fit(args: argparse.Namespace) -> int:
     doc = json.loads(cal_file.read_text(encoding="utf-8"))
     generator_block(doc, str(cal_file))  # fails early, naming the file, when nothing could be fitted
     recs = [r for f in args.judge for r in read_recording(f, args.symbol)]
+    seen = {s.split(":")[0] for s in doc.get("_generator_fitted_on", [])}
+    for r in recs:
+        if r.source in seen:
+            print(f"note: {r.source} is one of the recordings the calibration was fitted on: not a held-out test",
+                  file=sys.stderr)
     for before, after in run_fit(cal_file, recs, seed=args.seed, points=args.points):
         print("BEFORE (project defaults)")
         print(table(before))
