@@ -14,18 +14,19 @@ one :class:`RecordingError` naming the file and line.
 
 from __future__ import annotations
 
-import gzip
 import heapq
 import math
-from collections.abc import Iterable
+import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import msgspec
 import numpy as np
 
+from bot.adapters.bybit.gzip_lines import iter_lines
 from bot.adapters.bybit.public_decoder import FrameError, iter_capture
-from bot.events import BookDelta, BookSnapshot, Trade, TradeBatch
+from bot.events import BookDelta, BookSnapshot, MarketEvent, Trade, TradeBatch
 
 N_LEVELS = 50
 SAMPLE_MS = 1000
@@ -232,28 +233,27 @@ def read_binance_l2(path: Path) -> Recording:
     depth: list[tuple[int, _BnDepth]] = []
     snap: _BnSnapshot | None = None
     symbol = ""
-    with _open(path) as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
+    for lineno, line in _lines(path):
+        if not line.strip():
+            continue
+        _, sep, js = line.partition(b" ")
+        if not sep:
+            raise RecordingError(f"{path.name}:{lineno}: expected '<recv_ns> <json>'")
+        try:
+            env = _bn_env.decode(js)
+            if not env.stream:
+                snap = _bn_snap.decode(js)
                 continue
-            _, sep, js = line.partition(b" ")
-            if not sep:
-                raise RecordingError(f"{path.name}:{lineno}: expected '<recv_ns> <json>'")
-            try:
-                env = _bn_env.decode(js)
-                if not env.stream:
-                    snap = _bn_snap.decode(js)
-                    continue
-                kind = env.stream.partition("@")[2]
-                symbol = symbol or env.stream.partition("@")[0].upper()
-                if kind == "trade":
-                    trades.append(_bn_trade.decode(env.data))
-                elif kind.startswith("depth"):
-                    depth.append((lineno, _bn_depth.decode(env.data)))
-                elif kind == "bookTicker":
-                    tickers.append(_bn_ticker.decode(env.data))
-            except msgspec.DecodeError as exc:
-                raise RecordingError(f"{path.name}:{lineno}: {exc}") from None
+            kind = env.stream.partition("@")[2]
+            symbol = symbol or env.stream.partition("@")[0].upper()
+            if kind == "trade":
+                trades.append(_bn_trade.decode(env.data))
+            elif kind.startswith("depth"):
+                depth.append((lineno, _bn_depth.decode(env.data)))
+            elif kind == "bookTicker":
+                tickers.append(_bn_ticker.decode(env.data))
+        except msgspec.DecodeError as exc:
+            raise RecordingError(f"{path.name}:{lineno}: {exc}") from None
     if snap is None:
         raise RecordingError(f"{path.name}: no REST depth snapshot (lastUpdateId) in the recording")
     if not trades:
@@ -292,11 +292,19 @@ def read_binance_l2(path: Path) -> Recording:
 # ------------------------------------------------------------------------------------------------------- Bybit v5
 def read_bybit_capture(path: Path) -> list[Recording]:
     """Every symbol of a Bybit v5 public capture that has both a book and trades, through the live decoder."""
+    return bybit_recordings(iter_capture(path), path.name)
+
+
+def bybit_recordings(frames: Iterable[tuple[float, list[MarketEvent]]], name: str, *,
+                     need: tuple[str, ...] = ("book", "trades")) -> list[Recording]:
+    """Per symbol, a :class:`Recording` from decoded Bybit frames (a capture or an order-book archive). ``need`` says
+    which parts a symbol must have to be kept: an ob500 archive has no trades, so its ingest asks for the book only
+    (the trade arrays are then empty)."""
     books: dict[str, Book] = {}
     samplers: dict[str, BookSampler] = {}
     trades: dict[str, list[tuple[np.ndarray, ...]]] = {}
     try:
-        for _, events in iter_capture(path):
+        for _, events in frames:
             for ev in events:
                 if isinstance(ev, TradeBatch):
                     trades.setdefault(ev.symbol, []).append((ev.ts, ev.price, ev.size, ev.is_buy))
@@ -314,18 +322,25 @@ def read_bybit_capture(path: Path) -> list[Recording]:
     except FrameError as exc:
         raise RecordingError(str(exc)) from None
     out = []
-    for sym in sorted(set(trades) & set(samplers)):
-        ts, tp, tq, tbuy = (np.concatenate(c) for c in zip(*trades[sym], strict=True))
+    keep = set(trades) | set(samplers)
+    if "trades" in need:
+        keep &= set(trades)
+    if "book" in need:
+        keep &= set(samplers)
+    for sym in sorted(keep):
+        parts = trades.get(sym) or [tuple(np.empty(0, t) for t in (float, float, float, bool))]
+        ts, tp, tq, tbuy = (np.concatenate(c) for c in zip(*parts, strict=True))
         order = np.argsort(ts, kind="stable")
         ts, tp, tq, tbuy = ts[order], tp[order].astype(float), tq[order].astype(float), tbuy[order].astype(bool)
-        bt, bp, bq, ap, aq, tt, tb, ta = samplers[sym].arrays()
-        out.append(Recording(symbol=sym, venue="bybit-linear", source=path.name,
+        bt, bp, bq, ap, aq, tt, tb, ta = samplers.get(sym, BookSampler()).arrays()
+        out.append(Recording(symbol=sym, venue="bybit-linear", source=name,
                              tick=grid_of(np.concatenate([tp, tb, ta])), step=grid_of(tq),
                              trade_ms=np.rint(ts * 1000).astype(np.int64), trade_price=tp, trade_qty=tq,
                              trade_is_buy=tbuy, book_ms=bt, bid_px=bp, bid_qty=bq, ask_px=ap, ask_qty=aq,
                              touch_ms=tt, touch_bid=tb, touch_ask=ta))
     if not out:
-        raise RecordingError(f"{path.name}: no symbol with both order-book and trade frames")
+        raise RecordingError(f"{name}: no symbol with {' and '.join(n.replace('book', 'order-book') for n in need)} "
+                             "frames")
     return out
 
 
@@ -335,8 +350,7 @@ def read_recording(path: str | Path, symbol: str | None = None) -> list[Recordin
     p = Path(path)
     if not p.is_file():
         raise RecordingError(f"{p}: no such file")
-    with _open(p) as fh:
-        head = fh.readline()
+    head = next((ln for _, ln in _lines(p)), b"")
     if head.lstrip().startswith(b"{"):
         recs = read_bybit_capture(p)
     elif head.split(b" ", 1)[0].isdigit():
@@ -350,7 +364,13 @@ def read_recording(path: str | Path, symbol: str | None = None) -> list[Recordin
     return recs
 
 
-def _open(path: Path):  # type: ignore[no-untyped-def]
-    with open(path, "rb") as f:
-        magic = f.read(2)
-    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """Numbered lines of a gzip or plain file; a recording cut off mid-write yields its complete lines."""
+    lineno = 0
+    try:
+        for lineno, line in enumerate(iter_lines(path), 1):
+            yield lineno, line
+    except zlib.error as exc:
+        raise RecordingError(f"{path.name}:{lineno + 1}: corrupt gzip data ({exc})") from None
+    except OSError as exc:
+        raise RecordingError(f"{path.name}: {exc}") from None

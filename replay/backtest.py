@@ -60,8 +60,10 @@ class BacktestEngine:
     """Runs the real bot over bundled/cached/REST 1m data in virtual time and writes a run folder."""
 
     def __init__(self, settings: Settings | None = None, *, data_dir: Path | None = None,
-                 isolated: bool = False) -> None:
+                 isolated: bool = False, calibration: Path | None = None) -> None:
         self.settings = settings or Settings()
+        self.calibration = calibration  # a calibration file: generator coefficients, copied into the run folder
+        self._calibration_json = calibration_text(calibration) if calibration is not None else None
         self.report_path = Path(self.settings.backtest.report_path)
         self.executor: Executor | None = None
         self.data_dir = data_dir
@@ -107,7 +109,8 @@ class BacktestEngine:
              seed: int, progress: bool, pessimistic: bool = False) -> Job:
         common = {"settings_json": self.settings.model_dump_json(), "out_dir": str(run_dir), "seed": seed,
                   "days": days, "start": start, "end": end, "pessimistic": pessimistic, "progress": progress,
-                  "data_dir": str(self.data_dir) if self.data_dir else None}
+                  "data_dir": str(self.data_dir) if self.data_dir else None,
+                  "calibration_json": self._calibration_json}
         if len(symbols) == 1:
             return SymbolJob(symbol=symbols[0], **common)  # type: ignore[arg-type]
         return PortfolioJob(symbols=tuple(symbols), **common)  # type: ignore[arg-type]
@@ -183,6 +186,9 @@ class BacktestEngine:
             "project_root": str(PROJECT_ROOT),
             **self.provenance(),
         }
+        if self.calibration is not None:  # ARCHITECTURE.md §7: the applied calibration travels with the run
+            shutil.copyfile(self.calibration, run_dir / "calibration.json")
+            manifest["calibration"] = {"file": str(self.calibration), "copied_to": "calibration.json"}
         write_json(run_dir / "manifest.json", manifest)
         if bt.auto_cleanup:
             rotate_runs(self.report_path, keep_last_n=bt.keep_last_n_runs, max_age_days=bt.cleanup_interval_days,
@@ -237,6 +243,26 @@ class BacktestEngine:
                 rows.append(_robust_row("portfolio", label, agg))
         shutil.rmtree(scratch, ignore_errors=True)
         return rows
+
+
+def calibration_text(path: Path) -> str:
+    """The generator coefficients of a calibration file as JSON text (jobs travel to worker processes), checked
+    here so a bad file fails before any replay starts, naming the file."""
+    import json
+
+    from replay.synthetic import GeneratorParams
+
+    if not path.is_file():
+        raise FileNotFoundError(f"--calibration {path}: no such file")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        gen = doc.get("generator") if isinstance(doc, dict) else None
+        if not isinstance(gen, dict) or not gen:
+            raise ValueError("no 'generator' block (write one with `python -m calibration fit --write`)")
+        GeneratorParams.load_defaults().calibrate_from_ws_stats(gen)
+    except ValueError as exc:  # JSONDecodeError is one
+        raise ValueError(f"--calibration {path}: {exc}") from None
+    return json.dumps(gen, sort_keys=True)
 
 
 def _robust_row(name: str, variant: str, m: dict[str, Any]) -> dict[str, Any]:

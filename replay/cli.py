@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="folder of {SYMBOL}_1m_*.csv.gz files (open_time_ms,open,high,low,close,volume) to use "
                           "instead of the bundled data")
     run.add_argument("--report-path", type=Path, help="override backtest.report_path (default logs/backtest)")
+    run.add_argument("--calibration", type=Path, metavar="FILE",
+                     help="generator coefficients from `python -m calibration fit --write` (or a calibration.json); "
+                          "copied into the run folder")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.add_argument("-v", "--verbose", action="store_true", help="log the bot's operational events to stderr")
     return p
@@ -233,7 +236,8 @@ def _main(args: argparse.Namespace) -> int:
         raise ValueError("backtest.data_source = 'recorded' replays a recording: give it with --recorded FILE")
     if args.data_dir is not None and not args.data_dir.is_dir():
         raise FileNotFoundError(f"--data-dir {args.data_dir}: no such folder")
-    engine = BacktestEngine(data_dir=args.data_dir, isolated=args.isolated).configure_from_settings(settings)
+    engine = BacktestEngine(data_dir=args.data_dir, isolated=args.isolated,
+                            calibration=args.calibration).configure_from_settings(settings)
     progress = settings.backtest.enable_progress_bar and not args.no_progress and sys.stderr.isatty()
     default_symbols = ["BTCUSDT"]
     if args.quick:

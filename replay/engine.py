@@ -30,6 +30,7 @@ import dataclasses
 import functools
 import heapq
 import itertools
+import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -88,6 +89,7 @@ class SymbolJob:
     progress: bool = False
     data_dir: str | None = None  # a folder of {SYMBOL}_1m_*.csv.gz instead of the bundled data
     progress_position: int | None = None  # this job's line among several bars (run_jobs sets it); None: the only one
+    calibration_json: str | None = None  # generator coefficients of ``--calibration FILE`` (its JSON text)
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -109,6 +111,7 @@ class PortfolioJob:
     progress: bool = False
     data_dir: str | None = None
     progress_position: int | None = None  # as SymbolJob's
+    calibration_json: str | None = None  # generator coefficients of ``--calibration FILE`` (its JSON text)
 
 
 Job = SymbolJob | PortfolioJob
@@ -266,6 +269,8 @@ def _load_market(symbol: str, job: Job, settings: Settings, instruments: Instrum
     builder = SyntheticMarketBuilder(instrument, profile, GeneratorParams.load_defaults(), seed=job.seed,
                                      points_per_candle=settings.backtest.intrabar_points_per_candle,
                                      pessimistic=job.pessimistic)
+    if job.calibration_json is not None:
+        builder = builder.calibrate_from_ws_stats(json.loads(job.calibration_json))
     return _Market(symbol, candles, list(segments), builder, profile)
 
 

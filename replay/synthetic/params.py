@@ -158,8 +158,12 @@ class GeneratorParams:
         """A copy with the given coefficients replaced (a calibration file's ``generator`` block or a fit).
 
         Keys are field names of this class; keys starting with ``_`` are metadata and skipped; an unknown key raises
-        (a typo is never silently ignored); values go through the same validation as the defaults.
+        (a typo is never silently ignored); values go through the same validation as the defaults. A whole
+        calibration file (``calibration.json`` or ``calibration fit``'s output) is read through its ``generator``
+        block.
         """
+        if isinstance(stats.get("generator"), Mapping):
+            stats = stats["generator"]
         names = {f.name for f in fields(self)}
         upd: dict[str, Any] = {}
         for key, val in stats.items():

@@ -12,9 +12,9 @@ Continuity is *checked* here (``PublicDecoder``) and only reported: applying or 
 
 from __future__ import annotations
 
-import gzip
 import io
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +23,7 @@ from typing import Annotated, Literal
 import msgspec
 import numpy as np
 
+from bot.adapters.bybit.gzip_lines import iter_lines
 from bot.events import BookDelta, BookSnapshot, MarketEvent, TradeBatch, latest_ts
 
 __all__ = [
@@ -260,12 +261,14 @@ def iter_capture(path: str | Path) -> Iterator[tuple[float, list[MarketEvent]]]:
     """Replay a recorded capture (one ``{"recv_ts": s, "msg": frame}`` per line, gzip or plain).
 
     Yields ``(recv_ts, events)`` for every line, including frames that decode to ``[]`` (callers see the full
-    receive timeline). A malformed line raises :class:`FrameError` naming the line number.
+    receive timeline). A malformed line raises :class:`FrameError` naming the line number. A recording whose writer
+    was killed (gzip member without its trailer, half a last line) yields every complete line
+    (:func:`~bot.adapters.bybit.gzip_lines.iter_lines`).
     """
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        for lineno, line in enumerate(fh, 1):
+    lineno = 0
+    try:
+        for lineno, line in enumerate(iter_lines(path), 1):
             if not line.strip():
                 continue
             try:
@@ -277,6 +280,8 @@ def iter_capture(path: str | Path) -> Iterator[tuple[float, list[MarketEvent]]]:
             except FrameError as exc:
                 raise FrameError(f"{path.name}:{lineno}: {exc.reason}", line) from None
             yield rec.recv_ts, events
+    except zlib.error as exc:
+        raise FrameError(f"{path.name}:{lineno + 1}: corrupt gzip data ({exc})") from None
 
 
 def iter_archive(path: str | Path) -> Iterator[tuple[float, list[MarketEvent]]]:

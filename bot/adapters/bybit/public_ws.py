@@ -52,12 +52,15 @@ class BybitPublicFeed:
         on_books_lost: called with the symbols whose books the stream lost (socket dropped, topic resubscribed) so
             they are invalid until their snapshot (the composition passes ``DataStorage.invalidate``).
         rng: seeds the reconnect jitter (tests).
+        on_frame: called with ``(receive time, raw frame)`` for every frame received, before it is decoded (the
+            calibration recorder's tap: the raw text is what gets written, so recordings replay through the decoder).
     """
 
     def __init__(self, settings: Settings, clock: Clock, symbols: Sequence[str], *, url: str | None = None,
                  resync_source: Callable[[], Iterable[str]] | None = None,
                  on_books_lost: Callable[[Sequence[str], str], None] | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 on_frame: Callable[[float, str | bytes], None] | None = None) -> None:
         ws = settings.websocket
         self.url = url or ws.ws_public_linear
         self.clock = clock
@@ -69,6 +72,7 @@ class BybitPublicFeed:
         self._rng = rng if rng is not None else random.Random()
         self._resync_source = resync_source
         self._on_books_lost = on_books_lost
+        self._on_frame = on_frame
         self.connected = False
 
     @property
@@ -111,9 +115,13 @@ class BybitPublicFeed:
         heartbeat = asyncio.create_task(self._heartbeat(ws, failure), name="public-ws-heartbeat")
         delivered = False
         put = queue.put_nowait
+        tap = self._on_frame
         try:
             async for raw in ws:
-                events, reqs = session.on_frame(raw, clock.now())
+                now = clock.now()
+                if tap is not None:
+                    tap(now, raw)
+                events, reqs = session.on_frame(raw, now)
                 if events:
                     put(events)
                     delivered = True
