@@ -176,6 +176,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from replay.robustness.cli import main as robustness_main
 
         return robustness_main(argv[1:])
+    if argv[:1] == ["fetch"]:  # download + export recent candles (the in-bot cycle's data step)
+        from replay.fetch import main as fetch_main
+
+        return fetch_main(argv[1:])
     if argv[:1] == ["runs"]:
         from replay import runs
 
