@@ -20,7 +20,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,9 +65,12 @@ class CycleResult:
     result: dict[str, Any] | None = None  # the study's result.json
     proposal: dict[str, Any] | None = None  # the apply step's proposal JSON
     error: str | None = None
+    started_at: float | None = None  # bot clock
+    ended_at: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "status": self.status, "study": self.study, "error": self.error,
+                "started_at": self.started_at, "ended_at": self.ended_at,
                 "steps": [s.__dict__ for s in self.steps], "proposal": self.proposal,
                 "targets": summarize_targets(self.result)}
 
@@ -125,9 +128,9 @@ class CycleRunner:
                                     str(self.root), *common], {}))
         return steps
 
-    async def run(self, run_id: str, now: Any) -> CycleResult:
+    async def run(self, run_id: str, now: Callable[[], float]) -> CycleResult:
         """Run the steps; ``now`` is the bot clock's ``now`` (step durations). Never raises for a failed step."""
-        res = CycleResult(run_id, study=STUDY_PREFIX + run_id)
+        res = CycleResult(run_id, study=STUDY_PREFIX + run_id, started_at=now())
         d = self.run_dir(run_id)
         d.mkdir(parents=True, exist_ok=True)
         try:
@@ -158,6 +161,7 @@ class CycleRunner:
             res.status, res.error = "failed", f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"
             return res
         finally:
+            res.ended_at = now()
             (d / "cycle.json").write_text(json.dumps(res.to_json(), indent=2, default=str) + "\n", encoding="utf-8")
 
     @staticmethod
