@@ -35,15 +35,23 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     from replay.cli import _days
 
-    p = _Parser(prog="python -m replay fetch", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-                description="Download recent 1m candles via Bybit REST (cached) and export them as CSV files.")
+    p = _Parser(
+        prog="python -m replay fetch",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Download recent 1m candles via Bybit REST (cached) and export them as CSV files.",
+    )
     p.add_argument("--symbol", help="one symbol")
     p.add_argument("--symbols", help="comma-separated symbols")
-    p.add_argument("--days", type=_days, help="the most recent N days, ending at the last closed candle "
-                   "(default: backtest.data_lookback_days)")
+    p.add_argument(
+        "--days",
+        type=_days,
+        help="the most recent N days, ending at the last closed candle (default: backtest.data_lookback_days)",
+    )
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the exported CSV files")
-    p.add_argument("--rest-url", metavar="URL", help="REST endpoint (default backtest.kline_rest_url, else Bybit "
-                   "mainnet)")
+    p.add_argument(
+        "--rest-url", metavar="URL", help="REST endpoint (default backtest.kline_rest_url, else Bybit mainnet)"
+    )
     p.add_argument("--cache-dir", type=Path, metavar="DIR", help=f"kline cache (default {DEFAULT_CACHE_DIR})")
     p.add_argument("--settings", type=Path, metavar="FILE", help="TOML settings file")
     return p
@@ -61,8 +69,9 @@ def main(argv: Sequence[str]) -> int:
         symbols = _split(args.symbols or args.symbol or "")
         if not symbols:
             raise ValueError("give --symbol or --symbols")
-        for path in fetch(symbols, args.days, args.out, rest_url=args.rest_url, cache_dir=args.cache_dir,
-                          settings_file=args.settings):
+        for path in fetch(
+            symbols, args.days, args.out, rest_url=args.rest_url, cache_dir=args.cache_dir, settings_file=args.settings
+        ):
             print(path)
         return 0
     except Exception as exc:  # network, data and input errors: one line, exit 2 (the cycle logs the stderr tail)
@@ -70,16 +79,27 @@ def main(argv: Sequence[str]) -> int:
         return 2
 
 
-def fetch(symbols: Sequence[str], days: float | None, out: Path, *, rest_url: str | None = None,
-          cache_dir: Path | None = None, settings_file: Path | None = None) -> list[Path]:
+def fetch(
+    symbols: Sequence[str],
+    days: float | None,
+    out: Path,
+    *,
+    rest_url: str | None = None,
+    cache_dir: Path | None = None,
+    settings_file: Path | None = None,
+) -> list[Path]:
     """Export each symbol's recent candles to ``out``; returns the files written (older exports there replaced)."""
     from replay.data import BybitKlineClient, KlineProvider
     from settings import load_settings
 
     settings = load_settings(settings_file)
     url = rest_url or settings.backtest.kline_rest_url
-    provider = KlineProvider(settings, source="rest_api", cache_dir=cache_dir or DEFAULT_CACHE_DIR,
-                             rest_client=BybitKlineClient(base_url=url))
+    provider = KlineProvider(
+        settings,
+        source="rest_api",
+        cache_dir=cache_dir or DEFAULT_CACHE_DIR,
+        rest_client=BybitKlineClient(base_url=url),
+    )
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for sym in symbols:
@@ -91,8 +111,15 @@ def fetch(symbols: Sequence[str], days: float | None, out: Path, *, rest_url: st
         tmp = path.with_name(f".{path.name}.tmp")
         with gzip.open(tmp, "wt", encoding="utf-8", newline="") as f:
             f.write("open_time_ms,open,high,low,close,volume\n")
-            for row in zip(t.tolist(), c.open.tolist(), c.high.tolist(), c.low.tolist(), c.close.tolist(),
-                           c.volume.tolist(), strict=True):
+            for row in zip(
+                t.tolist(),
+                c.open.tolist(),
+                c.high.tolist(),
+                c.low.tolist(),
+                c.close.tolist(),
+                c.volume.tolist(),
+                strict=True,
+            ):
                 f.write(f"{row[0]},{row[1]!r},{row[2]!r},{row[3]!r},{row[4]!r},{row[5]!r}\n")
         tmp.replace(path)
         written.append(path)

@@ -58,7 +58,8 @@ def restamped_klines() -> dict[str, dict[str, np.ndarray]]:
 
 def write_settings(tmp: Path, kline_url: str, hook_url: str) -> Path:
     path = tmp / "bot.toml"
-    path.write_text(f"""
+    path.write_text(
+        f"""
 [trading]
 decision_interval_sec = {INTERVAL}
 [websocket]
@@ -76,12 +77,14 @@ auto_apply_threshold_improvement = 0.0
 notify_on_completion = true
 notify_on_better_params = true
 notify_threshold_improvement = 0.0
-report_path = "{tmp / 'bt'}"
+report_path = "{tmp / "bt"}"
 kline_rest_url = "{kline_url}"
 webhook_url = "{hook_url}/hook/T0KEN"
 [backtest.target_metrics]
 min_trades = 0
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return path
 
 
@@ -99,9 +102,18 @@ async def test_cycle_from_trigger_to_swapped_parameters_with_cadence_unchanged(t
         settings_file = write_settings(tmp_path, klines.base_url, webhook.base_url)
         settings = load_settings(settings_file)
         async with CaptureServer(speed=1.0, loop_capture=True) as ws:
-            run = await assemble(RunOptions(mode="paper", symbols=(SYM,), ws_url=ws.url, log_dir=tmp_path / "log",
-                                            status_every_sec=5, settings_file=settings_file, overlay=overlay),
-                                 settings)
+            run = await assemble(
+                RunOptions(
+                    mode="paper",
+                    symbols=(SYM,),
+                    ws_url=ws.url,
+                    log_dir=tmp_path / "log",
+                    status_every_sec=5,
+                    settings_file=settings_file,
+                    overlay=overlay,
+                ),
+                settings,
+            )
             bot, cycle = run.bot, run.cycle
             assert cycle is not None
             orch, clock = bot.orchestrator, bot.clock
@@ -113,15 +125,19 @@ async def test_cycle_from_trigger_to_swapped_parameters_with_cadence_unchanged(t
                 await tick(now)
 
             orch.tick = timed_tick  # type: ignore[method-assign]
-            before = {p: _get(bot.settings, p) for p in ("trading.entry_signal_min_strength",
-                                                          "signals.base_threshold", "risk.min_sl_pct")}
+            before = {
+                p: _get(bot.settings, p)
+                for p in ("trading.entry_signal_min_strength", "signals.base_threshold", "risk.min_sl_pct")
+            }
             task = asyncio.create_task(drive(run))
             try:
                 # trigger → fetch → optimize → apply: a pending proposal and two webhook POSTs
                 await _until(lambda: bool(cycle.runs), 150, "the first cycle run to finish")
                 res = cycle.runs[0]
-                assert res.status == "completed", (res.error, [(s.name, s.returncode, s.stderr_tail)
-                                                               for s in res.steps])
+                assert res.status == "completed", (
+                    res.error,
+                    [(s.name, s.returncode, s.stderr_tail) for s in res.steps],
+                )
                 assert [s.name for s in res.steps] == ["fetch", "optimize", "apply"]
                 proposal = res.proposal
                 assert proposal is not None and proposal["status"] == "pending", proposal
@@ -143,13 +159,23 @@ async def test_cycle_from_trigger_to_swapped_parameters_with_cadence_unchanged(t
                 assert grid == list(range(len(grid))), "a grid tick was skipped while the cycle ran"
                 assert orch.overruns == 0 and orch.missed_ticks == 0
                 assert max(late) < 0.4 * INTERVAL, sorted(late)[-5:]
-                print(f"\ncycle {res.ended_at - res.started_at:.1f}s: {len(busy)} ticks, lateness median "
-                      f"{1000 * float(np.median(late)):.1f} ms, max {1000 * max(late):.1f} ms")
+                print(
+                    f"\ncycle {res.ended_at - res.started_at:.1f}s: {len(busy)} ticks, lateness median "
+                    f"{1000 * float(np.median(late)):.1f} ms, max {1000 * max(late):.1f} ms"
+                )
 
                 # a person approves; the bot swaps the parameters in at its next safe point
                 p = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "replay", "approve", proposal["id"], "--settings", str(settings_file),
-                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+                    sys.executable,
+                    "-m",
+                    "replay",
+                    "approve",
+                    proposal["id"],
+                    "--settings",
+                    str(settings_file),
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                )
                 out, err = await p.communicate()
                 assert b"approved" in out, out
                 assert p.returncode == 0, err.decode()
@@ -159,8 +185,9 @@ async def test_cycle_from_trigger_to_swapped_parameters_with_cadence_unchanged(t
                     assert _get(bot.settings, path) == value, path
                 assert orch._entry_strength == proposal["params"]["trading.entry_signal_min_strength"]
                 assert bot.risk._r.min_sl_pct == proposal["params"]["risk.min_sl_pct"]
-                assert set(swap.fields) == {k for k in proposal["params"] if proposal["params"][k] != before.get(
-                    k, object())} | {k for k in proposal["params"] if k not in before}
+                assert set(swap.fields) == {
+                    k for k in proposal["params"] if proposal["params"][k] != before.get(k, object())
+                } | {k for k in proposal["params"] if k not in before}
                 assert bot.settings.backtest == settings.backtest  # FIXED sections untouched
                 ticks_at_swap = orch.ticks
                 await _until(lambda: orch.ticks > ticks_at_swap + 2, 5, "ticks after the swap")

@@ -102,10 +102,16 @@ def _builders(bot: Any) -> dict[str, tuple[Any, Builder]]:
         "imbalance": (bot.imbalance, lambda s: ImbalanceAnalyzer(s, bot.storage, reg)),
         "signals": (bot.signals, lambda s: SignalGenerator(s)),
         "risk": (bot.risk, lambda s: RiskManager(s, reg)),
-        "executor": (bot.executor, lambda s: Executor(s, bot.clock, bot.exchange, bot.storage, bot.risk, reg, None,
-                                                      symbols=syms)),
-        "orchestrator": (o, lambda s: Orchestrator(s, bot.clock, bot.storage, bot.volume, bot.imbalance, bot.signals,
-                                                   bot.executor, symbols=o.symbols)),
+        "executor": (
+            bot.executor,
+            lambda s: Executor(s, bot.clock, bot.exchange, bot.storage, bot.risk, reg, None, symbols=syms),
+        ),
+        "orchestrator": (
+            o,
+            lambda s: Orchestrator(
+                s, bot.clock, bot.storage, bot.volume, bot.imbalance, bot.signals, bot.executor, symbols=o.symbols
+            ),
+        ),
     }
 
 

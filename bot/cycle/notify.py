@@ -41,8 +41,9 @@ class Notifier:
             status = await asyncio.to_thread(self._post, body)
         except Exception as e:  # network errors, timeouts, HTTP errors: logged, never raised
             self.failed += 1
-            logger.warning("cycle webhook {} failed: {}: {}", safe_host(self.url), type(e).__name__,
-                           " ".join(str(e).split())[:200])
+            logger.warning(
+                "cycle webhook {} failed: {}: {}", safe_host(self.url), type(e).__name__, " ".join(str(e).split())[:200]
+            )
             return False
         self.sent += 1
         logger.info("cycle webhook {} answered {}", safe_host(self.url), status)
@@ -50,8 +51,12 @@ class Notifier:
 
     def _post(self, body: bytes) -> int:
         assert self.url is not None
-        req = urllib.request.Request(self.url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json", "User-Agent": "naporrr-bot"})
+        req = urllib.request.Request(
+            self.url,
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", "User-Agent": "naporrr-bot"},
+        )
         host = urlsplit(self.url).hostname
         handlers = [urllib.request.ProxyHandler({})] if host in {"127.0.0.1", "localhost", "::1"} else []
         with urllib.request.build_opener(*handlers).open(req, timeout=self.timeout_sec) as r:

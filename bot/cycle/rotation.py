@@ -34,8 +34,11 @@ def run_time(run_id: str) -> float | None:
 def rotate(root: Path, *, keep_last_n: int, max_age_days: float, now: float, protect: str | None = None) -> list[str]:
     """Remove old cycle runs and their studies; returns the run ids removed."""
     runs_dir = root / "cycle"
-    ids = sorted((p.name for p in runs_dir.iterdir() if p.is_dir() and run_time(p.name) is not None),
-                 reverse=True) if runs_dir.is_dir() else []
+    ids = (
+        sorted((p.name for p in runs_dir.iterdir() if p.is_dir() and run_time(p.name) is not None), reverse=True)
+        if runs_dir.is_dir()
+        else []
+    )
     drop = ids[keep_last_n:] + [i for i in ids[:keep_last_n] if now - (run_time(i) or now) > max_age_days * 86_400]
     removed = []
     for run_id in drop:

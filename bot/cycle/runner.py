@@ -69,10 +69,17 @@ class CycleResult:
     ended_at: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "status": self.status, "study": self.study, "error": self.error,
-                "started_at": self.started_at, "ended_at": self.ended_at,
-                "steps": [s.__dict__ for s in self.steps], "proposal": self.proposal,
-                "targets": summarize_targets(self.result)}
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "study": self.study,
+            "error": self.error,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "steps": [s.__dict__ for s in self.steps],
+            "proposal": self.proposal,
+            "targets": summarize_targets(self.result),
+        }
 
 
 def summarize_targets(result: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -82,9 +89,13 @@ def summarize_targets(result: Mapping[str, Any] | None) -> dict[str, Any]:
     out = {}
     for name, t in result.get("targets", {}).items():
         best = t.get("best") or {}
-        out[name] = {"improvement": t.get("improvement"), "best_oos": (best.get("oos") or {}).get("score"),
-                     "current_oos": t["current"]["oos"]["score"], "params": best.get("params"),
-                     "preset": t.get("preset")}
+        out[name] = {
+            "improvement": t.get("improvement"),
+            "best_oos": (best.get("oos") or {}).get("score"),
+            "current_oos": t["current"]["oos"]["score"],
+            "params": best.get("params"),
+            "preset": t.get("preset"),
+        }
     return out
 
 
@@ -114,18 +125,51 @@ class CycleRunner:
         common = ["--settings", str(cfg.settings_file)] if cfg.settings_file else []
         syms = ",".join(cfg.symbols)
         days = repr(float(bt.data_lookback_days))
-        fetch = [*py, "fetch", "--symbols", syms, "--days", days, "--out", str(d / "data"),
-                 "--cache-dir", str(self.root / "cycle" / "kline_cache"), *common]
+        fetch = [
+            *py,
+            "fetch",
+            "--symbols",
+            syms,
+            "--days",
+            days,
+            "--out",
+            str(d / "data"),
+            "--cache-dir",
+            str(self.root / "cycle" / "kline_cache"),
+            *common,
+        ]
         study = STUDY_PREFIX + run_id
-        optimize = [*py, "optimize", "--symbols", syms, "--days", days, "--study", study, "--data-dir",
-                    str(d / "data"), "--overlay", str(cfg.overlay), "--report-path", str(self.root), "--no-progress",
-                    "--jobs", str(bt.cycle_jobs), *common]
+        optimize = [
+            *py,
+            "optimize",
+            "--symbols",
+            syms,
+            "--days",
+            days,
+            "--study",
+            study,
+            "--data-dir",
+            str(d / "data"),
+            "--overlay",
+            str(cfg.overlay),
+            "--report-path",
+            str(self.root),
+            "--no-progress",
+            "--jobs",
+            str(bt.cycle_jobs),
+            *common,
+        ]
         # the snapshot is bundled-format CSV, and the cycle decides on apply itself (its proposal is notified)
         opt_env = {"NAPORRR_BACKTEST__DATA_SOURCE": "bundled", "NAPORRR_BACKTEST__AUTO_APPLY_PARAMS": "false"}
         steps = [("fetch", fetch, {}), ("optimize", optimize, opt_env)]
         if bt.auto_apply_params:
-            steps.append(("apply", [*py, "apply", study, "--overlay", str(cfg.overlay), "--report-path",
-                                    str(self.root), *common], {}))
+            steps.append(
+                (
+                    "apply",
+                    [*py, "apply", study, "--overlay", str(cfg.overlay), "--report-path", str(self.root), *common],
+                    {},
+                )
+            )
         return steps
 
     async def run(self, run_id: str, now: Callable[[], float]) -> CycleResult:
@@ -136,9 +180,13 @@ class CycleRunner:
         try:
             for name, argv, env in self.commands(run_id):
                 if name == "apply" and not self._single_target(res):
-                    logger.info("cycle {}: {} targets (per-symbol study): presets written, nothing applied (the "
-                                "overlay is one parameter set; apply one with python -m replay apply {} --target SYM)",
-                                run_id, len((res.result or {}).get("targets", {})), res.study)
+                    logger.info(
+                        "cycle {}: {} targets (per-symbol study): presets written, nothing applied (the "
+                        "overlay is one parameter set; apply one with python -m replay apply {} --target SYM)",
+                        run_id,
+                        len((res.result or {}).get("targets", {})),
+                        res.study,
+                    )
                     continue
                 t0 = now()
                 rc = await self._step(name, argv, env, d)
@@ -179,8 +227,14 @@ class CycleRunner:
         nice = self.settings.backtest.cycle_nice
         with (d / f"{name}.out").open("wb") as out, (d / f"{name}.err").open("wb") as err:
             self.proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=err, env={**os.environ, **env},
-                start_new_session=True, preexec_fn=(lambda: os.nice(nice)) if nice else None)
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                env={**os.environ, **env},
+                start_new_session=True,
+                preexec_fn=(lambda: os.nice(nice)) if nice else None,
+            )
             try:
                 return await self.proc.wait()
             except asyncio.CancelledError:

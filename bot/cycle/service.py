@@ -83,9 +83,14 @@ class CycleService:
     async def _schedule(self) -> None:
         bt, clock = self.base.backtest, self.bot.clock
         due = next_due(clock.now(), bt.backtest_start_time, bt.backtest_cycle_hrs)
-        logger.info("backtest cycle enabled: every {:g} h from {} UTC, {:g} days of {}, next run at epoch {:.0f}",
-                    bt.backtest_cycle_hrs, bt.backtest_start_time, bt.data_lookback_days,
-                    ",".join(self.config.symbols), due)
+        logger.info(
+            "backtest cycle enabled: every {:g} h from {} UTC, {:g} days of {}, next run at epoch {:.0f}",
+            bt.backtest_cycle_hrs,
+            bt.backtest_start_time,
+            bt.data_lookback_days,
+            ",".join(self.config.symbols),
+            due,
+        )
         while True:
             await asyncio.sleep(max(0.0, due - clock.now()))
             self.trigger(due)
@@ -110,20 +115,36 @@ class CycleService:
         took = clock.now() - t0
         if res.status == "completed":
             p = res.proposal
-            logger.info("backtest cycle {} completed in {:.1f}s: study {}{}", run_id, took, res.study,
-                        f", proposal {p['id']} {p['status']}" if p else "")
+            logger.info(
+                "backtest cycle {} completed in {:.1f}s: study {}{}",
+                run_id,
+                took,
+                res.study,
+                f", proposal {p['id']} {p['status']}" if p else "",
+            )
         else:
             failed = res.steps[-1] if res.steps else None
-            logger.error("backtest cycle {} failed after {:.1f}s: {}; trading continues{}", run_id, took, res.error,
-                         f"; stderr tail:\n{failed.stderr_tail}" if failed and failed.stderr_tail else "")
+            logger.error(
+                "backtest cycle {} failed after {:.1f}s: {}; trading continues{}",
+                run_id,
+                took,
+                res.error,
+                f"; stderr tail:\n{failed.stderr_tail}" if failed and failed.stderr_tail else "",
+            )
         try:
             await self._notify(res, took)
         except Exception as e:  # never let a notification bug end the schedule
             logger.warning("cycle notification failed: {}", e)
         bt = self.base.backtest
         if bt.auto_cleanup:
-            await asyncio.to_thread(rotate, self.runner.root, keep_last_n=bt.keep_last_n_runs,
-                                    max_age_days=bt.cleanup_interval_days, now=clock.now(), protect=run_id)
+            await asyncio.to_thread(
+                rotate,
+                self.runner.root,
+                keep_last_n=bt.keep_last_n_runs,
+                max_age_days=bt.cleanup_interval_days,
+                now=clock.now(),
+                protect=run_id,
+            )
         return res
 
     async def _notify(self, res: CycleResult, took: float) -> None:
@@ -131,9 +152,10 @@ class CycleService:
         assert self.notifier is not None
         summary = res.to_json()
         if bt.notify_on_completion:
-            text = (f"run {res.run_id} {res.status} in {took:.0f}s" + (f": {res.error}" if res.error else ""))
-            await self.notifier.notify({"event": f"cycle_{res.status}", "summary": text, "seconds": round(took, 1),
-                                        **summary})
+            text = f"run {res.run_id} {res.status} in {took:.0f}s" + (f": {res.error}" if res.error else "")
+            await self.notifier.notify(
+                {"event": f"cycle_{res.status}", "summary": text, "seconds": round(took, 1), **summary}
+            )
         if not bt.notify_on_better_params or res.status != "completed":
             return
         for name, t in summary["targets"].items():
@@ -141,15 +163,25 @@ class CycleService:
             if imp is None or imp < bt.notify_threshold_improvement:
                 continue
             p = res.proposal or {}
-            hint = {"pending": f"approve with: python -m replay approve {p.get('id')}",
-                    "applied": "applied to the overlay; the bot swaps it in at its next safe point"}.get(
-                        p.get("status", ""), f"preset {t.get('preset')}")
-            await self.notifier.notify({
-                "event": "better_params", "run_id": res.run_id, "study": res.study, "target": name,
-                "improvement": imp, "best_oos": t["best_oos"], "current_oos": t["current_oos"],
-                "params": t["params"], "proposal": p or None,
-                "summary": f"{name}: out-of-sample improvement {imp:.1%} (threshold "
-                           f"{bt.notify_threshold_improvement:.1%}); {hint}"})
+            hint = {
+                "pending": f"approve with: python -m replay approve {p.get('id')}",
+                "applied": "applied to the overlay; the bot swaps it in at its next safe point",
+            }.get(p.get("status", ""), f"preset {t.get('preset')}")
+            await self.notifier.notify(
+                {
+                    "event": "better_params",
+                    "run_id": res.run_id,
+                    "study": res.study,
+                    "target": name,
+                    "improvement": imp,
+                    "best_oos": t["best_oos"],
+                    "current_oos": t["current_oos"],
+                    "params": t["params"],
+                    "proposal": p or None,
+                    "summary": f"{name}: out-of-sample improvement {imp:.1%} (threshold "
+                    f"{bt.notify_threshold_improvement:.1%}); {hint}",
+                }
+            )
 
     # ------------------------------------------------------------------------------------ overlay and swap
     async def _watch(self) -> None:
@@ -167,8 +199,11 @@ class CycleService:
             logger.warning("parameter overlay {} not swapped in: {}", self.config.overlay, e)
             return
         self._pending = _Pending(new, current, changes)
-        logger.info("parameter overlay {} changed: {} field(s) wait for a safe point", self.config.overlay,
-                    len(changed_fields(current, new)))
+        logger.info(
+            "parameter overlay {} changed: {} field(s) wait for a safe point",
+            self.config.overlay,
+            len(changed_fields(current, new)),
+        )
 
     def _at_safe_point(self, now: float) -> None:
         p = self._pending
@@ -188,5 +223,8 @@ class CycleService:
         n = hotswap.apply_plan(self.bot, p.changes, p.settings)
         self._pending = None
         self.swaps.append(SwapRecord(now, fields, n))
-        logger.info("tuned parameters swapped in before the tick at {:.3f}: {}", now,
-                    "; ".join(f"{k} {a} -> {b}" for k, (a, b) in fields.items()))
+        logger.info(
+            "tuned parameters swapped in before the tick at {:.3f}: {}",
+            now,
+            "; ".join(f"{k} {a} -> {b}" for k, (a, b) in fields.items()),
+        )
