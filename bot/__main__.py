@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     opts = RunOptions(mode=args.mode, symbols=symbols, minutes=args.minutes, ws_url=args.ws_url, rest_url=args.rest_url,
                       private_ws_url=args.private_ws_url, log_dir=args.log_dir,
                       confirm_live=args.confirm_live or confirm_env, status_every_sec=args.status_every, seed=args.seed,
-                      settings_file=args.settings.resolve() if args.settings else None, overlay=args.overlay,
+                      overlay=args.overlay,
                       limits=KillSwitchLimits(max_daily_loss_pct=args.max_daily_loss_pct, max_errors=args.max_errors))
     return run(opts, settings)
 

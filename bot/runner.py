@@ -62,7 +62,6 @@ class RunOptions:
     status_every_sec: float = 60.0
     seed: int = 0
     limits: KillSwitchLimits = field(default_factory=KillSwitchLimits)
-    settings_file: Path | None = None  # handed to the backtest cycle's child processes
     overlay: Path = DEFAULT_OVERLAY     # tuned parameters (python -m replay apply|approve); applied when present
 
 
@@ -170,8 +169,7 @@ async def assemble(opts: RunOptions, settings: Settings, *, clock: Clock | None 
     monitor = Monitor(bot, feed, clock, stop=bot.stop, limits=opts.limits, status_every_sec=opts.status_every_sec)
     cycle = None
     if settings.backtest.enable_backtest:
-        cycle = CycleService(bot, base, CycleConfig(symbols=symbols, overlay=opts.overlay.resolve(),
-                                                    settings_file=opts.settings_file))
+        cycle = CycleService(bot, base, CycleConfig(symbols=symbols, overlay=opts.overlay.resolve()))
     return LiveRun(opts, bot, exchange, feed, monitor, log_dir, cycle)
 
 

@@ -24,12 +24,13 @@ from bot.cycle.rotation import rotate, run_id_at
 from bot.cycle.runner import CycleConfig
 from bot.cycle.schedule import next_due
 from bot.cycle.service import CycleService
+from bot.cycle.snapshot import to_toml
 from bot.execution.positions import PositionRecord, PositionState
 from bot.instruments import InstrumentRegistry
 from bot.runner import RunOptions, StartupError, assemble
 from replay.data.bundled import read_kline_csv
 from replay.optimize.space import DEFAULT_PARAMS
-from settings import Settings, apply_optimizer_params, search_space
+from settings import Settings, apply_optimizer_params, load_settings, search_space
 
 DAY = 86_400.0
 T0 = 1_796_601_600.0  # 2026-12-07T00:00Z
@@ -220,11 +221,24 @@ async def test_a_crashed_run_is_logged_with_exit_code_and_stderr_tail(tmp_path: 
         bot = make_bot(s)
         svc = CycleService(bot, s, CycleConfig(symbols=("BTCUSDT",), overlay=tmp_path / "ov.toml"))
         res = await svc._cycle("20261207T000000Z")
+        asked = srv.count("/v5/market/kline")
+    assert asked >= 1  # the bot's kline_rest_url reached the child through the settings snapshot
     assert res.status == "failed" and res.error == "fetch exited with code 2"
-    assert "error:" in res.steps[0].stderr_tail
+    assert "error:" in res.steps[0].stderr_tail and "Not supported symbols" in res.steps[0].stderr_tail
     assert any(m.startswith("ERROR backtest cycle 20261207T000000Z failed") and "stderr tail" in m for m in logs)
     assert got and got[0]["event"] == "cycle_failed" and got[0]["steps"][0]["returncode"] == 2
     assert (tmp_path / "bt" / "cycle" / "20261207T000000Z" / "cycle.json").exists()
+
+
+def test_the_settings_snapshot_round_trips(tmp_path: Path) -> None:
+    s = Settings(
+        trading={"trade_pairs": ["ETHUSDT", "BTCUSDT"], "decision_interval_sec": 0.5},
+        risk={"min_sl_pct": 0.0031},
+        backtest={"webhook_url": "http://127.0.0.1:1/h", "target_metrics": {"min_trades": 3}},
+    )
+    path = tmp_path / "s.toml"
+    path.write_text(to_toml(s), encoding="utf-8")
+    assert load_settings(path).snapshot_dict() == s.snapshot_dict()
 
 
 # ------------------------------------------------------------------------------------------------------ rotation
@@ -275,5 +289,6 @@ def test_replay_fetch_exports_recent_candles_and_caches_them(tmp_path: Path) -> 
         for c in ("open", "high", "low", "close", "volume"):
             np.testing.assert_array_equal(cols[c], d[c][i : i + 72])
         assert first >= 1
+    assert list((tmp_path / "cache").rglob("ETHUSDT*"))  # the download went through the kline cache
     bad = subprocess.run([*cmd[:4], "--out", str(tmp_path / "x")], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "give --symbol or --symbols" in bad.stderr

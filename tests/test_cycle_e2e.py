@@ -109,7 +109,6 @@ async def test_cycle_from_trigger_to_swapped_parameters_with_cadence_unchanged(t
                     ws_url=ws.url,
                     log_dir=tmp_path / "log",
                     status_every_sec=5,
-                    settings_file=settings_file,
                     overlay=overlay,
                 ),
                 settings,

@@ -7,7 +7,8 @@ the optimizer's worker pool with it), with stdout/stderr in the run folder. A st
 as failed, with its exit code and the tail of its stderr.
 
 Run folder ``{report_path}/cycle/{run_id}/``: ``data/`` (the candle snapshot the study replays), ``{step}.out`` /
-``{step}.err``, ``cycle.json`` (what happened). The study is ``{report_path}/optimization/cycle-{run_id}/``; the
+``{step}.err``, ``settings.toml`` (the bot's settings, :mod:`bot.cycle.snapshot`; every step gets it as
+``--settings``), ``cycle.json`` (what happened). The study is ``{report_path}/optimization/cycle-{run_id}/``; the
 kline cache is ``{report_path}/cycle/kline_cache/`` (shared by all runs).
 """
 
@@ -27,9 +28,11 @@ from typing import Any
 
 from loguru import logger
 
+from bot.cycle.snapshot import to_toml
 from settings import Settings
 
 STUDY_PREFIX = "cycle-"
+SETTINGS_SNAPSHOT = "settings.toml"
 _PROPOSAL = re.compile(r"^proposal (\S+): (\w+)", re.M)
 STDERR_TAIL_LINES = 12
 
@@ -40,7 +43,6 @@ class CycleConfig:
 
     symbols: tuple[str, ...]
     overlay: Path
-    settings_file: Path | None = None  # the bot's --settings file, handed to every step (the env is inherited)
     python: str = sys.executable
 
     def root(self, settings: Settings) -> Path:
@@ -122,7 +124,7 @@ class CycleRunner:
         """``(step, argv, extra env)`` of a run; ``apply`` only with ``auto_apply_params`` (else presets only)."""
         bt, cfg = self.settings.backtest, self.config
         py, d = [cfg.python, "-m", "replay"], self.run_dir(run_id)
-        common = ["--settings", str(cfg.settings_file)] if cfg.settings_file else []
+        common = ["--settings", str(d / SETTINGS_SNAPSHOT)]  # the bot's own settings (env inherited on top)
         syms = ",".join(cfg.symbols)
         days = repr(float(bt.data_lookback_days))
         fetch = [
@@ -178,6 +180,7 @@ class CycleRunner:
         d = self.run_dir(run_id)
         d.mkdir(parents=True, exist_ok=True)
         try:
+            (d / SETTINGS_SNAPSHOT).write_text(to_toml(self.settings), encoding="utf-8")
             for name, argv, env in self.commands(run_id):
                 if name == "apply" and not self._single_target(res):
                     logger.info(
