@@ -154,13 +154,15 @@ async def test_cycle_from_trigger_to_swapped_parameters_with_cadence_unchanged(t
                 busy = [(g, t) for g, t in samples if res.started_at <= g <= res.ended_at]
                 assert len(busy) >= (res.ended_at - res.started_at) / INTERVAL - 2, len(busy)
                 late = [t - g for g, t in busy]
+                calm = [t - g for g, t in samples if g < res.started_at]  # before the cycle: the baseline
                 grid = [round((g - busy[0][0]) / INTERVAL) for g, _ in busy]
                 assert grid == list(range(len(grid))), "a grid tick was skipped while the cycle ran"
                 assert orch.overruns == 0 and orch.missed_ticks == 0
                 assert max(late) < 0.4 * INTERVAL, sorted(late)[-5:]
                 print(
                     f"\ncycle {res.ended_at - res.started_at:.1f}s: {len(busy)} ticks, lateness median "
-                    f"{1000 * float(np.median(late)):.1f} ms, max {1000 * max(late):.1f} ms"
+                    f"{1000 * float(np.median(late)):.1f} ms, max {1000 * max(late):.1f} ms; before it: "
+                    f"{len(calm)} ticks, median {1000 * float(np.median(calm)):.1f} ms, max {1000 * max(calm):.1f} ms"
                 )
 
                 # a person approves; the bot swaps the parameters in at its next safe point
