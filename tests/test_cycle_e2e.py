@@ -21,7 +21,9 @@ proposal, notification, approval, swap), not the search quality (tests/test_opti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -130,6 +132,16 @@ async def test_cycle_from_trigger_to_swapped_parameters_with_cadence_unchanged(t
             }
             task = asyncio.create_task(drive(run))
             try:
+                # the children run at low priority (backtest.cycle_nice, default 10)
+                want = min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10)
+
+                def child_niced() -> bool:
+                    child = cycle.runner.proc
+                    with contextlib.suppress(ProcessLookupError):
+                        return child is not None and os.getpriority(os.PRIO_PROCESS, child.pid) == want
+                    return False
+
+                await _until(child_niced, 40, f"a cycle child process at nice {want}")
                 # trigger → fetch → optimize → apply: a pending proposal and two webhook POSTs
                 await _until(lambda: bool(cycle.runs), 150, "the first cycle run to finish")
                 res = cycle.runs[0]

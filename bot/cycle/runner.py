@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -228,15 +229,21 @@ class CycleRunner:
 
     async def _step(self, name: str, argv: Sequence[str], env: Mapping[str, str], d: Path) -> int:
         nice = self.settings.backtest.cycle_nice
+        nice_bin = shutil.which("nice")
+        # coreutils' nice execs the child (same pid); preexec_fn (Python code between fork and exec, unsafe with
+        # threads) only where there is no nice binary
+        prefix = [nice_bin, "-n", str(nice)] if nice and nice_bin else []
+        preexec = (lambda: os.nice(nice)) if nice and not nice_bin else None
         with (d / f"{name}.out").open("wb") as out, (d / f"{name}.err").open("wb") as err:
             self.proc = await asyncio.create_subprocess_exec(
+                *prefix,
                 *argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
                 env={**os.environ, **env},
                 start_new_session=True,
-                preexec_fn=(lambda: os.nice(nice)) if nice else None,
+                preexec_fn=preexec,
             )
             try:
                 return await self.proc.wait()
