@@ -7,6 +7,10 @@ the public WS collector as the MarketFeed, signals, status line and kill switch 
 - **demo** / **live**: Bybit's REST + private stream adapter (``bot.adapters.bybit.exchange``), imported only here
   so paper needs neither keys nor that module.
 
+The parameter overlay (``--overlay``, tuned parameters from ``python -m replay apply|approve``) is applied at start
+when it exists; with ``backtest.enable_backtest`` the backtest cycle (:mod:`bot.cycle`) runs beside the bot and swaps
+newly approved parameters in while it trades.
+
 A stop (SIGINT/SIGTERM, ``--minutes`` elapsed, kill switch) goes through ``Bot.stop``: no new decisions, resting
 entries cancelled, OPEN positions left protected on the exchange, logs flushed.
 """
