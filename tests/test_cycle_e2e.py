@@ -211,7 +211,9 @@ async def test_cycle_from_trigger_to_swapped_parameters_with_cadence_unchanged(t
     log = (tmp_path / "log" / "bot.log").read_text(encoding="utf-8")
     assert "backtest cycle" in log and "skipped: the previous run is still going" in log
     assert "tuned parameters swapped in" in log
-    assert "T0KEN" not in log  # the webhook URL's path (a token) is never logged
+    assert "T0KEN" not in log  # the webhook URL's path (a token) is never logged ...
+    texts = [f for f in (tmp_path / "bt").rglob("*") if f.suffix in (".toml", ".json", ".csv", ".out", ".err")]
+    assert texts and not [f for f in texts if "T0KEN" in f.read_text(errors="replace")]  # ... nor written
     cycle_json = json.loads((tmp_path / "bt" / "cycle" / res.run_id / "cycle.json").read_text())
     assert cycle_json["status"] == "completed" and cycle_json["proposal"]["id"] == proposal["id"]
 

@@ -34,6 +34,7 @@ from settings import Settings
 
 STUDY_PREFIX = "cycle-"
 SETTINGS_SNAPSHOT = "settings.toml"
+WEBHOOK_ENV = "NAPORRR_BACKTEST__WEBHOOK_URL"
 _PROPOSAL = re.compile(r"^proposal (\S+): (\w+)", re.M)
 STDERR_TAIL_LINES = 12
 
@@ -100,6 +101,11 @@ def summarize_targets(result: Mapping[str, Any] | None) -> dict[str, Any]:
             "preset": t.get("preset"),
         }
     return out
+
+
+def child_env(extra: Mapping[str, str]) -> dict[str, str]:
+    """The bot's environment for a child, without the webhook URL (children never notify; it may hold a token)."""
+    return {**{k: v for k, v in os.environ.items() if k.upper() != WEBHOOK_ENV}, **extra}
 
 
 def tail(path: Path, lines: int = STDERR_TAIL_LINES) -> str:
@@ -241,7 +247,7 @@ class CycleRunner:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
-                env={**os.environ, **env},
+                env=child_env(env),
                 start_new_session=True,
                 preexec_fn=preexec,
             )

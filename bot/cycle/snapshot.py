@@ -4,7 +4,8 @@ Why a snapshot and not the bot's own ``--settings`` file: the bot may have been 
 later, or a file edited since start; the children must replay, optimize and apply with exactly the settings the
 running bot started from (before the overlay, which they read separately). Secrets are never written (the snapshot
 dump excludes them; children that need keys read the environment as the bot does). ``None`` values are left out
-(TOML has no null): such a field takes its default, which is ``None`` for every optional field.
+(TOML has no null): such a field takes its default, which is ``None`` for every optional field. The webhook URL is left
+out too (:data:`OMIT`): the children never notify, and a URL may hold a token that must not land in their files.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from settings import Settings
+
+OMIT = frozenset({"backtest.webhook_url"})
 
 
 def _value(v: Any) -> str:
@@ -36,7 +39,9 @@ def _value(v: Any) -> str:
 def _table(name: str, d: Mapping[str, Any], out: list[str]) -> None:
     subs = {k: v for k, v in d.items() if isinstance(v, Mapping)}
     out.append(f"[{name}]")
-    out.extend(f"{k} = {_value(v)}" for k, v in d.items() if v is not None and k not in subs)
+    out.extend(
+        f"{k} = {_value(v)}" for k, v in d.items() if v is not None and k not in subs and f"{name}.{k}" not in OMIT
+    )
     for k, v in subs.items():
         out.append("")
         _table(f"{name}.{k}", v, out)
