@@ -27,6 +27,7 @@ from bot.cycle.overlay import OverlayWatcher, changed_fields
 from bot.cycle.rotation import rotate, run_id_at
 from bot.cycle.runner import CycleConfig, CycleResult, CycleRunner
 from bot.cycle.schedule import next_due
+from bot.timefmt import iso_utc
 from settings import Settings
 
 
@@ -73,6 +74,8 @@ class CycleService:
         """Schedule and watch until cancelled; cancelling ends a running cycle's processes too."""
         try:
             await asyncio.gather(self._schedule(), self._watch())
+        except Exception as e:  # a bug here must not reach the trading loop: log it, trade on without the cycle
+            logger.opt(exception=e).error("backtest cycle service stopped; trading continues without it")
         finally:
             if self.current is not None and not self.current.done():
                 self.current.cancel()
@@ -84,12 +87,12 @@ class CycleService:
         bt, clock = self.base.backtest, self.bot.clock
         due = next_due(clock.now(), bt.backtest_start_time, bt.backtest_cycle_hrs)
         logger.info(
-            "backtest cycle enabled: every {:g} h from {} UTC, {:g} days of {}, next run at epoch {:.0f}",
+            "backtest cycle enabled: every {:g} h from {} UTC, {:g} days of {}, next run at {}",
             bt.backtest_cycle_hrs,
             bt.backtest_start_time,
             bt.data_lookback_days,
             ",".join(self.config.symbols),
-            due,
+            iso_utc(due),
         )
         while True:
             await asyncio.sleep(max(0.0, due - clock.now()))
@@ -101,7 +104,7 @@ class CycleService:
         """Start a run now, unless one is still going (then the due time is skipped, with a log line)."""
         if self.current is not None and not self.current.done():
             self.skipped.append(due)
-            logger.warning("backtest cycle due at epoch {:.0f} skipped: the previous run is still going", due)
+            logger.warning("backtest cycle due at {} skipped: the previous run is still going", iso_utc(due))
             return None
         self.current = asyncio.create_task(self._cycle(run_id_at(self.bot.clock.now())), name="backtest-cycle")
         return self.current
@@ -186,9 +189,12 @@ class CycleService:
     # ------------------------------------------------------------------------------------ overlay and swap
     async def _watch(self) -> None:
         while True:
-            new = self.watcher.poll()
-            if new is not None:
-                self._plan(new)
+            try:
+                new = self.watcher.poll()
+                if new is not None:
+                    self._plan(new)
+            except Exception as e:  # an unreadable file, a plan bug: keep the current parameters, keep watching
+                logger.opt(exception=e).error("parameter overlay {} not applied", self.config.overlay)
             await asyncio.sleep(self.overlay_poll_sec)
 
     def _plan(self, new: Settings) -> None:
@@ -206,6 +212,14 @@ class CycleService:
         )
 
     def _at_safe_point(self, now: float) -> None:
+        """The orchestrator's ``before_tick`` hook: it must never raise into the trading loop."""
+        try:
+            self._swap_if_safe(now)
+        except Exception as e:
+            self._pending = None
+            logger.opt(exception=e).error("parameter swap failed; the bot keeps its parameters")
+
+    def _swap_if_safe(self, now: float) -> None:
         p = self._pending
         if p is None:
             return
