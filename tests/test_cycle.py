@@ -296,3 +296,38 @@ def test_replay_fetch_exports_recent_candles_and_caches_them(tmp_path: Path) -> 
     assert list((tmp_path / "cache").rglob("ETHUSDT*"))  # the download went through the kline cache
     bad = subprocess.run([*cmd[:4], "--out", str(tmp_path / "x")], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "give --symbol or --symbols" in bad.stderr
+
+
+# ------------------------------------------------------------------------------------------------------ safe point
+def test_the_swap_waits_for_an_entry_in_flight_then_happens_before_a_tick(tmp_path: Path, logs: list[str]) -> None:
+    s = Settings(backtest={"report_path": str(tmp_path / "bt")})
+    bot = make_bot(s)
+    ov = tmp_path / "overlay.toml"
+    svc = CycleService(bot, s, CycleConfig(symbols=("BTCUSDT",), overlay=ov))
+    assert bot.orchestrator.before_tick == [svc._at_safe_point]
+    ov.write_text("[trading]\nentry_signal_min_strength = 5\n[risk]\nmin_sl_pct = 0.004\n")
+    new = svc.watcher.poll()
+    assert new is not None
+    svc._plan(new)
+    opening = PositionRecord(
+        symbol="BTCUSDT",
+        position_id="p3",
+        side=1,
+        state=PositionState.OPENING,
+        target_qty=Decimal(1),
+        created_at=T0,
+        sl_pct=0.002,
+        tp_pct=0.01,
+        max_lifetime_sec=60.0,
+    )
+    bot.executor.book.add(opening)
+    svc._at_safe_point(T0)
+    assert not svc.swaps and bot.settings is s and any("entry in flight for BTCUSDT" in m for m in logs)
+    opening.state = PositionState.OPEN  # the entry filled: its position keeps its exits, the swap may go
+    svc._at_safe_point(T0 + 2)
+    assert len(svc.swaps) == 1 and svc.swaps[0].ts == T0 + 2
+    assert bot.settings.trading.entry_signal_min_strength == 5 and bot.orchestrator._entry_strength == 5
+    assert opening.sl_pct == 0.002
+    # a broken overlay is refused and the swapped parameters stay
+    ov.write_text("[trading]\nleverage = 3\n")
+    assert svc.watcher.poll() is None and bot.settings.risk.min_sl_pct == 0.004
