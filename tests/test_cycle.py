@@ -175,6 +175,14 @@ def test_an_overlay_with_a_fixed_field_is_refused(tmp_path: Path, logs: list[str
     assert any("refused" in m and "trading.leverage" in m for m in logs)
 
 
+async def test_the_overlay_applies_at_start_without_the_cycle(tmp_path: Path) -> None:
+    ov = tmp_path / "overlay.toml"
+    ov.write_text("[risk]\nmin_sl_pct = 0.003\n")
+    run = await assemble(RunOptions(mode="paper", symbols=("BTCUSDT",), overlay=ov, log_dir=tmp_path), Settings())
+    assert run.bot.settings.risk.min_sl_pct == 0.003 and run.bot.risk._r.min_sl_pct == 0.003
+    assert run.cycle is None and run.bot.orchestrator.before_tick == []  # enable_backtest is off: no watcher
+
+
 async def test_the_bot_refuses_to_start_on_a_fixed_overlay(tmp_path: Path) -> None:
     ov = tmp_path / "overlay.toml"
     ov.write_text("[risk]\nmax_open_positions = 9\n")
