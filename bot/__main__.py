@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-errors", type=int, default=20, metavar="N",
                    help="kill switch: stop after N error log records within a minute (20)")
     p.add_argument("--seed", type=int, default=0, help="paper: the simulated exchange's latency seed")
+    p.add_argument("--overlay", type=Path, default=Path("config/overlay.toml"), metavar="FILE",
+                   help="tuned-parameter overlay written by python -m replay apply|approve, applied at start when "
+                        "present and, with backtest.enable_backtest, swapped in while running (config/overlay.toml)")
     return p
 
 
@@ -75,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     opts = RunOptions(mode=args.mode, symbols=symbols, minutes=args.minutes, ws_url=args.ws_url, rest_url=args.rest_url,
                       private_ws_url=args.private_ws_url, log_dir=args.log_dir,
                       confirm_live=args.confirm_live or confirm_env, status_every_sec=args.status_every, seed=args.seed,
+                      overlay=args.overlay,
                       limits=KillSwitchLimits(max_daily_loss_pct=args.max_daily_loss_pct, max_errors=args.max_errors))
     return run(opts, settings)
 

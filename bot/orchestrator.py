@@ -177,6 +177,9 @@ class Orchestrator:
         self.decisions: list[Decision] | None = None  # set to [] to record every action taken (tests, diagnostics)
         self.outcomes: dict[str, int] = {}
         self.last_signal: dict[str, Signal] = {}
+        # called with ``now`` at the start of every working tick, before any evaluation: the one point where nothing
+        # is mid-decision (bot.cycle swaps tuned parameters here)
+        self.before_tick: list[Callable[[float], None]] = []
         self._stopping = False
 
     # ------------------------------------------------------------------------------------------------ cadence
@@ -337,6 +340,8 @@ class Orchestrator:
         """One decision tick: catch up with the feed, then the next batch's symbols in order, all with ``now``."""
         if self._sync is not None:
             await self._sync()
+        for hook in self.before_tick:
+            hook(now)
         batch = self.batches[self.ticks % len(self.batches)]
         self.ticks += 1
         if self.tick_times is not None:

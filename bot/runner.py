@@ -7,6 +7,10 @@ the public WS collector as the MarketFeed, signals, status line and kill switch 
 - **demo** / **live**: Bybit's REST + private stream adapter (``bot.adapters.bybit.exchange``), imported only here
   so paper needs neither keys nor that module.
 
+The parameter overlay (``--overlay``, tuned parameters from ``python -m replay apply|approve``) is applied at start
+when it exists; with ``backtest.enable_backtest`` the backtest cycle (:mod:`bot.cycle`) runs beside the bot and swaps
+newly approved parameters in while it trades.
+
 A stop (SIGINT/SIGTERM, ``--minutes`` elapsed, kill switch) goes through ``Bot.stop``: no new decisions, resting
 entries cancelled, OPEN positions left protected on the exchange, logs flushed.
 """
@@ -27,6 +31,9 @@ from loguru import logger
 from bot.adapters.bybit.public_ws import BybitPublicFeed
 from bot.app import build_bot
 from bot.clock import Clock, WallClock
+from bot.cycle import overlay
+from bot.cycle.runner import CycleConfig
+from bot.cycle.service import CycleService
 from bot.instruments import InstrumentRegistry
 from bot.monitor import KillSwitchLimits, Monitor
 from bot.timefmt import iso_utc
@@ -35,6 +42,7 @@ from settings import Settings
 __all__ = ["MODES", "LiveRun", "RunOptions", "StartupError", "assemble", "drive", "run", "run_async"]
 
 MODES = ("paper", "demo", "live")
+DEFAULT_OVERLAY = Path("config/overlay.toml")
 CONFIRM_ENV = "NAPORRR_CONFIRM_LIVE"
 EXIT_OK = 0
 EXIT_STARTUP = 2
@@ -58,6 +66,7 @@ class RunOptions:
     status_every_sec: float = 60.0
     seed: int = 0
     limits: KillSwitchLimits = field(default_factory=KillSwitchLimits)
+    overlay: Path = DEFAULT_OVERLAY     # tuned parameters (python -m replay apply|approve); applied when present
 
 
 def confirm_live(opts: RunOptions) -> None:
@@ -135,6 +144,7 @@ class LiveRun:
     feed: BybitPublicFeed
     monitor: Monitor
     log_dir: Path
+    cycle: CycleService | None = None
 
 
 async def assemble(opts: RunOptions, settings: Settings, *, clock: Clock | None = None) -> LiveRun:
@@ -143,6 +153,14 @@ async def assemble(opts: RunOptions, settings: Settings, *, clock: Clock | None 
         raise StartupError(f"unknown mode {opts.mode!r}; choose one of {', '.join(MODES)}")
     confirm_live(opts)
     clock = clock or WallClock()
+    base = settings
+    try:
+        settings = overlay.settings_with(base, opts.overlay)
+    except ValueError as e:
+        raise StartupError(f"parameter overlay {opts.overlay}: {' '.join(str(e).split())}") from None
+    if settings is not base:
+        logger.info("parameter overlay {} applied: {}", opts.overlay,
+                    "; ".join(f"{k} = {b}" for k, (_, b) in overlay.changed_fields(base, settings).items()))
     symbols = opts.symbols or tuple(settings.trading.trade_pairs)
     exchange, instruments, sinks = await _exchange(opts, settings, clock)
     unknown = [s for s in symbols if s not in instruments]
@@ -153,7 +171,10 @@ async def assemble(opts: RunOptions, settings: Settings, *, clock: Clock | None 
     feed = BybitPublicFeed(settings, clock, symbols, url=opts.ws_url, resync_source=bot.storage.resync_requested,
                            on_books_lost=bot.storage.invalidate)
     monitor = Monitor(bot, feed, clock, stop=bot.stop, limits=opts.limits, status_every_sec=opts.status_every_sec)
-    return LiveRun(opts, bot, exchange, feed, monitor, log_dir)
+    cycle = None
+    if settings.backtest.enable_backtest:
+        cycle = CycleService(bot, base, CycleConfig(symbols=symbols, overlay=opts.overlay.resolve()))
+    return LiveRun(opts, bot, exchange, feed, monitor, log_dir, cycle)
 
 
 async def drive(run: LiveRun) -> int:
@@ -189,15 +210,18 @@ async def drive(run: LiveRun) -> int:
 
     monitor.attach()
     watcher = asyncio.create_task(watch(), name="monitor")
+    cycle = asyncio.create_task(run.cycle.run(), name="backtest-cycle-service") if run.cycle else None
     try:
         await bot.run(feed, until=until)
     except asyncio.CancelledError:
         if not signals_seen:
             raise
     finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await watcher
+        for t in (watcher, cycle):
+            if t is not None:
+                t.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
         monitor.detach()
         for sig in installed:
             loop.remove_signal_handler(sig)

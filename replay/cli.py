@@ -34,6 +34,7 @@ EPILOG = """examples:
   python -m replay optimize --symbols BTCUSDT --days 7 --trials 40   parameter search (python -m replay optimize --help)
   python -m replay robustness RUN                   seeds, Monte Carlo, stress windows, sensitivity around a run
   python -m replay apply STUDY | approve ID          apply a study's out-of-sample-validated parameters
+  python -m replay fetch --symbols BTCUSDT --days 7 --out DIR   recent candles via Bybit REST (cached) as CSV files
 
 Every symbol is evaluated at its live cadence: ceil(len(trading.trade_pairs)/symbol_batch_size) *
 decision_interval_sec (8 s with the defaults), also when only one of the pairs is replayed. Strict mode (default) acts
@@ -142,6 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from replay.robustness.cli import main as robustness_main
 
         return robustness_main(argv[1:])
+    if argv[:1] == ["fetch"]:  # download + export recent candles (the in-bot cycle's data step)
+        from replay.fetch import main as fetch_main
+
+        return fetch_main(argv[1:])
     if argv[:1] == ["runs"]:
         from replay import runs
 
