@@ -14,7 +14,6 @@ import gzip
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
 
 from loguru import logger
 
@@ -27,15 +26,10 @@ EPILOG = """examples:
 then: python -m replay optimize --symbols BTCUSDT,ETHUSDT --days 7 --data-dir /tmp/klines ..."""
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from replay.cli import _days
+    from replay.cli_args import OneLineParser, days
 
-    p = _Parser(
+    p = OneLineParser(
         prog="python -m replay fetch",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -45,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--symbols", help="comma-separated symbols")
     p.add_argument(
         "--days",
-        type=_days,
+        type=days,
         help="the most recent N days, ending at the last closed candle (default: backtest.data_lookback_days)",
     )
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the exported CSV files")
