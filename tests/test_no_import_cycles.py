@@ -1,4 +1,4 @@
-"""No import cycles inside ``bot/`` (STYLE: small modules with one job, no import cycles).
+"""No import cycles inside ``bot/`` and ``settings/`` (STYLE: small modules with one job, no import cycles).
 
 Every import counts, wherever it sits: module level, under ``TYPE_CHECKING`` and inside functions (a deferred import
 is how a cycle usually hides). ``from pkg import name`` is an edge to ``pkg.name`` when that is a module, else to
@@ -84,6 +84,12 @@ def test_bot_has_no_import_cycles() -> None:
     graph = import_graph(ROOT, "bot")
     assert "bot.execution.executor" in graph and "bot.adapters.simulated.sim" in graph
     assert graph["bot.execution.executor"] >= {"bot.execution.entry", "bot.execution.protection"}
+    assert cycles(graph) == []
+
+
+def test_settings_has_no_import_cycles() -> None:
+    graph = import_graph(ROOT, "settings")
+    assert graph["settings.model"] >= {"settings.sections", "settings.sources"}
     assert cycles(graph) == []
 
 
