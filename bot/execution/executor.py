@@ -6,7 +6,8 @@ protection and close tasks wait on a record's change signal. Every order-mutatin
 
 Collaborators get the executor as :class:`bot.execution.host.ExecutorHost` (its public surface) and never import
 this module: :mod:`.entry` (passive chase), :mod:`.protection` (TP/SL), :mod:`.closing` (close and finalize),
-:mod:`.reconcile` (REST reconciliation), :mod:`.stream_watch`; the shared sync state is :class:`.sync.AccountSync`.
+:mod:`.reconcile` (REST reconciliation), :mod:`.stream_watch`, :mod:`.routing` (which record an event belongs to);
+the shared sync state is :class:`.sync.AccountSync`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from bot.execution.entry import run_entry
 from bot.execution.fills import Fill
 from bot.execution.host import SignalLike, StorageLike
 from bot.execution.logfmt import VWAP_EXTRA_DECIMALS, fmt_px
-from bot.execution.order_ids import CLOSE_TAGS, make_position_id, parse_link_id
+from bot.execution.order_ids import CLOSE_TAGS, make_position_id
 from bot.execution.periodic import run_periodic
 from bot.execution.positions import (
     ZERO,
@@ -37,6 +38,7 @@ from bot.execution.positions import (
 )
 from bot.execution.protection import protect
 from bot.execution.rate_limit import OrderRateLimiter
+from bot.execution.routing import record_for_execution, record_for_order
 from bot.execution.stream_watch import StreamWatch
 from bot.execution.sync import AccountSync
 from bot.execution.trade_log import TradeLog
@@ -302,32 +304,8 @@ class Executor:
         self.equity = w.total_margin_balance if w.total_margin_balance > 0 else w.total_equity
         self.available = w.available_balance
 
-    def _rec_for(self, symbol: str, link_id: str) -> PositionRecord | None:
-        link = parse_link_id(link_id, self.prefix)
-        if link is not None:
-            rec = self.book.by_pid(link.position_id)
-            if rec is not None:
-                return rec
-        return self.book.live(symbol)
-
-    def _rec_for_exec(self, ex: Execution) -> PositionRecord | None:
-        """Our orderLinkId names the record (live or finished). A fill without one (exchange TP/SL, liquidation,
-        manual) goes to the live record only if it is not older on the exchange than that record's first fill (or
-        adopting snapshot): a late exit of an earlier position must not land on its successor."""
-        link = parse_link_id(ex.order_link_id, self.prefix)
-        if link is not None:
-            rec = self.book.by_pid(link.position_id)
-            if rec is not None:
-                return rec
-        rec = self.book.live(ex.symbol)
-        if rec is None or ex.exec_type == "Funding":
-            return rec
-        if rec.exchange_since is None:
-            return rec if side_dir(ex.side) == rec.side else None  # an exit of a record that holds nothing yet
-        return rec if ex.ts >= rec.exchange_since else None
-
     def apply_order(self, u: OrderUpdate) -> None:
-        rec = self._rec_for(u.symbol, u.order_link_id)
+        rec = record_for_order(self.book, self.prefix, u.symbol, u.order_link_id)
         if rec is None:
             return
         key = u.order_link_id or u.order_id
@@ -345,7 +323,7 @@ class Executor:
         self.sync.last_exec_ts = max(self.sync.last_exec_ts, ex.ts)
         if ex.exec_type != "Funding":
             self.sync.advance_fence(ex.symbol, ex.ts)
-        rec = self._rec_for_exec(ex)
+        rec = record_for_execution(self.book, self.prefix, ex)
         if rec is None or not rec.live:
             if ex.exec_type != "Funding":
                 self.orphans.append(ex)
