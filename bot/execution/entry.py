@@ -21,7 +21,7 @@ from bot.instruments import Instrument, to_decimal
 from bot.ports import ERR_ORDER_NOT_EXISTS, ExchangeError, OrderRequest
 
 if TYPE_CHECKING:
-    from bot.execution.executor import Executor
+    from bot.execution.host import ExecutorHost
 
 
 def reprice(side: int, price: Decimal, step_bps: float, best_bid: float | None, best_ask: float | None,
@@ -39,7 +39,7 @@ def reprice(side: int, price: Decimal, step_bps: float, best_bid: float | None, 
     return new if new < price else None
 
 
-async def _refresh_order(ex: Executor, rec: PositionRecord, link: str) -> None:
+async def _refresh_order(ex: ExecutorHost, rec: PositionRecord, link: str) -> None:
     """Order state from REST (after "order not exists", or when the stream stayed silent too long)."""
     try:
         o = await ex.exchange.get_order(rec.symbol, link)
@@ -50,7 +50,7 @@ async def _refresh_order(ex: Executor, rec: PositionRecord, link: str) -> None:
         ex.apply_order(o)
 
 
-async def _settle(ex: Executor, rec: PositionRecord, link: str) -> Decimal:
+async def _settle(ex: ExecutorHost, rec: PositionRecord, link: str) -> Decimal:
     """Wait for the order's final state and for every fill it reports; REST if the stream is silent. Returns F."""
     xs = ex.xs
 
@@ -69,7 +69,7 @@ async def _settle(ex: Executor, rec: PositionRecord, link: str) -> Decimal:
     return rec.filled_for(link)
 
 
-async def _cancel_and_settle(ex: Executor, rec: PositionRecord, link: str) -> Decimal:
+async def _cancel_and_settle(ex: ExecutorHost, rec: PositionRecord, link: str) -> Decimal:
     o = rec.orders.get(link)
     if o is None or not o.is_final:
         try:
@@ -82,14 +82,8 @@ async def _cancel_and_settle(ex: Executor, rec: PositionRecord, link: str) -> De
     return await _settle(ex, rec, link)
 
 
-async def run_entry(ex: Executor, rec: PositionRecord, p0: Decimal) -> None:
-    try:
-        await _run_entry(ex, rec, p0)
-    finally:
-        ex._entry_tasks.pop(rec.position_id, None)
-
-
-async def _run_entry(ex: Executor, rec: PositionRecord, p0: Decimal) -> None:
+async def run_entry(ex: ExecutorHost, rec: PositionRecord, p0: Decimal) -> None:
+    """The whole entry of ``rec`` from P0: OPEN (via ``mark_open``) or dropped; the caller tracks the task."""
     xs = ex.xs
     sym = rec.symbol
     inst = ex.instruments[sym]

@@ -3,6 +3,11 @@
 It only talks to the ``Exchange`` port and reads time from the injected clock, so the same object trades live, on
 paper and in replay. Private events are consumed by one task and applied synchronously to the book; the entry,
 protection and close tasks wait on a record's change signal. Every order-mutating request passes the token buckets.
+
+Collaborators get the executor as :class:`bot.execution.host.ExecutorHost` (its public surface) and never import
+this module: :mod:`.entry` (passive chase), :mod:`.protection` (TP/SL), :mod:`.closing` (close and finalize),
+:mod:`.reconcile` (REST reconciliation), :mod:`.stream_watch`, :mod:`.routing` (which record an event belongs to);
+the shared sync state is :class:`.sync.AccountSync`.
 """
 
 from __future__ import annotations
@@ -10,36 +15,40 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from loguru import logger
 
 from bot.clock import Clock
+from bot.execution import closing, reconcile
 from bot.execution.close_reasons import CloseReasonDetector
+from bot.execution.entry import run_entry
 from bot.execution.fills import Fill
-from bot.execution.order_ids import CLOSE_TAGS, format_link_id, make_position_id, parse_link_id
+from bot.execution.host import SignalLike, StorageLike
+from bot.execution.logfmt import VWAP_EXTRA_DECIMALS, fmt_px
+from bot.execution.order_ids import CLOSE_TAGS, make_position_id
+from bot.execution.periodic import run_periodic
 from bot.execution.positions import (
     ZERO,
     PositionBook,
     PositionRecord,
     PositionState,
     Protection,
-    compute_pnl,
 )
+from bot.execution.protection import protect
 from bot.execution.rate_limit import OrderRateLimiter
+from bot.execution.routing import record_for_execution, record_for_order
 from bot.execution.stream_watch import StreamWatch
+from bot.execution.sync import AccountSync
 from bot.execution.trade_log import TradeLog
-from bot.instruments import Instrument, InstrumentRegistry, to_decimal
+from bot.instruments import InstrumentRegistry, to_decimal
 from bot.ports import (
     ERR_LEVERAGE_NOT_MODIFIED,
     ERR_RATE_LIMIT,
-    ERR_REDUCE_ONLY,
     Exchange,
     ExchangeError,
     Execution,
-    OrderRequest,
     OrderUpdate,
     PositionUpdate,
     PrivateEvent,
@@ -52,25 +61,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 ADOPT_EXEC_LOOKBACK_SEC = 86_400.0
-VWAP_EXTRA_DECIMALS = 2
-
-
-class SignalLike(Protocol):
-    """What the executor needs of a Signal (bot/analysis/signals.py)."""
-
-    symbol: str
-    ts: float
-    range_pct: float
-    atr_pct: float
-    std_pct: float
-
-    def summary(self) -> str: ...
-
-
-class StorageLike(Protocol):
-    def book_valid(self, sym: str, now: float) -> bool: ...
-    def best(self, sym: str) -> Any: ...
-    def last_price(self, sym: str) -> float | None: ...
 
 
 class Executor:
@@ -111,15 +101,10 @@ class Executor:
         self._protecting: set[str] = set()
         self._resolving: set[str] = set()
         self._bg: list[asyncio.Task[Any]] = []
-        self._lock = asyncio.Lock()
+        self.sync = AccountSync()  # lock, applied-fill fence and REST sweep times (shared with reconcile.py)
         self._seq = 0
         self._started = False
         self._stopping = False
-        self._last_exec_ts = 0.0
-        self._last_reconcile = 0.0
-        # symbol → exchange time of the newest account change the book has applied (a trade execution, a close):
-        # a position snapshot/event not newer than it predates what we know and must not adopt or flatten
-        self._fence: dict[str, float] = {}
         self.last_event_at = 0.0
         self.stream_watch: StreamWatch | None = None  # only for an exchange whose private stream can fail
 
@@ -144,11 +129,11 @@ class Executor:
             except ExchangeError as e:
                 if e.code != ERR_LEVERAGE_NOT_MODIFIED:
                     logger.warning("set_leverage {} failed: {}", sym, e)
-        self._apply_wallet(await self.exchange.get_wallet())
+        self.apply_wallet(await self.exchange.get_wallet())
         if self.trade_log is not None and self.trade_log.path is not None:
             n = self.risk.rebuild_from_trades_csv(self.trade_log.path)
             logger.info("risk history rebuilt from {} CLOSE rows", n)
-        self._last_exec_ts = now - ADOPT_EXEC_LOOKBACK_SEC
+        self.sync.last_exec_ts = now - ADOPT_EXEC_LOOKBACK_SEC
         status = getattr(self.exchange, "stream_status", None)
         seen = status() if status is not None else None  # before reconciling: a connect after it is news
         await self.reconcile()
@@ -215,11 +200,9 @@ class Executor:
             decision_mid=(top.best_bid + top.best_ask) / 2.0)
         self._seq += 1
         self.book.add(rec)
-        from bot.execution.entry import run_entry  # entry imports this module's types
-
-        self._entry_tasks[rec.position_id] = self._spawn(run_entry(self, rec, p0), f"entry-{rec.position_id}")
+        self._entry_tasks[rec.position_id] = self.spawn(self._run_entry(rec, p0), f"entry-{rec.position_id}")
         inst = self.instruments[sym]
-        logger.info("open {} {} q={} P0={} pid={}", sym, rec.side_name, inst.fmt_qty(decision.qty), _px(inst, p0),
+        logger.info("open {} {} q={} P0={} pid={}", sym, rec.side_name, inst.fmt_qty(decision.qty), fmt_px(inst, p0),
                     rec.position_id)
         return True
 
@@ -234,6 +217,22 @@ class Executor:
         return True
 
     # ============================================================================================ internals
+    async def _run_entry(self, rec: PositionRecord, p0: Decimal) -> None:
+        try:
+            await run_entry(self, rec, p0)
+        finally:
+            self._entry_tasks.pop(rec.position_id, None)
+
+    def new_position_id(self, now: float) -> str:
+        pid = make_position_id(now, self._seq)
+        self._seq += 1
+        return pid
+
+    @property
+    def _last_reconcile(self) -> float:
+        """When the last full reconciliation started (kept for the scenario tests; the state is ``sync``)."""
+        return self.sync.last_reconcile
+
     def _open_refusal(self, sym: str, now: float) -> str | None:
         if not self._started or self._stopping:
             return "executor_not_running"
@@ -249,7 +248,7 @@ class Executor:
             return "book_invalid"
         return None
 
-    def _spawn(self, coro: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
+    def spawn(self, coro: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
@@ -287,7 +286,7 @@ class Executor:
     async def _consume(self) -> None:
         while True:
             ev = await self.exchange.events.get()
-            async with self._lock:  # events arriving during a reconciliation are applied after it
+            async with self.sync.lock:  # events arriving during a reconciliation are applied after it
                 self.apply_event(ev)
 
     def apply_event(self, ev: PrivateEvent) -> None:
@@ -297,49 +296,16 @@ class Executor:
         elif isinstance(ev, OrderUpdate):
             self.apply_order(ev)
         elif isinstance(ev, PositionUpdate):
-            self._apply_position(ev)
+            self.apply_position(ev)
         elif isinstance(ev, WalletUpdate):
-            self._apply_wallet(ev)
+            self.apply_wallet(ev)
 
-    def _apply_wallet(self, w: WalletUpdate) -> None:
+    def apply_wallet(self, w: WalletUpdate) -> None:
         self.equity = w.total_margin_balance if w.total_margin_balance > 0 else w.total_equity
         self.available = w.available_balance
 
-    def _rec_for(self, symbol: str, link_id: str) -> PositionRecord | None:
-        link = parse_link_id(link_id, self.prefix)
-        if link is not None:
-            rec = self.book.by_pid(link.position_id)
-            if rec is not None:
-                return rec
-        return self.book.live(symbol)
-
-    def _rec_for_exec(self, ex: Execution) -> PositionRecord | None:
-        """Our orderLinkId names the record (live or finished). A fill without one (exchange TP/SL, liquidation,
-        manual) goes to the live record only if it is not older on the exchange than that record's first fill (or
-        adopting snapshot): a late exit of an earlier position must not land on its successor."""
-        link = parse_link_id(ex.order_link_id, self.prefix)
-        if link is not None:
-            rec = self.book.by_pid(link.position_id)
-            if rec is not None:
-                return rec
-        rec = self.book.live(ex.symbol)
-        if rec is None or ex.exec_type == "Funding":
-            return rec
-        if rec.exchange_since is None:
-            return rec if side_dir(ex.side) == rec.side else None  # an exit of a record that holds nothing yet
-        return rec if ex.ts >= rec.exchange_since else None
-
-    def _advance_fence(self, symbol: str, ts: float) -> None:
-        if ts > self._fence.get(symbol, float("-inf")):
-            self._fence[symbol] = ts
-
-    def _predates(self, p: PositionUpdate) -> bool:
-        """A REST position snapshot not newer than the last account change applied for its symbol (equal times are
-        ambiguous: the next reconciliation decides)."""
-        return p.ts <= self._fence.get(p.symbol, float("-inf"))
-
     def apply_order(self, u: OrderUpdate) -> None:
-        rec = self._rec_for(u.symbol, u.order_link_id)
+        rec = record_for_order(self.book, self.prefix, u.symbol, u.order_link_id)
         if rec is None:
             return
         key = u.order_link_id or u.order_id
@@ -354,10 +320,10 @@ class Executor:
     def apply_execution(self, ex: Execution) -> None:
         if not self.book.first_seen(ex.exec_id):  # book-wide: a fill (WS or REST copy) is attributed at most once
             return
-        self._last_exec_ts = max(self._last_exec_ts, ex.ts)
+        self.sync.last_exec_ts = max(self.sync.last_exec_ts, ex.ts)
         if ex.exec_type != "Funding":
-            self._advance_fence(ex.symbol, ex.ts)
-        rec = self._rec_for_exec(ex)
+            self.sync.advance_fence(ex.symbol, ex.ts)
+        rec = record_for_execution(self.book, self.prefix, ex)
         if rec is None or not rec.live:
             if ex.exec_type != "Funding":
                 self.orphans.append(ex)
@@ -385,13 +351,13 @@ class Executor:
                 rec.meta["note"] = f"flipped:{rec.qty}"
         rec.notify()
         if rec.qty <= 0 and rec.state in (PositionState.OPEN, PositionState.CLOSING) and rec.exit_fills:
-            self._finalize_close(rec)
+            closing.finalize_close(self, rec)
 
-    def _apply_position(self, p: PositionUpdate) -> None:
+    def apply_position(self, p: PositionUpdate) -> None:
         rec = self.book.live(p.symbol)
         if rec is None:
             return
-        if p.ts < self._fence.get(p.symbol, float("-inf")):
+        if self.sync.older(p):
             return  # older than fills already applied (REST ran ahead of the stream): a past state, not news
         rec.exchange_position = p
         if rec.first_cum_realised is None:
@@ -401,13 +367,14 @@ class Executor:
                 and p.ts >= rec.protection_sent_at and (p.take_profit != rec.tp or p.stop_loss != rec.sl):
             inst = self.instruments[p.symbol]
             logger.warning("{} exchange TP/SL {}/{} differ from the book {}/{}: re-applying", p.symbol,
-                           _px(inst, p.take_profit), _px(inst, p.stop_loss), _px(inst, rec.tp), _px(inst, rec.sl))
+                           fmt_px(inst, p.take_profit), fmt_px(inst, p.stop_loss), fmt_px(inst, rec.tp),
+                           fmt_px(inst, rec.sl))
             rec.protection = Protection.PENDING
             self.spawn_protection(rec)
         if p.size == 0 and rec.state in (PositionState.OPEN, PositionState.CLOSING) and rec.qty > 0 \
                 and rec.position_id not in self._resolving:
             self._resolving.add(rec.position_id)
-            self._spawn(self._resolve_flat(rec), f"flat-{rec.position_id}")
+            self.spawn(self._resolve_flat(rec), f"flat-{rec.position_id}")
 
     async def _resolve_flat(self, rec: PositionRecord) -> None:
         """The exchange says flat but our fills do not (yet): wait for the executions, else fetch them."""
@@ -429,14 +396,13 @@ class Executor:
         rec.sl, rec.tp = self.risk.sltp_prices(rec.symbol, rec.side, rec.avg_entry, rec.sl_pct, rec.tp_pct)
         rec.dust = rec.qty < inst.min_order_qty
         logger.info("{} OPEN {} {} @ {} ({}) SL={} TP={}", rec.symbol, rec.side_name, inst.fmt_qty(rec.qty),
-                    _px(inst, rec.avg_entry, VWAP_EXTRA_DECIMALS), entry_reason, _px(inst, rec.sl), _px(inst, rec.tp))
+                    fmt_px(inst, rec.avg_entry, VWAP_EXTRA_DECIMALS), entry_reason, fmt_px(inst, rec.sl),
+                    fmt_px(inst, rec.tp))
         if rec.dust:
             self.begin_close(rec, "PROTECTION_FAILED")
             rec.meta["note"] = "dust"
         else:
-            from bot.execution.protection import ensure_protection
-
-            await ensure_protection(self, rec)
+            await self._ensure_protection(rec)
         self.write_open(rec, self.clock.now())
 
     def write_open(self, rec: PositionRecord, ts: float) -> None:
@@ -457,9 +423,17 @@ class Executor:
     def spawn_protection(self, rec: PositionRecord) -> None:
         if rec.position_id in self._protecting:
             return
-        from bot.execution.protection import ensure_protection
+        self.spawn(self._ensure_protection(rec), f"protect-{rec.position_id}")
 
-        self._spawn(ensure_protection(self, rec), f"protect-{rec.position_id}")
+    async def _ensure_protection(self, rec: PositionRecord) -> None:
+        """:func:`protection.protect`, at most one at a time per position."""
+        if rec.position_id in self._protecting:
+            return
+        self._protecting.add(rec.position_id)
+        try:
+            await protect(self, rec)
+        finally:
+            self._protecting.discard(rec.position_id)
 
     # ------------------------------------------------------------------------------------------ close
     def begin_close(self, rec: PositionRecord, reason: str, reenter: SignalLike | None = None) -> None:
@@ -468,136 +442,25 @@ class Executor:
         rec.close_started_at = self.clock.now()
         rec.reenter_signal = reenter
         rec.notify()
-        self._close_tasks[rec.position_id] = self._spawn(self._close_task(rec), f"close-{rec.position_id}")
-
-    async def _close_task(self, rec: PositionRecord) -> None:
-        """Reduce-only Market IOC for the book qty, then wait for flat; reconcile if it does not come (§8.5)."""
-        inst = self.instruments[rec.symbol]
-        while rec.state == PositionState.CLOSING and rec.qty > 0:
-            rec.close_attempts += 1
-            link = format_link_id(self.prefix, rec.position_id, "C", rec.close_attempts, rec.close_intent or "")
-            rec.order_links.append(link)
-            qty = min(rec.qty, inst.max_mkt_order_qty)
-            req = OrderRequest(symbol=rec.symbol, side=rec.close_side, order_type="Market", qty=qty,  # type: ignore[arg-type]
-                               order_link_id=link, time_in_force="IOC", reduce_only=True)
-            rec.close_sent_at = self.clock.now()
-            try:
-                await self.send("place_close", self.exchange.place_order, req)
-            except ExchangeError as e:
-                if e.code == ERR_REDUCE_ONLY:
-                    # the exchange already closed it (TP/SL/liquidation): its executions carry the reason
-                    logger.info("{} close {} rejected reduce-only: exchange closed it", rec.symbol, link)
-                    if not await rec.wait_until(lambda: not rec.live, self.xs.close_confirm_timeout_sec):
-                        await self.reconcile_symbol(rec.symbol)
-                    return
-                logger.warning("{} close {} failed: {}; retry on a monitor tick", rec.symbol, link, e)
-                return
-            if await rec.wait_until(lambda qty=rec.qty - qty: not rec.live or rec.qty <= qty,
-                                    self.xs.close_confirm_timeout_sec):
-                continue  # flat (loop ends) or a max-market-qty slice done (next slice)
-            await self.reconcile_symbol(rec.symbol)
-            return  # still open: the monitor retries after close_confirm_timeout_sec
-
-    def _finalize_close(self, rec: PositionRecord) -> None:
-        """qty reached 0: PnL from our fills, the reason from their evidence, the CLOSE row, history, callbacks."""
-        inst = self.instruments[rec.symbol]
-        now = self.clock.now()
-        rec.state = PositionState.CLOSED
-        rec.closed_at = max(f.ts for f in rec.exit_fills) if rec.exit_fills else now
-        rec.exit_price = rec.exit_vwap()
-        self._advance_fence(rec.symbol, rec.closed_at)
-        rec.gross_pnl, rec.fees, rec.net_pnl = compute_pnl(rec)
-        assert rec.avg_entry is not None
-        verdict = self.detector.detect(side=rec.side, e=rec.avg_entry, sl=rec.sl, tp=rec.tp,
-                                       close_intent=rec.close_intent, exit_fills=rec.exit_fills,
-                                       tick_size=inst.tick_size)
-        rec.close_reason = verdict.reason.value
-        rec.close_source = verdict.source
-        rec.meta = {"orders": ",".join(rec.order_links), **verdict.meta, **rec.meta}
-        rec.meta["exch_fee"] = str(sum((f.exchange_fee for f in rec.entry_fills + rec.exit_fills), ZERO))
-        p = rec.exchange_position
-        if p is not None and rec.first_cum_realised is not None:
-            rec.meta["exch_closed_pnl"] = str(p.cum_realised_pnl - rec.first_cum_realised)
-        if rec.funding:
-            rec.meta["funding"] = str(rec.funding)
-        self.book.retire(rec)
-        self.closed.append(rec)
-        if rec.opened_at is not None:
-            self.write_open(rec, rec.opened_at)
-        if self.trade_log is not None:
-            self.trade_log.write_close(rec, inst)
-        self.risk.record_close(rec.symbol, rec.net_pnl, rec.close_reason, rec.closed_at)
-        logger.info("{} CLOSED {} {} @ {} reason={} net={:.6f}", rec.symbol, rec.position_id, rec.side_name,
-                    _px(inst, rec.exit_price, VWAP_EXTRA_DECIMALS), rec.close_reason, rec.net_pnl)
-        rec.notify()
-        if self.on_closed is not None:
-            try:
-                self.on_closed(rec)
-            except Exception:  # the orchestrator's bug must not corrupt the book
-                logger.exception("on_closed callback failed")
-        if rec.reenter_signal is not None:
-            started = rec.close_started_at if rec.close_started_at is not None else now
-            if now - started <= self.xs.close_confirm_timeout_sec:
-                ok = self.open(rec.symbol, -rec.side, rec.reenter_signal)
-                logger.info("{} REVERSE re-entry {}", rec.symbol, "started" if ok else "refused")
-            else:
-                logger.info("{} REVERSE re-entry dropped: flat after {:.1f}s", rec.symbol, now - started)
+        self._close_tasks[rec.position_id] = self.spawn(closing.close_task(self, rec), f"close-{rec.position_id}")
 
     def force_flat(self, rec: PositionRecord, price: Decimal | None) -> None:
-        """The exchange is flat but the exits cannot be fetched: a synthetic exit without origin (§9 fallback)."""
-        px = price if price is not None else (rec.avg_entry or ZERO)
-        fee = rec.qty * px * self.taker_rate
-        rec.exit_fills.append(Fill(exec_id=f"synthetic-{rec.position_id}", qty=rec.qty, price=px, is_maker=False,
-                                   fee=fee, ts=self.clock.now(), origin_known=False))
-        rec.meta["note"] = "exit reconstructed from REST snapshot"
-        rec.qty = ZERO
-        self._finalize_close(rec)
+        """The exchange is flat but the exits cannot be fetched: a synthetic exit (:func:`closing.force_flat`)."""
+        closing.force_flat(self, rec, price)
 
     # ------------------------------------------------------------------------------------------ monitor
     async def _monitor(self) -> None:
         """Every ``monitor_positions_interval_sec``: :meth:`monitor_tick`, and a reconcile once
-        ``reconcile_interval_sec`` has passed since the last one started.
-
-        The period is a chain of loop timers rather than a sleeping task: each tick runs where the woken sleeper's
-        step would (the next loop pass; in the timer's own pass when the loop's optional ``claim_pass`` says nothing
-        else would run in between) and arms the next timer at ``loop.time() + period``, as ``asyncio.sleep`` would.
-        Same ticks, same times, same timers, without a future and a task wake-up per period (replay runs hundreds of
-        thousands of them). A failing tick fails this task, as before."""
-        period = self.settings.trading.monitor_positions_interval_sec
+        ``reconcile_interval_sec`` has passed since the last one started (a timer chain, :func:`run_periodic`)."""
         interval = self.xs.reconcile_interval_sec
-        loop = asyncio.get_running_loop()
         clock = self.clock
-        done: asyncio.Future[None] = loop.create_future()
-        handle: asyncio.TimerHandle | None = None
-        claim: Callable[[], bool] = getattr(loop, "claim_pass", None) or (lambda: False)
 
-        def step() -> None:
-            nonlocal handle
-            if done.done():  # cancelled meanwhile
-                return
-            try:
-                self.monitor_tick()
-                if clock.now() - self._last_reconcile >= interval:
-                    self._spawn(self.reconcile(), "reconcile")
-            except Exception as e:
-                done.set_exception(e)
-                return
-            handle = loop.call_at(loop.time() + period, fire)
+        def tick() -> None:
+            self.monitor_tick()
+            if clock.now() - self.sync.last_reconcile >= interval:
+                self.spawn(self.reconcile(), "reconcile")
 
-        def fire() -> None:
-            nonlocal handle
-            handle = None
-            if claim():
-                step()
-            else:
-                loop.call_soon(step)
-
-        handle = loop.call_at(loop.time() + period, fire)
-        try:
-            await done
-        finally:
-            if handle is not None:
-                handle.cancel()
+        await run_periodic(self.settings.trading.monitor_positions_interval_sec, tick)
 
     def monitor_tick(self) -> None:
         now = self.clock.now()
@@ -611,131 +474,25 @@ class Executor:
                 task = self._close_tasks.get(rec.position_id)
                 started = rec.close_sent_at or rec.close_started_at or now
                 if (task is None or task.done()) and now - started >= self.xs.close_confirm_timeout_sec:
-                    self._close_tasks[rec.position_id] = self._spawn(self._close_task(rec),
+                    self._close_tasks[rec.position_id] = self.spawn(closing.close_task(self, rec),
                                                                      f"close-{rec.position_id}")
 
     # ------------------------------------------------------------------------------------------ reconcile
     async def reconcile_symbol(self, sym: str) -> None:
-        rec = self.book.live(sym)
-        async with self._lock:
-            positions = [p for p in await self.exchange.get_positions(sym) if p.symbol == sym]
-            since = rec.created_at - 1.0 if rec is not None else self._last_exec_ts
-            for ex in sorted(await self.exchange.get_executions(sym, since), key=lambda e: e.ts):
-                self.apply_execution(ex)
-            rec = self.book.live(sym)
-            flat = not positions or all(p.size == 0 for p in positions)
-            stale = any(self._predates(p) for p in positions)
-            if rec is not None and rec.state in (PositionState.OPEN, PositionState.CLOSING) and flat and not stale:
-                last = self.storage.last_price(sym)
-                self.force_flat(rec, to_decimal(last) if last is not None else None)
+        """One symbol's executions and position from REST (:func:`reconcile.reconcile_symbol`)."""
+        await reconcile.reconcile_symbol(self, sym)
 
     async def refresh_orders(self) -> None:
-        """§8.1: the state of every working bot order from REST, applied like an ``order`` event."""
-        for rec in self.book.live_records():
-            for link in list(rec.order_links):
-                known = rec.orders.get(link)
-                if known is not None and known.is_final:
-                    continue
-                o = await self.exchange.get_order(rec.symbol, link)
-                if o is not None:
-                    async with self._lock:
-                        self.apply_order(o)
+        """§8.1: every working bot order's state from REST (:func:`reconcile.refresh_orders`)."""
+        await reconcile.refresh_orders(self)
 
     async def refresh_account(self, symbols: Sequence[str], *, wallet: bool = False) -> None:
-        """§8.1/§8.4: positions and executions of ``symbols`` from REST, applied like stream events (a snapshot
-        older than the fills applied is ignored, a flat one with fills missing resolves as a stream event would)."""
-        for sym in dict.fromkeys(symbols):
-            rec = self.book.live(sym)
-            since = rec.created_at - 1.0 if rec is not None else self._last_exec_ts
-            positions = [p for p in await self.exchange.get_positions(sym) if p.symbol == sym]
-            execs = await self.exchange.get_executions(sym, since)
-            async with self._lock:
-                for ex in sorted(execs, key=lambda e: e.ts):
-                    self.apply_execution(ex)
-                for p in positions:
-                    self._apply_position(p)
-        if wallet:
-            self._apply_wallet(await self.exchange.get_wallet())
+        """§8.1/§8.4: positions and executions of ``symbols`` from REST (:func:`reconcile.refresh_account`)."""
+        await reconcile.refresh_account(self, symbols, wallet=wallet)
 
     async def reconcile(self) -> None:
-        """§8.7: apply missed executions, close book positions the exchange shows flat, adopt unknown ones,
-        cancel bot entry orders without a live record.
-
-        The position snapshots are taken before the executions are fetched, so a fill can land between the two (a
-        close racing this reconciliation): a snapshot not newer than the last applied fill neither flattens nor
-        adopts anything."""
-        async with self._lock:
-            self._last_reconcile = self.clock.now()
-            snaps = {p.symbol: p for p in await self.exchange.get_positions() if p.size > 0}
-            for rec in self.book.live_records():
-                if rec.symbol not in snaps:
-                    for p in await self.exchange.get_positions(rec.symbol):
-                        if p.symbol == rec.symbol:
-                            snaps[p.symbol] = p  # flat ones too: their timestamp dates the "flat"
-            for ex in sorted(await self.exchange.get_executions(None, self._last_exec_ts), key=lambda e: e.ts):
-                self.apply_execution(ex)
-            for rec in self.book.live_records():
-                snap = snaps.get(rec.symbol)
-                if rec.state in (PositionState.OPEN, PositionState.CLOSING) and (snap is None or snap.size == 0) \
-                        and (snap is None or not self._predates(snap)):
-                    last = self.storage.last_price(rec.symbol)
-                    self.force_flat(rec, to_decimal(last) if last is not None else None)
-            for sym, p in snaps.items():
-                if p.size > 0 and self.book.live(sym) is None and sym in self.instruments:
-                    self._adopt(p)
-            for o in await self.exchange.get_open_orders():
-                link = parse_link_id(o.order_link_id, self.prefix)
-                if link is None or link.kind == "C":
-                    continue
-                rec = self.book.by_pid(link.position_id)
-                if rec is None or rec.state != PositionState.OPENING:
-                    logger.warning("cancelling orphan bot entry order {}", o.order_link_id)
-                    try:
-                        await self.send("cancel_orphan", self.exchange.cancel_order, o.symbol, o.order_link_id)
-                    except ExchangeError as e:
-                        logger.warning("orphan cancel {} failed: {}", o.order_link_id, e)
-
-    def _adopt(self, p: PositionUpdate) -> None:
-        if self._predates(p):
-            logger.info("{} position snapshot ({} {}) predates the last applied fill: not adopted", p.symbol, p.side,
-                        p.size)
-            return
-        now = self.clock.now()
-        row = self.trade_log.find_open_row(p.symbol) if self.trade_log is not None else None
-        opened_at, pid = now, make_position_id(now, self._seq)
-        self._seq += 1
-        if row is not None:
-            pid = row["position_id"]
-            dt = datetime.fromisoformat(row["ts"])
-            opened_at = (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
-        sl_pct, tp_pct = self.risk.distances(p.symbol, 0.0, 0.0)
-        rec = PositionRecord(
-            symbol=p.symbol, position_id=pid, side=side_dir(p.side), state=PositionState.OPEN, target_qty=p.size,
-            created_at=now, sl_pct=sl_pct, tp_pct=tp_pct,
-            max_lifetime_sec=self.settings.risk.base_position_lifetime_minutes * 60.0,
-            signal_ts=None, signal_summary=row["signal"] if row else "", qty=p.size, avg_entry=p.avg_price,
-            opened_at=opened_at, entry_reason=row["reason"] if row else "ADOPTED", open_logged=row is not None,
-            exchange_position=p, first_cum_realised=p.cum_realised_pnl, exchange_since=p.ts)
-        rec.entry_fills.append(Fill(exec_id=f"adopted-{pid}", qty=p.size, price=p.avg_price, is_maker=False,
-                                    fee=p.size * p.avg_price * self.taker_rate, ts=opened_at, origin_known=False))
-        rec.meta["adopted"] = "1"
-        if p.take_profit > 0 and p.stop_loss > 0:
-            rec.tp, rec.sl = p.take_profit, p.stop_loss
-            rec.protection = Protection.SET
-        else:
-            rec.sl, rec.tp = self.risk.sltp_prices(p.symbol, rec.side, p.avg_price, sl_pct, tp_pct)
-        self.book.add(rec)
-        inst = self.instruments[p.symbol]
-        logger.warning("adopted {} {} {} @ {} (pid {})", p.symbol, rec.side_name, inst.fmt_qty(p.size),
-                       _px(inst, p.avg_price, VWAP_EXTRA_DECIMALS), pid)
-        self.write_open(rec, opened_at)
-        if rec.protection != Protection.SET:
-            self.spawn_protection(rec)
-
-
-def _px(inst: Instrument, x: Decimal | float | None, extra: int = 0) -> str:
-    """A price for the log with the instrument's tick decimals (+``extra`` for VWAPs, which sit between ticks)."""
-    return "-" if x is None else f"{x:.{inst.price_decimals + extra}f}"
+        """§8.7: the full reconciliation (:func:`reconcile.reconcile`)."""
+        await reconcile.reconcile(self)
 
 
 def _summary(signal: Any) -> str:

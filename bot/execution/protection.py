@@ -18,7 +18,7 @@ from bot.instruments import to_decimal
 from bot.ports import ERR_NOT_MODIFIED, ExchangeError
 
 if TYPE_CHECKING:
-    from bot.execution.executor import Executor
+    from bot.execution.host import ExecutorHost
 
 
 def breach(side: int, last: float | None, sl: Decimal | None, tp: Decimal | None) -> str | None:
@@ -39,7 +39,7 @@ def breach(side: int, last: float | None, sl: Decimal | None, tp: Decimal | None
     return None
 
 
-async def _exchange_matches(ex: Executor, rec: PositionRecord) -> bool:
+async def _exchange_matches(ex: ExecutorHost, rec: PositionRecord) -> bool:
     """After "not modified": do the exchange's TP/SL equal ours?"""
     for p in await ex.exchange.get_positions(rec.symbol):
         if p.symbol == rec.symbol and p.size > 0:
@@ -47,17 +47,8 @@ async def _exchange_matches(ex: Executor, rec: PositionRecord) -> bool:
     return False
 
 
-async def ensure_protection(ex: Executor, rec: PositionRecord) -> None:
-    if rec.position_id in ex._protecting:
-        return
-    ex._protecting.add(rec.position_id)
-    try:
-        await _protect(ex, rec)
-    finally:
-        ex._protecting.discard(rec.position_id)
-
-
-async def _protect(ex: Executor, rec: PositionRecord) -> None:
+async def protect(ex: ExecutorHost, rec: PositionRecord) -> None:
+    """Set TP/SL on the exchange for an OPEN ``rec`` (or close it); the caller runs one at a time per position."""
     xs = ex.xs
     failures = 0
     while rec.state == PositionState.OPEN:

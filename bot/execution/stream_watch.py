@@ -28,11 +28,11 @@ from bot.ports import ExchangeError, StreamStatus
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from bot.execution.executor import Executor
+    from bot.execution.host import ExecutorHost
 
 
 class StreamWatch:
-    def __init__(self, ex: Executor, status: Callable[[], StreamStatus], seen_connects: int) -> None:
+    def __init__(self, ex: ExecutorHost, status: Callable[[], StreamStatus], seen_connects: int) -> None:
         """``seen_connects``: the connection count the executor's start-up reconciliation already covers."""
         self.ex = ex
         self.status = status
