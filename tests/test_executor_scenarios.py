@@ -639,3 +639,30 @@ def test_start_uses_the_symbols_the_bot_was_built_with() -> None:
         assert exe.symbols == (SYM,)
         await exe.stop()
     run(body)
+
+
+def test_entry_whose_answer_timed_out_is_tracked_not_orphaned() -> None:
+    """The place request reached the exchange but its answer was lost: the retry's 110072 means "yours", not failure."""
+    async def body() -> None:
+        h = await Harness().start()
+        real = h.sim.place_order
+        lost: list[str] = []
+
+        async def place_answer_lost_once(req: Any) -> Any:
+            ack = await real(req)
+            if not lost:
+                lost.append(req.order_link_id)
+                raise TimeoutError("place_order: no answer within 10.0s")
+            return ack
+
+        h.sim.place_order = place_answer_lost_once  # type: ignore[method-assign]
+        rec = await opened_long(h)
+        assert lost == [rec.order_links[0]]
+        assert rec.state is PositionState.OPEN and rec.qty == D("0.016") and rec.protection is Protection.SET
+        assert h.sim.position(SYM)[0] == D("0.016")
+        assert [o for o in await h.sim.get_open_orders(SYM) if o.order_link_id in rec.order_links] == []
+        assert len(rec.entry_fills) == 1                                  # one order placed, not two
+        assert h.sim.ledger.balance - D(1000) == -sum(f.fee for f in rec.entry_fills)  # the ledger saw that fee only
+        assert not [r for r in h.log.rows if r["reason"] in ("ADOPTED", "EXTERNAL")]
+        await h.stop()
+    run(body)

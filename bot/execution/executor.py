@@ -16,7 +16,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from loguru import logger
 
@@ -44,11 +44,14 @@ from bot.execution.sync import AccountSync
 from bot.execution.trade_log import TradeLog
 from bot.instruments import InstrumentRegistry, to_decimal
 from bot.ports import (
+    ERR_DUPLICATE_LINK_ID,
     ERR_LEVERAGE_NOT_MODIFIED,
     ERR_RATE_LIMIT,
     Exchange,
     ExchangeError,
     Execution,
+    OrderAck,
+    OrderRequest,
     OrderUpdate,
     PositionUpdate,
     PrivateEvent,
@@ -266,18 +269,25 @@ class Executor:
         """An order-mutating request: token buckets, then retries on rate-limit codes and timeouts."""
         assert self.limiter is not None, "Executor.start() first"
         attempts = self.xs.rest_retry_attempts
+        unanswered = False  # an earlier attempt timed out: it may have reached the exchange
         for i in range(attempts + 1):
             await self.limiter.acquire()
             self.requests[name] += 1
             try:
                 return await fn(*args, **kw)
             except ExchangeError as e:
+                if e.code == ERR_DUPLICATE_LINK_ID and unanswered and args and isinstance(args[0], OrderRequest):
+                    # the unanswered attempt was placed: that order is ours (same link id), keep tracking it
+                    logger.warning("{} {}: the timed-out attempt was placed; tracking that order", name,
+                                   args[0].order_link_id)
+                    return cast(T, OrderAck("", args[0].order_link_id))
                 if e.code != ERR_RATE_LIMIT or i == attempts:
                     raise
                 logger.warning("{} rate-limited ({}), retry {}", name, e, i + 1)
             except (TimeoutError, ConnectionError) as e:
                 if i == attempts:
                     raise
+                unanswered = True
                 logger.warning("{} failed transiently ({!r}), retry {}", name, e, i + 1)
             await asyncio.sleep(0.25 * 2 ** i)
         raise AssertionError("unreachable")

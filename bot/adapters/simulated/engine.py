@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from bot.adapters.simulated.state import SimState
 from bot.ports import (
+    ERR_DUPLICATE_LINK_ID,
     ERR_INSUFFICIENT_BALANCE,
     ERR_LEVERAGE_NOT_MODIFIED,
     ERR_NOT_MODIFIED,
@@ -20,8 +21,6 @@ from bot.ports import (
     OrderAck,
     OrderRequest,
 )
-
-ERR_DUPLICATE_LINK_ID = 110072  # Bybit: "OrderLinkedID is duplicate"
 
 
 class EngineMixin(SimState):
