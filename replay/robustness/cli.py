@@ -128,6 +128,8 @@ def _main(args: argparse.Namespace) -> int:
         BacktestEngine(base.settings, isolated=base.isolated).write_report(
             base.run_dir, list(base.symbols), run.summary, results, agg, corr, equity)
     print(_summary(result))
+    if base.calibration is not None:
+        print(f"every variant replayed the run's calibrated generator ({base.calibration})")
     print(f"wrote {base.run_dir / RESULT_FILE}" + (f" and {base.run_dir / 'report.html'}"
                                                    if base.settings.backtest.generate_html_report else ""))
     return 0
