@@ -82,9 +82,10 @@ def test_optimize_hands_the_calibration_to_every_trial_and_records_it(
     cal.write_text(json.dumps(GEN))
     settings_file = tmp_path / "s.toml"
     settings_file.write_text("[backtest.target_metrics]\nmin_trades = 0\n")  # every trial feasible: a preset
-    base = ["optimize", "--settings", str(settings_file), "--symbol", "BTCUSDT", "--start", "2025-06-20T00:00", "--end", "2025-06-20T01:00", "--trials",
-            "2", "--jobs", "1", "--mode", "random", "--params", "risk.min_sl_pct,risk.min_tp_pct", "--report-path",
-            str(tmp_path / "bt"), "--overlay", str(tmp_path / "ov.toml"), "--no-progress", "--seed", "5"]
+    base = ["optimize", "--settings", str(settings_file), "--symbol", "BTCUSDT", "--start", "2025-06-20T00:00",
+            "--end", "2025-06-20T01:00", "--trials", "2", "--jobs", "1", "--mode", "random", "--params",
+            "risk.min_sl_pct,risk.min_tp_pct", "--report-path", str(tmp_path / "bt"), "--overlay",
+            str(tmp_path / "ov.toml"), "--no-progress", "--seed", "5"]
     seen: list[str | None] = []
     real_task = st._task
 
