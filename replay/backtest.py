@@ -219,6 +219,8 @@ class BacktestEngine:
                             f"response {bt.latency_response_ms} ms",
                  "simplifications": "synthetic intrabar market from 1m OHLCV; positions open at the end are "
                                     "marked to market, not closed"} | self.report_facts()
+        if self.calibration is not None:
+            facts["generator calibration"] = f"{self.calibration} (copied as calibration.json)"
         write_report(run_dir / "report.html", title=f"Replay {run_dir.name}",
                      facts=facts, per_symbol={s: r.metrics for s, r in results.items()},
                      equity={s: r.equity for s, r in results.items()},

@@ -125,7 +125,7 @@ def _main(args: argparse.Namespace) -> int:
     run = load_run(base.run_dir)
     results, agg, corr, equity = base_v.result
     if base.settings.backtest.generate_html_report:
-        BacktestEngine(base.settings, isolated=base.isolated).write_report(
+        BacktestEngine(base.settings, isolated=base.isolated, calibration=base.calibration).write_report(
             base.run_dir, list(base.symbols), run.summary, results, agg, corr, equity)
     print(_summary(result))
     if base.calibration is not None:
