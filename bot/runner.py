@@ -173,7 +173,8 @@ async def assemble(opts: RunOptions, settings: Settings, *, clock: Clock | None 
     monitor = Monitor(bot, feed, clock, stop=bot.stop, limits=opts.limits, status_every_sec=opts.status_every_sec)
     cycle = None
     if settings.backtest.enable_backtest:
-        cycle = CycleService(bot, base, CycleConfig(symbols=symbols, overlay=opts.overlay.resolve()))
+        cycle = CycleService(bot, base, CycleConfig(symbols=symbols, overlay=opts.overlay.resolve(),
+                                                         ws_url=opts.ws_url))
     return LiveRun(opts, bot, exchange, feed, monitor, log_dir, cycle)
 
 

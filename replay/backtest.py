@@ -8,6 +8,7 @@ the manifest — the marker of a complete run — is written last, and a failed 
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import sys
 from collections.abc import Sequence
@@ -172,7 +173,7 @@ class BacktestEngine:
             "run_id": run_dir.name,
             "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
             "seed": seed,
-            "settings_hash": config.settings_hash,
+            "settings_hash": run_settings_hash(config.settings_hash, self._calibration_json),
             "settings": self.settings.snapshot_dict(),
             "symbols": symbols,
             "window": {s: [_iso(r.start_ts), _iso(r.end_ts)] for s, r in results.items()},
@@ -188,7 +189,8 @@ class BacktestEngine:
         }
         if self.calibration is not None:  # ARCHITECTURE.md §7: the applied calibration travels with the run
             shutil.copyfile(self.calibration, run_dir / "calibration.json")
-            manifest["calibration"] = {"file": str(self.calibration), "copied_to": "calibration.json"}
+            manifest["calibration"] = {"file": str(self.calibration), "copied_to": "calibration.json",
+                                       "generator_hash": calibration_hash(self._calibration_json)}
         write_json(run_dir / "manifest.json", manifest)
         if bt.auto_cleanup:
             rotate_runs(self.report_path, keep_last_n=bt.keep_last_n_runs, max_age_days=bt.cleanup_interval_days,
@@ -217,6 +219,8 @@ class BacktestEngine:
                             f"response {bt.latency_response_ms} ms",
                  "simplifications": "synthetic intrabar market from 1m OHLCV; positions open at the end are "
                                     "marked to market, not closed"} | self.report_facts()
+        if self.calibration is not None:
+            facts["generator calibration"] = f"{self.calibration} (copied as calibration.json)"
         write_report(run_dir / "report.html", title=f"Replay {run_dir.name}",
                      facts=facts, per_symbol={s: r.metrics for s, r in results.items()},
                      equity={s: r.equity for s, r in results.items()},
@@ -243,6 +247,22 @@ class BacktestEngine:
                 rows.append(_robust_row("portfolio", label, agg))
         shutil.rmtree(scratch, ignore_errors=True)
         return rows
+
+
+def calibration_hash(calibration_json: str | None) -> str | None:
+    """sha256 of the canonical generator coefficients a run replayed with (None: the uncalibrated generator)."""
+    if calibration_json is None:
+        return None
+    return hashlib.sha256(calibration_json.encode("utf-8")).hexdigest()
+
+
+def run_settings_hash(settings_hash: str, calibration_json: str | None) -> str:
+    """The manifest's ``settings_hash``: the settings' own hash, or with ``--calibration`` the hash of the settings
+    hash plus the generator coefficients, so two runs differing only in calibration never look identical. An
+    uncalibrated run keeps exactly ``BacktestConfig.settings_hash``."""
+    if calibration_json is None:
+        return settings_hash
+    return hashlib.sha256(f"{settings_hash}\n{calibration_json}".encode()).hexdigest()
 
 
 def calibration_text(path: Path) -> str:

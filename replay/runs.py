@@ -168,7 +168,15 @@ def _facts(run: Run) -> list[tuple[str, str]]:
             ("window (UTC)", f"{w[0]} → {w[1]}" if w else NA), ("mode", fmt_text(m.get("mode"))),
             ("account", fmt_text(m.get("account"))), ("seed", fmt_text(m.get("seed"))),
             ("data source", fmt_text(m.get("data_source"))), ("git commit", fmt_text(m.get("git_commit"))),
-            ("settings hash", fmt_text(m.get("settings_hash")))]
+            ("settings hash", fmt_text(m.get("settings_hash"))), ("calibration", calibration_fact(m))]
+
+
+def calibration_fact(manifest: Mapping[str, Any]) -> str:
+    """The generator calibration a run replayed with: ``none`` or its file and coefficient hash."""
+    cal = manifest.get("calibration")
+    if not cal:
+        return "none (project defaults)"
+    return f"{cal.get('file', NA)} (generator {str(cal.get('generator_hash') or NA)[:12]})"
 
 
 def cmd_show(run: Run) -> str:
@@ -251,6 +259,9 @@ def cmd_compare(a: Run, b: Run) -> str:
     run_keys = ("seed", "data_source", "mode", "account", "git_commit", "settings_hash")
     facts = [(k, fmt_text(a.manifest.get(k)), fmt_text(b.manifest.get(k))) for k in run_keys
              if a.manifest.get(k) != b.manifest.get(k)]
+    ga, gb = ((r.manifest.get("calibration") or {}).get("generator_hash") for r in (a, b))
+    if ga != gb:  # the file name alone may be the same (generator.json) with other coefficients
+        facts.append(("calibration", calibration_fact(a.manifest), calibration_fact(b.manifest)))
     data = [(f"data_hash.{s}", str(a.manifest.get("data_hash", {}).get(s, NA))[:12],
              str(b.manifest.get("data_hash", {}).get(s, NA))[:12])
             for s in sorted(set(a.manifest.get("data_hash", {})) | set(b.manifest.get("data_hash", {})))

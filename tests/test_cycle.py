@@ -3,6 +3,7 @@ rotation, and ``python -m replay fetch``. The whole cycle end to end is tests/te
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 from bybit_http_server import BybitHTTPServer, Request, bundled_klines
 from loguru import logger
+from ws_capture_server import DEPTH, CaptureServer
 
 from bot.adapters.simulated import SimExchange
 from bot.app import build_bot
@@ -339,3 +341,131 @@ def test_the_swap_waits_for_an_entry_in_flight_then_happens_before_a_tick(tmp_pa
     # a broken overlay is refused and the swapped parameters stay
     ov.write_text("[trading]\nleverage = 3\n")
     assert svc.watcher.poll() is None and bot.settings.risk.min_sl_pct == 0.004
+
+
+# ------------------------------------------------------------------------------------------------------ calibration
+L2_BTC = Path(__file__).resolve().parent.parent / "data" / "l2" / "binance-usdm-btcusdt-2024-08-08-345s.gz"
+
+
+def _recent_klines() -> dict:
+    """Bundled BTCUSDT candles re-stamped (whole minutes) to end two hours past now: "the last N days" exists."""
+    d = dict(bundled_klines(["BTCUSDT"])["BTCUSDT"])
+    now_min = int(time.time() * 1000) // 60_000 * 60_000
+    d["open_time_ms"] = d["open_time_ms"] + (now_min + 7_200_000 - int(d["open_time_ms"][-1]))
+    return {"BTCUSDT": d}
+
+
+def _calibrating_settings(tmp: Path, kline_url: str, hook_url: str, root: Path, **cal: object) -> Settings:
+    return Settings(
+        websocket={"subscription_depth": DEPTH, "reconnect_delay_seconds": 0.05, "reconnect_max_delay_sec": 0.2},
+        backtest={
+            "report_path": str(tmp / "bt"),
+            "kline_rest_url": kline_url,
+            "webhook_url": hook_url,
+            "data_lookback_days": 0.05,
+            "optimization_iterations": 2,
+            "cycle_jobs": 1,
+            "auto_apply_params": False,
+            "target_metrics": {"min_trades": 0},
+        },
+        calibration={
+            "calibration_ws_enabled": True,
+            "calibration_ws_duration_min": 0.05,  # 3 s: gt=0 is the only bound
+            "calibration_ws_symbols": ["BTCUSDT"],
+            "calibration_path": str(root),
+            **cal,
+        },
+    )
+
+
+async def _calibrated_cycle(tmp: Path, root: Path, **cal: object) -> tuple[object, list[dict], Path]:
+    """One cycle run with a calibration session recording from the local capture server (the whole 44 s capture,
+    sent at once), candles from the local kline server, the webhook on a local HTTP server."""
+    hooks: list[dict] = []
+    with BybitHTTPServer() as srv:
+        srv.serve_klines(_recent_klines())
+        srv.route("POST", "/hook", lambda req: hooks.append(req.json()) or {"ok": True})
+        s = _calibrating_settings(tmp, srv.base_url, f"{srv.base_url}/hook", root, **cal)
+        async with CaptureServer() as ws:
+            cfg = CycleConfig(symbols=("BTCUSDT",), overlay=tmp / "ov.toml", ws_url=ws.url)
+            svc = CycleService(make_bot(s), s, cfg)
+            res = await svc._cycle("20261207T000000Z")
+    return res, hooks, tmp / "bt" / "cycle" / "20261207T000000Z"
+
+
+async def test_a_calibration_session_feeds_the_cycles_optimizer(tmp_path: Path, logs: list[str]) -> None:
+    """record → stats → fit → fetch → optimize: the session joins the pooled calibration, fit writes the generator
+    coefficients (auto_correct_param), and every optimize replay uses them; the study records the file."""
+    root = tmp_path / "calib"
+    # an earlier real recording already in the pool (the 3 s session alone has no complete minute to fit on)
+    ing = subprocess.run([sys.executable, "-m", "calibration", "ingest", "--root", str(root), str(L2_BTC)],
+                         capture_output=True, text=True, timeout=120)
+    assert ing.returncode == 0, ing.stderr
+    res, hooks, d = await _calibrated_cycle(tmp_path, root, auto_correct_param=True)
+    assert res.status == "completed", (res.error, [(s.name, s.returncode, s.stderr_tail) for s in res.steps])
+    assert [s.name for s in res.steps] == ["record", "stats", "fit", "fetch", "optimize"]
+    record = res.steps[0].argv
+    assert record[record.index("--minutes") + 1] == "0.05" and "--url" in record
+    assert record[record.index("--root") + 1] == str(root)
+    gen = d / "generator.json"
+    assert res.calibration is not None and res.calibration.status == "applied" and res.calibration.file == str(gen)
+    opt = res.steps[4].argv
+    assert opt[opt.index("--calibration") + 1] == str(gen)
+    # the session was recorded and pooled with the ingested recording
+    (session,) = (root / "sessions").iterdir()
+    assert (session / "frames.ndjson.gz").stat().st_size > 10_000 and (session / "aggregate.json").exists()
+    pooled = json.loads((d / "calibration.json").read_text())
+    sources = {s["source"] for s in pooled["symbols"]["BTCUSDT"]["sources"]}
+    assert any(src.startswith(session.name) for src in sources) and L2_BTC.name in sources
+    coeffs = json.loads(gen.read_text())
+    assert coeffs["generator"] == pooled["generator"] and coeffs["_calibration_sha256"]
+    # the study knows which generator it searched on, and kept a copy
+    study = tmp_path / "bt" / "optimization" / res.study
+    result = json.loads((study / "result.json").read_text())
+    assert result["calibration"]["file"] == str(gen)
+    assert (study / "calibration.json").read_bytes() == gen.read_bytes()
+    target = next(iter(result["targets"].values()))
+    assert f"generator calibration: {gen}" in Path(target["preset"]).read_text()  # min_trades 0: a best exists
+    assert json.loads((d / "cycle.json").read_text())["calibration"]["status"] == "applied"
+    assert any("the backtest uses the calibrated generator" in m for m in logs)
+    assert not [h for h in hooks if h["event"] == "calibration_failed"]
+
+
+async def test_a_failed_calibration_is_notified_and_the_backtest_runs_uncalibrated(tmp_path: Path,
+                                                                                   logs: list[str]) -> None:
+    """An empty pool plus a session with no complete minute: stats finds nothing to fit, fit exits 2. The run logs
+    and notifies it, then fetches and optimizes on the uncalibrated generator."""
+    res, hooks, d = await _calibrated_cycle(tmp_path, tmp_path / "calib", auto_correct_param=True)
+    assert res.status == "completed", (res.error, [(s.name, s.returncode, s.stderr_tail) for s in res.steps])
+    assert [(s.name, s.returncode) for s in res.steps] == [("record", 0), ("stats", 0), ("fit", 2), ("fetch", 0),
+                                                           ("optimize", 0)]
+    assert res.calibration is not None and res.calibration.status == "failed" and res.calibration.step == "fit"
+    assert "error:" in res.steps[2].stderr_tail
+    assert "--calibration" not in res.steps[4].argv and not (d / "generator.json").exists()
+    result = json.loads((tmp_path / "bt" / "optimization" / res.study / "result.json").read_text())
+    assert result["calibration"] is None
+    assert any(m.startswith("ERROR cycle 20261207T000000Z: calibration failed (calibration fit exited with code 2)")
+               and "runs on the uncalibrated generator" in m for m in logs)
+    (failed,) = [h for h in hooks if h["event"] == "calibration_failed"]
+    assert failed["calibration"]["step"] == "fit" and "uncalibrated generator" in failed["summary"]
+
+
+def test_calibration_steps_follow_the_settings(tmp_path: Path) -> None:
+    """Off by default; without auto_correct_param fit writes nothing and optimize gets no --calibration."""
+    from bot.cycle import calibrate
+    from bot.cycle.runner import CycleRunner
+
+    off = CycleRunner(Settings(backtest={"report_path": str(tmp_path)}), CycleConfig(("BTCUSDT",), tmp_path / "o"))
+    assert [n for n, *_ in off.commands("r")] == ["fetch", "optimize"]
+    assert "--calibration" not in off.commands("r")[1][1]
+    assert off.commands("r", "/x/generator.json")[1][1][-4:-2] == ["--calibration", "/x/generator.json"]
+    s = Settings(calibration={"calibration_ws_enabled": True, "calibration_ws_symbols": ["ETHUSDT", "BTCUSDT"]})
+    steps = calibrate.commands(s, tmp_path, "py", tmp_path / "s.toml")
+    assert [n for n, *_ in steps] == list(calibrate.STEPS)
+    assert steps[0][1][:6] == ["py", "-m", "calibration", "record", "--symbols", "ETHUSDT,BTCUSDT"]
+    assert "--url" not in steps[0][1] and "--write" not in steps[2][1]
+    assert calibrate.outcome(s, tmp_path).status == "not_applied"
+    on = Settings(calibration={"auto_correct_param": True})
+    assert calibrate.commands(on, tmp_path, "py", tmp_path / "s.toml")[2][1][-2:] == ["--write",
+                                                                                      str(tmp_path / "generator.json")]
+    assert calibrate.outcome(on, tmp_path).status == "failed"  # fit exited 0 but the file is missing

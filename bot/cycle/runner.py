@@ -1,5 +1,9 @@
 """One cycle run: ``python -m replay fetch`` → ``optimize`` → ``apply``, each a child process at low priority.
 
+With ``calibration.calibration_ws_enabled`` a calibration session comes first (``python -m calibration record`` →
+``stats`` → ``fit``, :mod:`bot.cycle.calibrate`); a calibration step that fails is logged and the backtest runs on
+the uncalibrated generator.
+
 Why child processes: the optimizer replays days of market per trial (CPU-heavy, seconds to hours); in the bot's
 process it would stall the trading loop, and ``bot`` must never import the harness anyway. Each step runs as
 ``sys.executable -m replay ...`` under ``os.nice(backtest.cycle_nice)`` in its own process group (so a stop can end
@@ -7,9 +11,10 @@ the optimizer's worker pool with it), with stdout/stderr in the run folder. A st
 as failed, with its exit code and the tail of its stderr.
 
 Run folder ``{report_path}/cycle/{run_id}/``: ``data/`` (the candle snapshot the study replays), ``{step}.out`` /
-``{step}.err``, ``settings.toml`` (the bot's settings, :mod:`bot.cycle.snapshot`; every step gets it as
-``--settings``), ``cycle.json`` (what happened). The study is ``{report_path}/optimization/cycle-{run_id}/``; the
-kline cache is ``{report_path}/cycle/kline_cache/`` (shared by all runs).
+``{step}.err``, ``calibration.json`` / ``generator.json`` (a calibration session), ``settings.toml`` (the bot's
+settings, :mod:`bot.cycle.snapshot`; every step gets it as ``--settings``), ``cycle.json`` (what happened).
+The study is ``{report_path}/optimization/cycle-{run_id}/``; the kline cache is
+``{report_path}/cycle/kline_cache/`` (shared by all runs).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import Any
 
 from loguru import logger
 
+from bot.cycle import calibrate
 from bot.cycle.snapshot import to_toml
 from settings import Settings
 
@@ -46,6 +52,7 @@ class CycleConfig:
     symbols: tuple[str, ...]
     overlay: Path
     python: str = sys.executable
+    ws_url: str | None = None  # the bot's public WS endpoint override: a calibration session records from it too
 
     def root(self, settings: Settings) -> Path:
         return Path(settings.backtest.report_path).resolve()
@@ -69,6 +76,7 @@ class CycleResult:
     result: dict[str, Any] | None = None  # the study's result.json
     proposal: dict[str, Any] | None = None  # the apply step's proposal JSON
     error: str | None = None
+    calibration: calibrate.Calibration | None = None  # None: calibration_ws_enabled is off
     started_at: float | None = None  # bot clock
     ended_at: float | None = None
 
@@ -82,6 +90,7 @@ class CycleResult:
             "ended_at": self.ended_at,
             "steps": [s.__dict__ for s in self.steps],
             "proposal": self.proposal,
+            "calibration": self.calibration.to_json() if self.calibration else None,
             "targets": summarize_targets(self.result),
         }
 
@@ -127,8 +136,9 @@ class CycleRunner:
     def run_dir(self, run_id: str) -> Path:
         return self.root / "cycle" / run_id
 
-    def commands(self, run_id: str) -> list[tuple[str, list[str], dict[str, str]]]:
-        """``(step, argv, extra env)`` of a run; ``apply`` only with ``auto_apply_params`` (else presets only)."""
+    def commands(self, run_id: str, calibration: str | None = None) -> list[tuple[str, list[str], dict[str, str]]]:
+        """``(step, argv, extra env)`` of a run; ``apply`` only with ``auto_apply_params`` (else presets only);
+        ``calibration``: the generator file ``optimize`` replays with (``--calibration``)."""
         bt, cfg = self.settings.backtest, self.config
         py, d = [cfg.python, "-m", "replay"], self.run_dir(run_id)
         common = ["--settings", str(d / SETTINGS_SNAPSHOT)]  # the bot's own settings (env inherited on top)
@@ -166,6 +176,7 @@ class CycleRunner:
             "--no-progress",
             "--jobs",
             str(bt.cycle_jobs),
+            *(["--calibration", calibration] if calibration else []),
             *common,
         ]
         # the snapshot is bundled-format CSV, and the cycle decides on apply itself (its proposal is notified)
@@ -188,7 +199,10 @@ class CycleRunner:
         d.mkdir(parents=True, exist_ok=True)
         try:
             (d / SETTINGS_SNAPSHOT).write_text(to_toml(self.settings), encoding="utf-8")
-            for name, argv, env in self.commands(run_id):
+            if self.settings.calibration.calibration_ws_enabled:
+                res.calibration = await self._calibrate(run_id, res, now)
+            generator = res.calibration.file if res.calibration and res.calibration.status == "applied" else None
+            for name, argv, env in self.commands(run_id, generator):
                 if name == "apply" and not self._single_target(res):
                     logger.info(
                         "cycle {}: {} targets (per-symbol study): presets written, nothing applied (the "
@@ -221,6 +235,27 @@ class CycleRunner:
         finally:
             res.ended_at = now()
             (d / "cycle.json").write_text(json.dumps(res.to_json(), indent=2, default=str) + "\n", encoding="utf-8")
+
+    async def _calibrate(self, run_id: str, res: CycleResult, now: Callable[[], float]) -> calibrate.Calibration:
+        """record → stats → fit; the first step that exits non-zero ends the session (never the run)."""
+        d = self.run_dir(run_id)
+        steps = calibrate.commands(self.settings, d, self.config.python, d / SETTINGS_SNAPSHOT, self.config.ws_url)
+        cal = self.settings.calibration
+        logger.info("cycle {}: calibration session: {:g} min of {} into {}", run_id, cal.calibration_ws_duration_min,
+                    ",".join(cal.calibration_ws_symbols), calibrate.calibration_root(self.settings))
+        for name, argv, env in steps:
+            t0 = now()
+            rc = await self._step(name, argv, env, d)
+            step = StepResult(name, argv, rc, round(now() - t0, 3))
+            res.steps.append(step)
+            if rc != 0:
+                step.stderr_tail = tail(d / f"{name}.err")
+                out = calibrate.Calibration("failed", error=f"calibration {name} exited with code {rc}", step=name)
+                logger.error("cycle {}: {}; stderr tail:\n{}", run_id, out.text, step.stderr_tail)
+                return out
+        out = calibrate.outcome(self.settings, d)
+        (logger.error if out.status == "failed" else logger.info)("cycle {}: {}", run_id, out.text)
+        return out
 
     @staticmethod
     def _single_target(res: CycleResult) -> bool:

@@ -119,11 +119,12 @@ class CycleService:
         if res.status == "completed":
             p = res.proposal
             logger.info(
-                "backtest cycle {} completed in {:.1f}s: study {}{}",
+                "backtest cycle {} completed in {:.1f}s: study {}{}{}",
                 run_id,
                 took,
                 res.study,
                 f", proposal {p['id']} {p['status']}" if p else "",
+                f"; {res.calibration.text}" if res.calibration else "",
             )
         else:
             failed = res.steps[-1] if res.steps else None
@@ -154,8 +155,15 @@ class CycleService:
         bt = self.base.backtest
         assert self.notifier is not None
         summary = res.to_json()
+        cal = res.calibration
+        if cal is not None and cal.status == "failed":  # always told: the backtest ran on the uncalibrated generator
+            await self.notifier.notify(
+                {"event": "calibration_failed", "run_id": res.run_id, "summary": f"run {res.run_id}: {cal.text}",
+                 "calibration": cal.to_json(), "steps": summary["steps"]}
+            )
         if bt.notify_on_completion:
             text = f"run {res.run_id} {res.status} in {took:.0f}s" + (f": {res.error}" if res.error else "")
+            text += f"; {cal.text}" if cal is not None else ""
             await self.notifier.notify(
                 {"event": f"cycle_{res.status}", "summary": text, "seconds": round(took, 1), **summary}
             )

@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--seed", type=cli_args.seed, help="sampler and replay seed (default: backtest.seed)")
     _common(o)
     o.add_argument("--data-dir", type=Path, metavar="DIR", help="folder of {SYMBOL}_1m_*.csv.gz files")
+    o.add_argument("--calibration", type=Path, metavar="FILE",
+                   help="generator coefficients (`python -m calibration fit --write`, or a calibration.json) for "
+                        "every trial's synthetic market; copied into the study folder and named in result.json")
     o.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = sub.add_parser("apply", help="apply (or propose) a study's best parameters if they beat the current ones")
     a.add_argument("study", type=_study_name)
@@ -152,7 +155,8 @@ def _optimize(args: argparse.Namespace, settings, overlay: Path, root: Path) -> 
         days=days, start=args.start, end=args.end, mode=args.mode or bt.optimization_mode, jobs=jobs,
         executor=args.executor, params=[s.strip() for s in args.params.split(",")] if args.params else None,
         unified=args.unified, aggregate=args.aggregate, overlay=overlay, root=root, seed=args.seed,
-        data_dir=str(args.data_dir) if args.data_dir else None, walk_forward=args.walk_forward,
+        data_dir=str(args.data_dir) if args.data_dir else None, calibration=args.calibration,
+        walk_forward=args.walk_forward,
         wf_window_days=args.wf_window_days, wf_step_days=args.wf_step_days, validation_split=args.validation_split,
         grid_points=args.grid_points,
         progress=bt.enable_progress_bar and not args.no_progress and sys.stderr.isatty())

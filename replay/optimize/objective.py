@@ -55,6 +55,7 @@ class TrialTask:
     seed: int
     data_dir: str | None = None
     keep_equity: bool = False
+    calibration_json: str | None = None  # generator coefficients (``optimize --calibration FILE``), as JSON text
 
 
 @dataclass(slots=True)
@@ -89,7 +90,8 @@ def evaluate(task: TrialTask) -> TrialOutcome:
     try:
         for sym in task.symbols:
             job = SymbolJob(symbol=sym, settings_json=task.settings_json, out_dir=str(scratch / sym), seed=task.seed,
-                            start=task.start, end=task.end, data_dir=task.data_dir)
+                            start=task.start, end=task.end, data_dir=task.data_dir,
+                            calibration_json=task.calibration_json)
             r = run_account(job).symbols[sym]
             metrics = {k: r.metrics.get(k) for k in METRIC_KEYS}
             equity = [(p.ts, p.equity) for p in r.equity] if task.keep_equity else []

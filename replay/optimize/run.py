@@ -13,6 +13,7 @@ aggregate); otherwise ``optimize_per_symbol`` gives one target per symbol (its o
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from typing import Any
 
 import optuna
 
+from replay.backtest import calibration_hash, calibration_text
 from replay.data import load_segments
 from replay.data.timeutil import fmt_utc
 from replay.optimize import apply as ap
@@ -34,6 +36,7 @@ from settings.fields import ParamSpec
 from settings.search import apply_optimizer_params
 
 MINUTE_MS = 60_000
+STUDY_CALIBRATION = "calibration.json"  # the --calibration file, copied into the study folder
 
 
 @dataclass(slots=True)
@@ -55,6 +58,7 @@ class OptimizeConfig:
     root: Path | None = None
     seed: int | None = None
     data_dir: str | None = None
+    calibration: Path | None = None  # generator coefficients for every replay (``--calibration FILE``)
     walk_forward: bool | None = None
     wf_window_days: float | None = None
     wf_step_days: float | None = None
@@ -62,6 +66,7 @@ class OptimizeConfig:
     grid_points: int = 3
     progress: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    calibration_json: str | None = field(default=None, init=False)  # read once by :func:`optimize`
 
     @property
     def folder(self) -> Path:
@@ -117,7 +122,7 @@ def study_spec(cfg: OptimizeConfig, name: str, symbols: tuple[str, ...], lo: int
                specs: dict[str, ParamSpec], base: Settings) -> StudySpec:
     return StudySpec(name=name, symbols=symbols, start=fmt_utc(lo), end=fmt_utc(hi), params=specs, base=base,
                      trials=cfg.trials, mode=cfg.mode, seed=_seed(cfg), aggregate=cfg.aggregate,
-                     data_dir=cfg.data_dir, grid_points=cfg.grid_points,
+                     data_dir=cfg.data_dir, calibration_json=cfg.calibration_json, grid_points=cfg.grid_points,
                      checkpoint_every=cfg.settings.backtest.checkpoint_every_n_iterations)
 
 
@@ -149,16 +154,19 @@ def overfitting(study: optuna.Study, best: optuna.trial.FrozenTrial | None) -> d
 def task(key: int, settings: Settings, symbols: tuple[str, ...], lo: int, hi: int, cfg: OptimizeConfig,
          keep_equity: bool = False) -> TrialTask:
     return TrialTask(key, settings.model_dump_json(), symbols, fmt_utc(lo), fmt_utc(hi), _seed(cfg), cfg.data_dir,
-                     keep_equity)
+                     keep_equity, cfg.calibration_json)
 
 
 def optimize(cfg: OptimizeConfig) -> dict[str, Any]:
     """The whole ``optimize`` command; returns what it wrote to result.json."""
     specs = sp.resolve(cfg.params)
     base = ap.settings_with_overlay(cfg.settings, cfg.overlay)
+    calibration = use_calibration(cfg)
     lo, hi = resolve_window(cfg.symbols, cfg)
     days = (hi - lo) / 86_400_000
     cfg.folder.mkdir(parents=True, exist_ok=True)
+    if cfg.calibration is not None:  # the study records the generator it searched on (ARCHITECTURE.md §7)
+        shutil.copyfile(cfg.calibration, cfg.folder / STUDY_CALIBRATION)
     bt = cfg.settings.backtest
     # max_memory_gb is this machine's budget; Dask workers live elsewhere, under their own memory limits
     jobs = cfg.jobs if cfg.executor != "local" else memory_capped_jobs(cfg.jobs, days, bt.max_memory_gb)
@@ -172,12 +180,36 @@ def optimize(cfg: OptimizeConfig) -> dict[str, Any]:
             result = holdout(cfg, executor, slots, specs, base, lo, hi)
     result |= {"study": cfg.study, "symbols": cfg.symbols, "mode": cfg.mode, "jobs": slots, "executor": cfg.executor,
                "seed": _seed(cfg), "score": "total_pnl_bps / days (normalised net PnL per day); unified: "
-               f"{cfg.aggregate} over symbols; constraints from backtest.target_metrics", **cfg.extra}
+               f"{cfg.aggregate} over symbols; constraints from backtest.target_metrics", "calibration": calibration,
+               **cfg.extra}
     ap.write_json(cfg.folder / "result.json", result)
     only = next(iter(result["targets"].values())) if len(result["targets"]) == 1 else None
     if bt.auto_apply_params and only is not None and only["best"] is not None:  # per-symbol sets: no single overlay
         result["auto_apply"] = ap.propose(cfg.optimization_root, cfg.study, None, cfg.settings, cfg.overlay)
     return result
+
+
+def use_calibration(cfg: OptimizeConfig) -> dict[str, Any] | None:
+    """Read ``cfg.calibration`` once (a bad file fails before any trial) and return what result.json records.
+
+    A study resumed with other coefficients than its finished trials were scored on would mix two generators in one
+    search, so that is refused (a new ``--study`` name starts clean)."""
+    if cfg.calibration is None:
+        cfg.calibration_json = None
+        if (cfg.folder / STUDY_CALIBRATION).exists():
+            raise ValueError(f"study {cfg.study} was run with --calibration ({cfg.folder / STUDY_CALIBRATION}); "
+                             "resume it with the same file or use a new --study name")
+        return None
+    cfg.calibration_json = calibration_text(cfg.calibration)
+    digest = calibration_hash(cfg.calibration_json)
+    previous = cfg.folder / STUDY_CALIBRATION
+    if (cfg.folder / "study.db").exists():
+        before = calibration_hash(calibration_text(previous)) if previous.exists() else None
+        if before != digest:
+            was = "other generator coefficients" if before else "no --calibration"
+            raise ValueError(f"study {cfg.study} was run with {was}; resuming it with --calibration {cfg.calibration} "
+                             "would mix two generators in one search (use a new --study name)")
+    return {"file": str(cfg.calibration), "copied_to": STUDY_CALIBRATION, "generator_hash": digest}
 
 
 def holdout(cfg: OptimizeConfig, executor: Executor, slots: int, specs: dict[str, ParamSpec], base: Settings,
@@ -246,6 +278,8 @@ def _preset_header(cfg: OptimizeConfig, name: str, entry: Mapping[str, Any]) -> 
         f"current parameters out of sample: score {entry['current']['oos']['score']:.3f} bps/day; "
         f"improvement {entry['improvement']}",
         f"deflated Sharpe ratio {dsr} over {entry['overfitting']['n_trials']} trials",
+        f"generator calibration: {cfg.calibration or 'none (project defaults)'}",
         f"reproduce: python -m replay --settings THIS_FILE --symbols {','.join(entry['symbols'])} --isolated "
-        f"--start {entry['out_of_sample'][0]} --end {entry['out_of_sample'][1]} --seed {_seed(cfg)}",
+        f"--start {entry['out_of_sample'][0]} --end {entry['out_of_sample'][1]} --seed {_seed(cfg)}"
+        + (f" --calibration {cfg.folder / STUDY_CALIBRATION}" if cfg.calibration else ""),
     ])

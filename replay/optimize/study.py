@@ -61,6 +61,7 @@ class StudySpec:
     seed: int = 42
     aggregate: Aggregate = "median"
     data_dir: str | None = None
+    calibration_json: str | None = None  # every trial's synthetic market uses these generator coefficients
     grid_points: int = 3
     checkpoint_every: int = 10
     extra_attrs: dict[str, Any] = field(default_factory=dict)
@@ -197,7 +198,7 @@ def _task(spec: StudySpec, trial: optuna.trial.Trial) -> TrialTask | str:
     except ValueError as exc:
         return " ".join(str(exc).split())[:500]
     return TrialTask(trial.number, settings.model_dump_json(), spec.symbols, spec.start, spec.end, spec.seed,
-                     spec.data_dir)
+                     spec.data_dir, calibration_json=spec.calibration_json)
 
 
 def _bar(name: str, total: int, initial: int) -> Any:

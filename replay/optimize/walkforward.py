@@ -202,7 +202,8 @@ def walk_forward(cfg: OptimizeConfig, executor: Executor, slots: int, specs: dic
                             f"in sample {last['in_sample']}, out of sample {last['out_of_sample']}\n"
                             f"IS score {last['is']['score']:.3f}, OOS score {last['oos']['score']:.3f} bps/day; "
                             f"WFE {report['targets'][name]['walk_forward_efficiency']}; "
-                            f"DSR {last['overfitting'].get('dsr')}")
+                            f"DSR {last['overfitting'].get('dsr')}\n"
+                            f"generator calibration: {cfg.calibration or 'none (project defaults)'}")
             result_targets[name]["preset"] = str(preset)
     ap.write_json(cfg.folder / "walk_forward.json", report)
     return {"kind": "walk_forward", "targets": result_targets, "walk_forward_file": "walk_forward.json"}

@@ -125,9 +125,11 @@ def _main(args: argparse.Namespace) -> int:
     run = load_run(base.run_dir)
     results, agg, corr, equity = base_v.result
     if base.settings.backtest.generate_html_report:
-        BacktestEngine(base.settings, isolated=base.isolated).write_report(
+        BacktestEngine(base.settings, isolated=base.isolated, calibration=base.calibration).write_report(
             base.run_dir, list(base.symbols), run.summary, results, agg, corr, equity)
     print(_summary(result))
+    if base.calibration is not None:
+        print(f"every variant replayed the run's calibrated generator ({base.calibration})")
     print(f"wrote {base.run_dir / RESULT_FILE}" + (f" and {base.run_dir / 'report.html'}"
                                                    if base.settings.backtest.generate_html_report else ""))
     return 0

@@ -45,6 +45,7 @@ class Base:
     end: str
     seed: int
     isolated: bool = False
+    calibration: Path | None = None  # the run's calibration.json: every variant replays the generator it used
 
 
 @dataclass(slots=True)
@@ -62,14 +63,22 @@ class Variant:
 
 
 def base_from_run(run: Run) -> Base:
-    """The base of a complete run folder, from its manifest (settings snapshot, symbols, window, seed)."""
+    """The base of a complete run folder, from its manifest (settings snapshot, symbols, window, seed, and the
+    calibration copied into the folder, so a calibrated run is studied on its calibrated generator)."""
     m = run.manifest
     window = run.window()
     if window is None or not m.get("symbols"):
         raise ValueError(f"{run.path}: the manifest names no symbols or window")
     settings = Settings.model_validate(m["settings"])
+    calibration = None
+    if m.get("calibration"):
+        calibration = run.path / str(m["calibration"].get("copied_to") or "calibration.json")
+        if not calibration.is_file():
+            raise FileNotFoundError(f"{run.path}: the run was calibrated but {calibration.name} is missing "
+                                    "(its variants would replay the uncalibrated generator)")
     return Base(run.path, settings, tuple(m["symbols"]), window[0], window[1], int(m["seed"]),
-                isolated=str(m.get("account", "")).startswith("isolated") and len(m["symbols"]) > 1)
+                isolated=str(m.get("account", "")).startswith("isolated") and len(m["symbols"]) > 1,
+                calibration=calibration)
 
 
 def _iso(ts: float) -> str:
@@ -94,7 +103,7 @@ class Study:
         self.base = base
         self.executor = executor
         self.progress = progress
-        self.engine = BacktestEngine(base.settings, isolated=base.isolated)
+        self.engine = BacktestEngine(base.settings, isolated=base.isolated, calibration=base.calibration)
         self.scratch = base.run_dir / SCRATCH
         self.phase = 0
 
@@ -111,7 +120,7 @@ class Study:
         self.phase += 1
         jobs: list[tuple[int, Job]] = []
         for i, v in enumerate(variants):
-            engine = BacktestEngine(v.settings, isolated=self.base.isolated)
+            engine = BacktestEngine(v.settings, isolated=self.base.isolated, calibration=self.base.calibration)
             out = self.scratch / f"{self.phase}-{i}"
             jobs += [(i, j) for j in engine._jobs(list(self.base.symbols), out, None, v.start, v.end, v.seed, False,
                                                   v.pessimistic)]
@@ -248,7 +257,8 @@ def run_study(base: Base, executor: Executor, *, seeds: int = 4, mc: int = 1000,
         sens_rows.append({**_row(v), "pnl_change": change})
     result = {
         "base": {"run_id": base.run_dir.name, "symbols": list(base.symbols), "start": base.start, "end": base.end,
-                 "seed": base.seed, "initial_balance_usdt": initial, "metrics": base_v.metrics},
+                 "seed": base.seed, "calibration": base.calibration.name if base.calibration else None,
+                 "initial_balance_usdt": initial, "metrics": base_v.metrics},
         "seeds": {"rows": [_row(v) for v in seed_vs],
                   "summary": stats.seed_summary([v.metrics for v in plain]),
                   "flag": stats.one_seed_flag(base_pnl, [float(v.metrics["total_pnl_usdt"]) for v in plain]),

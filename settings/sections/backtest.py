@@ -131,8 +131,11 @@ class CalibrationSettings(BaseModel):
 
     model_config = SECTION_CONFIG
 
+    # the in-bot cycle (enable_backtest) records a session of calibration_ws_duration_min minutes of
+    # calibration_ws_symbols before its backtest, then stats + fit (bot/cycle/calibrate.py); with
+    # auto_correct_param its optimize replays on the fitted generator
     calibration_ws_enabled: bool = fixed(False)
-    calibration_ws_duration_min: float = fixed(10.0, gt=0)
+    calibration_ws_duration_min: float = fixed(10.0, gt=0)  # fractions allowed (0.05 = 3 s)
     calibration_ws_symbols: list[str] = fixed(["BTCUSDT", "ETHUSDT"], min_length=1)
     disk_budget_gb: float = fixed(10.0, gt=0)
     auto_correct_param: bool = fixed(False)
