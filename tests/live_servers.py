@@ -27,6 +27,7 @@ import bybit_private_ws_server as private_server
 from ws_capture_server import CaptureServer, Faults
 
 KEY, SECRET = "e2e-KEY-7f3a9c", "e2e-SECRET-1b8d44e0"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -38,10 +39,13 @@ class LiveServers:
     symbol: str
 
     def env(self, **extra: str) -> dict[str, str]:
-        """The child's environment: no inherited ``NAPORRR_``/``BYBIT_`` variables, the test keys, depth 200."""
+        """The child's environment: no inherited ``NAPORRR_``/``BYBIT_`` variables, the test keys, depth 200, and
+        this checkout on ``PYTHONPATH``."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("NAPORRR_", "BYBIT_"))}
+        # the child runs in a temp dir: put this checkout first, or it imports whichever ``bot`` is installed
+        path = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
         env.update({"NAPORRR_WEBSOCKET__SUBSCRIPTION_DEPTH": "200", "BYBIT_API_KEY": KEY, "BYBIT_API_SECRET": SECRET,
-                    "PYTHONUNBUFFERED": "1", **extra})
+                    "PYTHONUNBUFFERED": "1", "PYTHONPATH": path, **extra})
         return env
 
     async def spawn(self, mode: str, log_dir: Path, cwd: Path, *extra: str,

@@ -3,7 +3,7 @@ every socket and REST fault while it trades, with its view checked against the f
 
 The bot trades the looped real capture. To make it trade within seconds, the settings file below (``EAGER``) lowers
 the entry gates (strength 1, no cooldowns, tiny composite thresholds, few trades needed for the volume statistics),
-shortens the heartbeat (ping 1 s, pong timeout 3 s), the reconnect backoff and the position lifetime (25 s, so the bot
+shortens the heartbeat (ping 1 s, pong timeout 3 s), the reconnect backoff and the position lifetime (20 s, so the bot
 closes the second position itself by TIME_EXIT). The test plays the matching engine: it fills the bot's resting entry
 at its own limit price and plays the exchange's TP trigger.
 
@@ -53,8 +53,8 @@ volatility_min_trades = 3
 min_ohara_score_for_trade = 0
 
 [risk]
-min_lifetime_sec = 25.0
-max_lifetime_sec = 25.0
+min_lifetime_sec = 20.0
+max_lifetime_sec = 20.0
 
 [execution]
 fallback_after_sec = 120.0

@@ -578,7 +578,7 @@ class Executor:
             try:
                 self.monitor_tick()
                 if clock.now() - self._last_reconcile >= interval:
-                    self._spawn(self.reconcile(), "reconcile")
+                    self._spawn(self._periodic_reconcile(), "reconcile")
             except Exception as e:
                 done.set_exception(e)
                 return
@@ -694,6 +694,15 @@ class Executor:
                         await self.send("cancel_orphan", self.exchange.cancel_order, o.symbol, o.order_link_id)
                     except ExchangeError as e:
                         logger.warning("orphan cancel {} failed: {}", o.order_link_id, e)
+
+    async def _periodic_reconcile(self) -> None:
+        """The ``reconcile_interval_sec`` pass: a REST failure (rate limit, timestamp, 5xx, timeout) is transient and
+        the next interval retries, so it is a warning, not a failed task (an ERROR feeds the kill switch's storm)."""
+        try:
+            await self.reconcile()
+        except (ExchangeError, TimeoutError, ConnectionError) as e:
+            logger.warning("periodic reconcile failed ({}: {}); retrying in {:g}s", type(e).__name__, e,
+                           self.xs.reconcile_interval_sec)
 
     def _adopt(self, p: PositionUpdate) -> None:
         if self._predates(p):
