@@ -44,19 +44,45 @@ class LiveServers:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("NAPORRR_", "BYBIT_"))}
         # the child runs in a temp dir: put this checkout first, or it imports whichever ``bot`` is installed
         path = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-        env.update({"NAPORRR_WEBSOCKET__SUBSCRIPTION_DEPTH": "200", "BYBIT_API_KEY": KEY, "BYBIT_API_SECRET": SECRET,
-                    "PYTHONUNBUFFERED": "1", "PYTHONPATH": path, **extra})
+        env.update(
+            {
+                "NAPORRR_WEBSOCKET__SUBSCRIPTION_DEPTH": "200",
+                "BYBIT_API_KEY": KEY,
+                "BYBIT_API_SECRET": SECRET,
+                "PYTHONUNBUFFERED": "1",
+                "PYTHONPATH": path,
+                **extra,
+            }
+        )
         return env
 
-    async def spawn(self, mode: str, log_dir: Path, cwd: Path, *extra: str,
-                    env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+    async def spawn(
+        self, mode: str, log_dir: Path, cwd: Path, *extra: str, env: dict[str, str] | None = None
+    ) -> asyncio.subprocess.Process:
         """``python -m bot --mode MODE`` aimed at the three servers; stderr to ``cwd/stderr.txt``."""
         with (cwd / "stderr.txt").open("wb") as err:
             return await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", "--mode", mode, "--symbols", self.symbol, "--ws-url", self.pub.url,
-                "--rest-url", self.http.base_url, "--private-ws-url", self.priv.url, "--log-dir", str(log_dir),
-                *extra, cwd=cwd, env=env if env is not None else self.env(), stdout=asyncio.subprocess.DEVNULL,
-                stderr=err)
+                sys.executable,
+                "-m",
+                "bot",
+                "--mode",
+                mode,
+                "--symbols",
+                self.symbol,
+                "--ws-url",
+                self.pub.url,
+                "--rest-url",
+                self.http.base_url,
+                "--private-ws-url",
+                self.priv.url,
+                "--log-dir",
+                str(log_dir),
+                *extra,
+                cwd=cwd,
+                env=env if env is not None else self.env(),
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=err,
+            )
 
     def follow_mark(self) -> None:
         """Set the account's mark to the replayed market's best bid (a tick-grid price)."""
@@ -66,8 +92,9 @@ class LiveServers:
             self.acct.mark[self.symbol] = Decimal(book.raw[bid][0])
 
 
-async def until(cond: Callable[[], object], timeout: float, proc: asyncio.subprocess.Process | None = None,
-                what: str = "") -> None:
+async def until(
+    cond: Callable[[], object], timeout: float, proc: asyncio.subprocess.Process | None = None, what: str = ""
+) -> None:
     """Wait for ``cond()`` (polled every 0.05 s); a dead bot process or the timeout fails with ``what``."""
     try:
         async with asyncio.timeout(timeout):
@@ -94,12 +121,15 @@ async def stop_process(proc: asyncio.subprocess.Process, sig: int, timeout: floa
 
 
 @contextlib.asynccontextmanager
-async def live_servers(*, symbol: str = "BTCUSDT", balance: str = "10000", faults: Faults | None = None,
-                       speed: float = 1.0) -> AsyncIterator[LiveServers]:
+async def live_servers(
+    *, symbol: str = "BTCUSDT", balance: str = "10000", faults: Faults | None = None, speed: float = 1.0
+) -> AsyncIterator[LiveServers]:
     """The three servers over one fake account, the mark following the market every 0.1 s."""
     acct = bybit_account.FakeBybitAccount(KEY, SECRET, symbols=[symbol], balance=balance)
-    async with CaptureServer(speed=speed, loop_capture=True, faults=faults) as pub, \
-            private_server.PrivateWSServer(KEY, SECRET) as priv:
+    async with (
+        CaptureServer(speed=speed, loop_capture=True, faults=faults) as pub,
+        private_server.PrivateWSServer(KEY, SECRET) as priv,
+    ):
         first = next(f for f in pub.frames if f.symbol == symbol and f.kind == "snapshot")
         acct.mark[symbol] = Decimal(first.msg["data"]["b"][0][0])
         acct.listeners.append(priv.push)

@@ -17,8 +17,12 @@ async def test_demo_process_against_local_bybit_servers(tmp_path: Path) -> None:
         proc = await srv.spawn("demo", log_dir, tmp_path, "--status-every", "0.5")
         try:
             bot_log = log_dir / "bot.log"
-            await until(lambda: bot_log.exists() and "last signal BTCUSDT" in bot_log.read_text(), 40, proc,
-                        "a status line with a signal")
+            await until(
+                lambda: bot_log.exists() and "last signal BTCUSDT" in bot_log.read_text(),
+                40,
+                proc,
+                "a status line with a signal",
+            )
             assert srv.priv.auth_ok >= 1
         finally:
             await stop_process(proc, signal.SIGTERM)

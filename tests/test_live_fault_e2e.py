@@ -68,8 +68,10 @@ reconnect_delay_seconds = 0.2
 reconnect_max_delay_sec = 1.0
 """
 
-STATUS = re.compile(r"STATUS equity (?P<eq>-?[\d.]+) USDT .*?; positions (?P<n>\d+)(?::(?P<pos>[^;]*))?; "
-                    r"closed (?P<closed>\d+)")
+STATUS = re.compile(
+    r"STATUS equity (?P<eq>-?[\d.]+) USDT .*?; positions (?P<n>\d+)(?::(?P<pos>[^;]*))?; "
+    r"closed (?P<closed>\d+)"
+)
 POS = re.compile(r"(?P<sym>\w+):(?P<side>[LS])(?P<qty>[\d.]+)@(?P<avg>[\d.]+|None)\((?P<state>\w+)\)")
 CENT = Decimal("0.01")
 
@@ -135,14 +137,14 @@ def agrees(view: View, srv: LiveServers, initial: Decimal) -> bool:
     closes = view.rows("CLOSE")
     closed_ids = {r["position_id"] for r in closes}
     # an open position's entry fee is on the ledger's balance already, and in its OPEN row, not in a CLOSE row
-    open_fees = sum((Decimal(r["fees"]) for r in view.rows("OPEN") if r["position_id"] not in closed_ids),
-                    Decimal(0))
+    open_fees = sum((Decimal(r["fees"]) for r in view.rows("OPEN") if r["position_id"] not in closed_ids), Decimal(0))
     if size and not open_fees:
         return False  # the OPEN row is not written yet
     net = sum((Decimal(r["net_pnl"]) for r in closes), Decimal(0)) - open_fees
     fees = sum((Decimal(r["fees"]) for r in closes), Decimal(0)) + open_fees
-    return (net.quantize(CENT) == (balance - initial).quantize(CENT)
-            and fees.quantize(CENT) == ledger_fees.quantize(CENT))
+    return net.quantize(CENT) == (balance - initial).quantize(CENT) and fees.quantize(CENT) == ledger_fees.quantize(
+        CENT
+    )
 
 
 def working_entry(srv: LiveServers) -> dict[str, object] | None:
@@ -160,8 +162,16 @@ async def test_live_process_survives_every_fault_and_reconciles_to_the_ledger(tm
     view = View(log_dir)
     initial = Decimal(10000)
     async with live_servers(balance=str(initial)) as srv:
-        proc = await srv.spawn("live", log_dir, tmp_path, "--status-every", "0.2", "--settings", str(settings),
-                               env=srv.env(NAPORRR_CONFIRM_LIVE="1"))
+        proc = await srv.spawn(
+            "live",
+            log_dir,
+            tmp_path,
+            "--status-every",
+            "0.2",
+            "--settings",
+            str(settings),
+            env=srv.env(NAPORRR_CONFIRM_LIVE="1"),
+        )
         pub, priv, acct = srv.pub, srv.priv, srv.acct
 
         async def consistent(what: str, timeout: float = 15.0) -> None:
@@ -173,21 +183,33 @@ async def test_live_process_survives_every_fault_and_reconciles_to_the_ledger(tm
             pub.faults.no_pong.add(2)
             pub.faults.disconnect_at.add(pub.position + 20)
             await until(lambda: pub.connections >= 3, 20, proc, "reconnect after disconnect, then after no pong")
-            nxt = next(i for i in range(pub.position + 5, len(pub.frames))
-                       if pub.frames[i].symbol == srv.symbol and pub.frames[i].kind == "delta")
+            nxt = next(
+                i
+                for i in range(pub.position + 5, len(pub.frames))
+                if pub.frames[i].symbol == srv.symbol and pub.frames[i].kind == "delta"
+            )
             subs = pub.count("subscribe")
             pub.faults.gap_at.add(nxt)
-            await until(lambda: ("fault", "gap", nxt) in pub.log and pub.count("subscribe") > subs, 20, proc,
-                        "a resubscribe after the u gap")
+            await until(
+                lambda: ("fault", "gap", nxt) in pub.log and pub.count("subscribe") > subs,
+                20,
+                proc,
+                "a resubscribe after the u gap",
+            )
             await consistent("public faults (flat)")
 
             # --- an entry rests; the private WS drops under it; the bot reconnects and reconciles
             await until(lambda: working_entry(srv) is not None, 30, proc, "a resting entry")
             await priv.drop_all()
-            await until(lambda: "reconciled after private stream connection #2" in view.text(), 20, proc,
-                        "reconcile after the private reconnect")
+            await until(
+                lambda: "reconciled after private stream connection #2" in view.text(),
+                20,
+                proc,
+                "reconcile after the private reconnect",
+            )
             entry = working_entry(srv)
             assert entry is not None, "the entry must still rest after the reconnect"
+            await consistent("a private disconnect while the entry rests")
             acct.fill(str(entry["link"]), entry["qty"] - entry["cum"], entry["price"])  # type: ignore[operator]
             await until(lambda: acct.positions[srv.symbol]["sl"] > 0, 20, proc, "TP/SL on the exchange")
             await consistent("the entry fill and protection")
@@ -197,8 +219,12 @@ async def test_live_process_survives_every_fault_and_reconciles_to_the_ledger(tm
             priv.answer_pongs = False
             await until(lambda: priv.connections > conns, 20, proc, "private reconnect after the missing pong")
             priv.answer_pongs = True
-            await until(lambda: f"reconciled after private stream connection #{conns + 1}" in view.text(), 20, proc,
-                        "reconcile after the pong timeout")
+            await until(
+                lambda: f"reconciled after private stream connection #{conns + 1}" in view.text(),
+                20,
+                proc,
+                "reconcile after the pong timeout",
+            )
             await consistent("the private pong timeout (position open)")
 
             # --- the exchange closes the position (TP) while the private stream is down: REST polling sees it
@@ -209,27 +235,44 @@ async def test_live_process_survives_every_fault_and_reconciles_to_the_ledger(tm
             acct.exchange_close(srv.symbol, str(tp), "TakeProfit")
             await until(lambda: len(view.rows("CLOSE")) == 1, 20, proc, "the CLOSE seen through REST polling")
             await consistent("a fill while the private stream is down")
+            # --- a REST error burst (10006, a 5xx, 10002 on the order and position paths), queued while the stream
+            # is down (no entry can be placed before the reconciliation after it returns): the polling, the
+            # reconciliation and the next entry all go through it
+            srv.http.inject_rate_limit("/v5/order/create", method="POST", reset_in_ms=300)
+            srv.http.inject("/v5/order/create", http_server.Reply("bad gateway", status=502), method="POST")
+            for reply in (
+                http_server.envelope(
+                    ret_code=10002, ret_msg="invalid request, please check your server timestamp or recv_window param"
+                ),
+                http_server.Reply("upstream error", status=503),
+            ):
+                srv.http.inject(
+                    "/v5/position/list", reply if isinstance(reply, http_server.Reply) else http_server.Reply(reply)
+                )
+            srv.http.inject_rate_limit("/v5/position/list", reset_in_ms=300)
+            placed = srv.http.count("/v5/order/create")
             priv.accepting = True
             n = priv.connections
-            await until(lambda: priv.connections > n and "reconciled after private stream connection" in
-                        view.text().rsplit("private stream down", 1)[-1], 20, proc, "reconnect after the outage")
+            await until(
+                lambda: (
+                    priv.connections > n
+                    and "reconciled after private stream connection" in view.text().rsplit("private stream down", 1)[-1]
+                ),
+                20,
+                proc,
+                "reconnect after the outage",
+            )
             close = view.rows("CLOSE")[0]
             assert close["reason"] == "TP_HIT", close
 
-            # --- a REST error burst: 10006, a 5xx and 10002 on the order and position paths
-            srv.http.inject_rate_limit("/v5/order/create", method="POST", reset_in_ms=300)
-            srv.http.inject("/v5/order/create", http_server.Reply("bad gateway", status=502), method="POST")
-            for reply in (http_server.envelope(ret_code=10002, ret_msg="invalid request, please check your server "
-                                               "timestamp or recv_window param"),
-                          http_server.Reply("upstream error", status=503)):
-                srv.http.inject("/v5/position/list", reply if isinstance(reply, http_server.Reply)
-                                else http_server.Reply(reply))
-            srv.http.inject_rate_limit("/v5/position/list", reset_in_ms=300)
-            placed = srv.http.count("/v5/order/create")
             await until(lambda: working_entry(srv) is not None, 30, proc, "an entry placed through the error burst")
             assert srv.http.count("/v5/order/create") >= placed + 3  # 10006, 502, then the accepted one
-            await until(lambda: not srv.http._faults[("GET", "/v5/position/list")], 30, proc,
-                        "the position-list faults consumed")
+            await until(
+                lambda: not srv.http._faults[("GET", "/v5/position/list")],
+                30,
+                proc,
+                "the position-list faults consumed",
+            )
             entry = working_entry(srv)
             assert entry is not None
             acct.fill(str(entry["link"]), entry["qty"] - entry["cum"], entry["price"])  # type: ignore[operator]
@@ -244,14 +287,17 @@ async def test_live_process_survives_every_fault_and_reconciles_to_the_ledger(tm
         stderr = (tmp_path / "stderr.txt").read_text(encoding="utf-8")
         assert code == 0, stderr[-3000:]
         assert "Traceback" not in stderr
-        # at the end: the ledger's whole history equals the bot's two closed positions
+        # at the end, after SIGTERM: flat on both sides, two CLOSE rows whose fees and net PnL are the ledger's
         closes = view.rows("CLOSE")
-        assert acct.positions[srv.symbol]["size"] == 0 or len(closes) >= 2
+        assert [r["reason"] for r in closes] == ["TP_HIT", "TIME_EXIT"]
+        assert acct.positions[srv.symbol]["size"] == 0 and working_entry(srv) is None
+        assert agrees(view, srv, initial)
         ex_fees = sum((Decimal(e["execFee"]) for e in acct.executions), Decimal(0))
-        if acct.positions[srv.symbol]["size"] == 0:
-            assert sum((Decimal(r["fees"]) for r in closes), Decimal(0)).quantize(CENT) == ex_fees.quantize(CENT)
-            assert sum((Decimal(r["net_pnl"]) for r in closes), Decimal(0)).quantize(CENT) == \
-                (acct.balance - initial).quantize(CENT)
+        assert sum((Decimal(r["fees"]) for r in closes), Decimal(0)).quantize(CENT) == ex_fees.quantize(CENT)
+        assert sum((Decimal(r["net_pnl"]) for r in closes), Decimal(0)).quantize(CENT) == (
+            acct.balance - initial
+        ).quantize(CENT)
+        assert pub.count("snapshot") >= 3 and acct.auth_failures == 0 and priv.auth_failed == 0
         for path in [*log_dir.iterdir(), tmp_path / "stderr.txt"]:
             text = path.read_text(encoding="utf-8")
             assert KEY not in text and SECRET not in text, path.name
