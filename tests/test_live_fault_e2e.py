@@ -240,6 +240,8 @@ async def test_live_process_survives_every_fault_and_reconciles_to_the_ledger(tm
             # reconciliation and the next entry all go through it
             srv.http.inject_rate_limit("/v5/order/create", method="POST", reset_in_ms=300)
             srv.http.inject("/v5/order/create", http_server.Reply("bad gateway", status=502), method="POST")
+            # then the order is placed but its answer is lost: the retry meets "OrderLinkedID is duplicate"
+            srv.http.lose_answer("/v5/order/create", http_server.Reply("gateway timeout", status=504))
             for reply in (
                 http_server.envelope(
                     ret_code=10002, ret_msg="invalid request, please check your server timestamp or recv_window param"
@@ -265,8 +267,16 @@ async def test_live_process_survives_every_fault_and_reconciles_to_the_ledger(tm
             close = view.rows("CLOSE")[0]
             assert close["reason"] == "TP_HIT", close
 
-            await until(lambda: working_entry(srv) is not None, 30, proc, "an entry placed through the error burst")
-            assert srv.http.count("/v5/order/create") >= placed + 3  # 10006, 502, then the accepted one
+            # 10006, 502, the placed-but-lost one and its duplicate retry: one order on the ledger, still worked
+            await until(
+                lambda: srv.http.count("/v5/order/create") >= placed + 4 and "answer was lost" in view.text(),
+                30,
+                proc,
+                "an entry placed through the error burst",
+            )
+            with acct._lock:
+                entries = [o for o in acct.orders.values() if "-E" in o["link"]]
+            assert len(entries) == 2 and entries[-1]["status"] == "New", entries
             await until(
                 lambda: not srv.http._faults[("GET", "/v5/position/list")],
                 30,
