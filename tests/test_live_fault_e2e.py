@@ -285,8 +285,38 @@ async def test_live_process_survives_every_fault_and_reconciles_to_the_ledger(tm
             )
             entry = working_entry(srv)
             assert entry is not None
+
+            # --- the entry fills while the private stream is down: the bot learns it by REST, protects by REST
+            priv.accepting = False
+            await priv.drop_all()
+            await until(lambda: priv.clients == 0, 10, proc, "private stream down")
             acct.fill(str(entry["link"]), entry["qty"] - entry["cum"], entry["price"])  # type: ignore[operator]
-            await consistent("the REST error burst and the second entry")
+            await until(lambda: acct.positions[srv.symbol]["sl"] > 0, 20, proc, "TP/SL set while the stream is down")
+            await consistent("an entry fill while the private stream is down")
+            n = priv.connections
+            priv.accepting = True
+            await until(lambda: priv.connections > n, 20, proc, "private reconnect")
+            await until(
+                lambda: f"reconciled after private stream connection #{priv.connections}" in view.text(),
+                20,
+                proc,
+                "reconcile after the outage",
+            )
+            await consistent("the reconnect after the outage (position open)")
+
+            # --- a plain private disconnect with the position open
+            n = priv.connections
+            await priv.drop_all()
+            await until(
+                lambda: (
+                    priv.connections > n
+                    and f"reconciled after private stream connection #{priv.connections}" in view.text()
+                ),
+                20,
+                proc,
+                "reconcile after the private disconnect",
+            )
+            await consistent("a private disconnect with the position open")
 
             # --- the bot closes it itself (TIME_EXIT, reduce-only market at the replayed market's price)
             await until(lambda: len(view.rows("CLOSE")) == 2, 45, proc, "the bot's own TIME_EXIT close")
