@@ -83,7 +83,10 @@ class BybitRest:
             self.calls[method] = self.calls.get(method, 0) + 1
             fn = getattr(self.http, method)
             try:
-                out = await asyncio.wait_for(asyncio.to_thread(fn, **params), self.timeout_sec)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for returns a result that lands with a cancellation
+                # and swallows the cancel, so a stopping bot could hang on (or carry on past) a REST call
+                async with asyncio.timeout(self.timeout_sec):
+                    out = await asyncio.to_thread(fn, **params)
             except TimeoutError:
                 raise TimeoutError(f"{method}: no answer within {self.timeout_sec}s") from None
             except Exception as e:
