@@ -25,6 +25,13 @@ def _positive(v: str) -> float:
     return x
 
 
+def _positive_int(v: str) -> int:
+    x = int(v)
+    if x < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return x
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m bot",
@@ -50,10 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--i-understand-live", action="store_true", dest="confirm_live",
                    help="confirm live trading with real money (or set NAPORRR_CONFIRM_LIVE=1)")
     p.add_argument("--status-every", type=_positive, default=60.0, metavar="SEC", help="status line period (60)")
-    p.add_argument("--max-daily-loss-pct", type=_positive, default=5.0, metavar="PCT",
-                   help="kill switch: stop when equity falls this far below the day's start (5)")
-    p.add_argument("--max-errors", type=int, default=20, metavar="N",
-                   help="kill switch: stop after N error log records within a minute (20)")
+    p.add_argument("--max-daily-loss-pct", type=_positive, default=None, metavar="PCT",
+                   help="kill switch: stop when equity falls this far below the day's start "
+                        "(default risk.kill_switch_daily_loss_pct, 5)")
+    p.add_argument("--max-errors", type=_positive_int, default=None, metavar="N",
+                   help="kill switch: stop after N error log records within risk.kill_switch_error_window_sec "
+                        "(default risk.kill_switch_max_errors, 20)")
     p.add_argument("--seed", type=int, default=0, help="paper: the simulated exchange's latency seed")
     p.add_argument("--overlay", type=Path, default=Path("config/overlay.toml"), metavar="FILE",
                    help="tuned-parameter overlay written by python -m replay apply|approve, applied at start when "
@@ -79,7 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                       private_ws_url=args.private_ws_url, log_dir=args.log_dir,
                       confirm_live=args.confirm_live or confirm_env, status_every_sec=args.status_every, seed=args.seed,
                       overlay=args.overlay,
-                      limits=KillSwitchLimits(max_daily_loss_pct=args.max_daily_loss_pct, max_errors=args.max_errors))
+                      limits=KillSwitchLimits.from_settings(settings, max_daily_loss_pct=args.max_daily_loss_pct,
+                                                            max_errors=args.max_errors))
     return run(opts, settings)
 
 

@@ -4,8 +4,9 @@ The status line (every ``status_every_sec``, and at stop) says what an operator 
 positions, feed health and lag, the last signal. The kill switch stops the bot the way SIGTERM does (no new entries,
 resting entries cancelled, protected positions left with their TP/SL on the exchange) when the day's loss reaches
 ``max_daily_loss_pct`` of the day's first equity, or when ``max_errors`` ERROR log records land within
-``error_window_sec`` (an error storm: something is wrong that the bot cannot see). Neither threshold is a strategy
-setting (STRATEGY.md §2 has none), so both are runner options. All times come from the Clock.
+``error_window_sec`` (an error storm: something is wrong that the bot cannot see). The thresholds are FIXED settings
+(``risk.kill_switch_*``, operator limits the optimizer never tunes; STRATEGY.md §2 has none), which the CLI's
+``--max-daily-loss-pct`` / ``--max-errors`` override for one run. All times come from the Clock.
 """
 
 from __future__ import annotations
@@ -33,6 +34,16 @@ class KillSwitchLimits:
     max_daily_loss_pct: float = 5.0
     max_errors: int = 20
     error_window_sec: float = 60.0
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, max_daily_loss_pct: float | None = None,
+                      max_errors: int | None = None) -> KillSwitchLimits:
+        """``settings.risk.kill_switch_*``; a non-None argument (a CLI option) overrides its setting."""
+        risk = settings.risk
+        return cls(max_daily_loss_pct=risk.kill_switch_daily_loss_pct if max_daily_loss_pct is None
+                   else max_daily_loss_pct,
+                   max_errors=risk.kill_switch_max_errors if max_errors is None else max_errors,
+                   error_window_sec=risk.kill_switch_error_window_sec)
 
 
 class Monitor:

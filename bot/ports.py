@@ -28,6 +28,7 @@ OrderStatus = Literal["New", "PartiallyFilled", "Filled", "Cancelled", "Partiall
 ERR_PARAMS = 10001            # bad parameter: price off tick, qty off step, wrong-side TP/SL ...
 ERR_RATE_LIMIT = 10006        # too many visits
 ERR_ORDER_NOT_EXISTS = 110001 # order does not exist / too late to amend or cancel
+ERR_DUPLICATE_LINK_ID = 110072 # orderLinkId already used: our own earlier attempt reached the exchange
 ERR_INSUFFICIENT_BALANCE = 110007
 ERR_REDUCE_ONLY = 110017      # reduce-only order would increase the position / position is zero
 ERR_QTY_TOO_SMALL = 110094    # order does not meet minimum order value / qty

@@ -22,7 +22,7 @@ import contextlib
 import inspect
 import signal
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,7 @@ class RunOptions:
     confirm_live: bool = False
     status_every_sec: float = 60.0
     seed: int = 0
-    limits: KillSwitchLimits = field(default_factory=KillSwitchLimits)
+    limits: KillSwitchLimits | None = None  # None: the settings' risk.kill_switch_* (the CLI passes its overrides)
     overlay: Path = DEFAULT_OVERLAY     # tuned parameters (python -m replay apply|approve); applied when present
 
 
@@ -170,7 +170,8 @@ async def assemble(opts: RunOptions, settings: Settings, *, clock: Clock | None 
     bot = build_bot(settings, clock, exchange, instruments=instruments, log_dir=log_dir, symbols=symbols, sinks=sinks)
     feed = BybitPublicFeed(settings, clock, symbols, url=opts.ws_url, resync_source=bot.storage.resync_requested,
                            on_books_lost=bot.storage.invalidate)
-    monitor = Monitor(bot, feed, clock, stop=bot.stop, limits=opts.limits, status_every_sec=opts.status_every_sec)
+    limits = opts.limits or KillSwitchLimits.from_settings(settings)
+    monitor = Monitor(bot, feed, clock, stop=bot.stop, limits=limits, status_every_sec=opts.status_every_sec)
     cycle = None
     if settings.backtest.enable_backtest:
         cycle = CycleService(bot, base, CycleConfig(symbols=symbols, overlay=opts.overlay.resolve(),

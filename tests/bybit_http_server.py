@@ -3,7 +3,8 @@
 Stdlib ``http.server`` in a thread on ``127.0.0.1:0``. Routes are plain functions ``(Request) -> Reply | dict``
 registered per method and path, so other tests can add ``/v5/market/instruments-info``, ``/v5/market/time`` or
 order endpoints next to the kline route shipped here. Faults (retCode 10006, HTTP 429, anything) can be queued
-per path and are served once each before the normal handler; every request is recorded for assertions.
+per path and are served once each before the normal handler, or after it (``lose_answer``: the request executed,
+its answer lost); every request is recorded for assertions.
 
 Usage::
 
@@ -75,6 +76,7 @@ class BybitHTTPServer:
         self.now_ms_fixed = now_ms
         self._routes: dict[tuple[str, str], Handler] = {}
         self._faults: dict[tuple[str, str], deque[Reply]] = defaultdict(deque)
+        self._lost: dict[tuple[str, str], deque[Reply]] = defaultdict(deque)  # executed, then this answer instead
         self._lock = threading.Lock()
         self.requests: list[Request] = []
         self.default_headers: dict[str, str] = {}
@@ -120,6 +122,12 @@ class BybitHTTPServer:
         with self._lock:
             self._faults[(method.upper(), path)].extend(reply for _ in range(times))
 
+    def lose_answer(self, path: str, reply: Reply, *, times: int = 1, method: str = "POST") -> None:
+        """Run the route for the next ``times`` requests to ``path`` (the order *is* placed), then answer ``reply``
+        instead of its result: a gateway error or timeout that hides a request the exchange executed."""
+        with self._lock:
+            self._lost[(method.upper(), path)].extend(reply for _ in range(times))
+
     def inject_rate_limit(self, path: str, *, http_status: int | None = None, reset_in_ms: int = 1000,
                           times: int = 1, method: str = "GET") -> None:
         """Bybit's two rate-limit answers: HTTP 200 with retCode 10006 (default), or a bare HTTP status (429/403)."""
@@ -157,6 +165,10 @@ class BybitHTTPServer:
             out = handler(req)
         except Exception as e:  # a handler bug must surface in the test, not as a hung socket
             return Reply({"retCode": 500, "retMsg": f"{type(e).__name__}: {e}"}, status=500)
+        with self._lock:
+            lost = self._lost[key].popleft() if self._lost.get(key) else None
+        if lost is not None:
+            return lost
         return out if isinstance(out, Reply) else Reply(out)
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:

@@ -191,3 +191,18 @@ def test_credentials_from_env_or_dotenv_with_clear_errors(tmp_path: Path) -> Non
 
 def test_dotenv_is_git_ignored() -> None:
     assert ".env" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+async def test_a_cancel_is_never_swallowed_whatever_the_moment(server: PrivateWSServer) -> None:
+    """``stop()`` cancels the stream task: it must end however the cancel lands (mid-handshake, as an answer arrives,
+    during the backoff). With ``asyncio.wait_for`` on Python 3.11 a frame arriving with the cancel swallowed it and the
+    task reconnected forever; this loop caught that within a few rounds."""
+    rng = random.Random(7)
+    for i in range(60):
+        st = PrivateStream(server.url, Credentials(KEY, "not-the-secret"), WallClock(), lambda _e: None,
+                           backoff_base_sec=0.001, backoff_cap_sec=0.002, rng=random.Random(i))
+        task = asyncio.create_task(st.run())
+        await asyncio.sleep(rng.uniform(0.0, 0.03))
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=5.0)
+        assert done, f"round {i}: the cancelled stream task kept running ({st.failures[-1:]})"

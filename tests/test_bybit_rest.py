@@ -186,6 +186,20 @@ async def test_server_errors_and_slow_answers_are_transient_errors(rig: Rig) -> 
     assert time.monotonic() - t0 < 0.8
 
 
+async def test_a_placement_whose_answer_was_lost_is_acknowledged_on_the_retry(rig: Rig) -> None:
+    rig.srv.lose_answer("/v5/order/create", Reply("gateway timeout", status=504))
+    with pytest.raises(ConnectionError):
+        await rig.ex.place_order(req("nap-7-E1-BUY"))                 # placed, but the answer never came
+    placed = rig.acct.orders["nap-7-E1-BUY"]
+    ack = await rig.ex.place_order(req("nap-7-E1-BUY"))               # the caller's retry: 110072 on the wire
+    assert ack.order_id == placed["orderId"] and len(rig.acct.orders) == 1
+    assert rig.srv.count("/v5/order/create") == 2
+    with pytest.raises(ExchangeError) as e:                           # a duplicate of nothing we placed: refused
+        rig.acct.orders["nap-8-E1-BUY"] = dict(placed, link="nap-8-E1-BUY", symbol="ETHUSDT")
+        await rig.ex.place_order(req("nap-8-E1-BUY"))
+    assert e.value.code == 110072
+
+
 async def test_start_refuses_a_skewed_clock_and_warns_on_a_large_one(rig: Rig) -> None:
     rig.acct.skew_sec = 30.0
     with pytest.raises(ClockSkewError, match="max_clock_skew_sec"):

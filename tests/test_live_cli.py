@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NAPORRR_")}
-    env.update({"NAPORRR_WEBSOCKET__SUBSCRIPTION_DEPTH": "200", "PYTHONUNBUFFERED": "1", **extra})
+    path = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)  # this checkout, not an install
+    env.update({"NAPORRR_WEBSOCKET__SUBSCRIPTION_DEPTH": "200", "PYTHONUNBUFFERED": "1", "PYTHONPATH": path, **extra})
     return env
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
+from pathlib import Path
 
 from loguru import logger
 
@@ -79,3 +80,21 @@ def test_the_kill_switch_stops_the_bot_and_the_status_line_says_what_matters() -
     assert stops and stops[0].startswith("kill switch: daily loss limit") and m.tripped
     line = m.status()
     assert line.startswith("STATUS equity 980.00 USDT") and "positions 0" in line and "last signal none" in line
+
+
+def test_kill_switch_thresholds_are_fixed_settings_and_the_cli_overrides_them(tmp_path: Path) -> None:
+    from bot.__main__ import build_parser
+    from settings import load_settings
+    from settings.search import fixed_fields
+
+    for name in ("kill_switch_daily_loss_pct", "kill_switch_max_errors", "kill_switch_error_window_sec"):
+        assert f"risk.{name}" in fixed_fields()
+    toml = tmp_path / "k.toml"
+    toml.write_text("[risk]\nkill_switch_daily_loss_pct = 2.5\nkill_switch_max_errors = 7\n"
+                    "kill_switch_error_window_sec = 30.0\n", encoding="utf-8")
+    s = load_settings(toml, _env_file=None)
+    assert KillSwitchLimits.from_settings(s) == KillSwitchLimits(2.5, 7, 30.0)
+    args = build_parser().parse_args(["--max-errors", "3"])
+    lim = KillSwitchLimits.from_settings(s, max_daily_loss_pct=args.max_daily_loss_pct, max_errors=args.max_errors)
+    assert lim == KillSwitchLimits(2.5, 3, 30.0)   # the CLI wins where given, the settings elsewhere
+    assert KillSwitchLimits.from_settings(Settings(_env_file=None)) == KillSwitchLimits()  # defaults unchanged

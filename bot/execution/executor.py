@@ -468,7 +468,7 @@ class Executor:
         def tick() -> None:
             self.monitor_tick()
             if clock.now() - self.sync.last_reconcile >= interval:
-                self.spawn(self.reconcile(), "reconcile")
+                self.spawn(reconcile.periodic_reconcile(self), "reconcile")
 
         await run_periodic(self.settings.trading.monitor_positions_interval_sec, tick)
 

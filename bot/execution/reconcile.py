@@ -113,6 +113,16 @@ async def reconcile(host: ExecutorHost) -> None:
                     logger.warning("orphan cancel {} failed: {}", o.order_link_id, e)
 
 
+async def periodic_reconcile(host: ExecutorHost) -> None:
+    """The ``reconcile_interval_sec`` pass: a REST failure (rate limit, timestamp, 5xx, timeout) is transient and
+    the next interval retries, so it is a warning, not a failed task (an ERROR feeds the kill switch's storm)."""
+    try:
+        await host.reconcile()
+    except (ExchangeError, TimeoutError, ConnectionError) as e:
+        logger.warning("periodic reconcile failed ({}: {}); retrying in {:g}s", type(e).__name__, e,
+                       host.xs.reconcile_interval_sec)
+
+
 def adopt(host: ExecutorHost, p: PositionUpdate) -> None:
     if host.sync.predates(p):
         logger.info(

@@ -111,6 +111,10 @@ class RiskSettings(BaseModel):
     tpsl_ratio_low_winrate: float = optimizable(7.5, low=1.0, high=12.0, gt=0)
     position_history_size: int = optimizable(100, low=50, high=500, ge=1)
     min_history_for_adaptation: int = optimizable(20, low=5, high=50, ge=1)
+    # the live kill switch (bot.monitor); not in STRATEGY.md §2: operator limits, never tuned
+    kill_switch_daily_loss_pct: float = fixed(5.0, gt=0, le=100)
+    kill_switch_max_errors: int = fixed(20, ge=1)
+    kill_switch_error_window_sec: float = fixed(60.0, gt=0)
 
     @model_validator(mode="after")
     def _bounds_ordered(self) -> RiskSettings:

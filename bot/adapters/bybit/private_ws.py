@@ -113,7 +113,7 @@ class PrivateStream:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.handshake_timeout_sec
         while True:
-            frame = self._decode(await asyncio.wait_for(ws.recv(), max(0.0, deadline - loop.time())))
+            frame = self._decode(await _recv(ws, deadline - loop.time()))
             if frame.get("op") == op:
                 if not frame.get("success", False):
                     raise StreamError(f"{op} refused: {frame.get('ret_msg') or frame.get('retMsg') or 'no reason'}")
@@ -134,7 +134,7 @@ class PrivateStream:
                 next_ping = now + self.ping_interval_sec
             until = next_ping if waiting_since is None else min(next_ping, waiting_since + self.pong_timeout_sec)
             try:
-                raw = await asyncio.wait_for(ws.recv(), max(0.0, until - now))
+                raw = await _recv(ws, until - now)
             except TimeoutError:
                 continue
             frame = self._decode(raw)
@@ -188,6 +188,14 @@ class PrivateStream:
     def _next_id(self) -> str:
         self._req += 1
         return f"nap-{self._req}"
+
+
+async def _recv(ws: ClientConnection, timeout: float) -> str | bytes:
+    """``ws.recv()`` within ``timeout`` (TimeoutError after). Not ``asyncio.wait_for``: on Python 3.11 a frame arriving
+    together with a cancellation makes wait_for return the frame and drop the cancel, and the stream task then runs on
+    (reconnecting forever) while ``stop()`` waits for it."""
+    async with asyncio.timeout(max(0.0, timeout)):
+        return await ws.recv()
 
 
 def _linear(topic: str, d: Any) -> bool:

@@ -9,7 +9,9 @@ it would ``time.sleep`` inside the thread. Instead this module:
 - retries 10006 (and HTTP 403/429) up to ``retry_attempts`` times, waiting for the reset time the refusal carries
   or an exponential backoff with jitter, whichever is longer (capped at ``backoff_cap_sec``);
 - maps every failure through :mod:`bot.adapters.bybit.errors`. Timeouts are not retried here: an order request
-  that timed out may have executed, and only the executor (via reconciliation) can tell.
+  that timed out may have executed, and only the executor (via reconciliation) can tell. When the executor's retry
+  of such a placement meets 110072 (orderLinkId already used), the order placed by the lost attempt is looked up and
+  acknowledged, so the entry or close goes on with it instead of being dropped while it rests on the exchange.
 
 Prices go out rounded half-up to the tick, quantities floored to the step (never more than asked), both as
 strings; a value the grid changed is logged. The request log never contains headers, so never the key.
@@ -32,6 +34,7 @@ from bot.adapters.bybit.errors import response_headers, to_port_error
 from bot.clock import Clock
 from bot.instruments import Instrument, InstrumentRegistry
 from bot.ports import (
+    ERR_DUPLICATE_LINK_ID,
     ERR_PARAMS,
     ERR_RATE_LIMIT,
     ExchangeError,
@@ -80,7 +83,10 @@ class BybitRest:
             self.calls[method] = self.calls.get(method, 0) + 1
             fn = getattr(self.http, method)
             try:
-                out = await asyncio.wait_for(asyncio.to_thread(fn, **params), self.timeout_sec)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for returns a result that lands with a cancellation
+                # and swallows the cancel, so a stopping bot could hang on (or carry on past) a REST call
+                async with asyncio.timeout(self.timeout_sec):
+                    out = await asyncio.to_thread(fn, **params)
             except TimeoutError:
                 raise TimeoutError(f"{method}: no answer within {self.timeout_sec}s") from None
             except Exception as e:
@@ -193,7 +199,19 @@ class BybitRest:
             if req.price is None:
                 raise ExchangeError(ERR_PARAMS, "price is required for a Limit order")
             params["price"] = self._price(inst, req.price)
-        return _ack(await self.call("place_order", **params), req.order_link_id)
+        try:
+            return _ack(await self.call("place_order", **params), req.order_link_id)
+        except ExchangeError as e:
+            if e.code != ERR_DUPLICATE_LINK_ID:
+                raise
+            # a retry after a lost answer (timeout, 5xx): our own earlier attempt placed it; link ids are never
+            # reused, so the order that holds this one is that attempt, and the caller goes on working it
+            known = await self.get_order(req.symbol, req.order_link_id)
+            if known is None:
+                raise
+            logger.warning("{} order {} was placed by an earlier attempt whose answer was lost: continuing with it",
+                           req.symbol, req.order_link_id)
+            return OrderAck(order_id=known.order_id, order_link_id=req.order_link_id)
 
     async def amend_order(self, symbol: str, order_link_id: str, *, price: Decimal | None = None,
                           qty: Decimal | None = None) -> OrderAck:
