@@ -35,7 +35,6 @@ ERR_QTY_TOO_SMALL = 110094    # order does not meet minimum order value / qty
 ERR_POSTONLY_WOULD_TAKE = 110095
 ERR_LEVERAGE_NOT_MODIFIED = 110043
 ERR_NOT_MODIFIED = 34040      # trading-stop: nothing changed
-ERR_DUPLICATE_LINK_ID = 110072  # "OrderLinkedID is duplicate": an order with this link id exists already
 
 
 class ExchangeError(Exception):
