@@ -49,9 +49,16 @@ class ScheduledFeed:
     market time: cheap enough for a progress bar over millions of batches.
     """
 
-    def __init__(self, clock: Clock, batches: Iterable[tuple[float, EventBatch]], *, sinks: Sequence[BatchSink] = (),
-                 progress: Callable[[float], None] | None = None, progress_every_sec: float = 3600.0,
-                 symbols: Collection[str] | None = None) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        batches: Iterable[tuple[float, EventBatch]],
+        *,
+        sinks: Sequence[BatchSink] = (),
+        progress: Callable[[float], None] | None = None,
+        progress_every_sec: float = 3600.0,
+        symbols: Collection[str] | None = None,
+    ) -> None:
         self._clock = clock
         self.symbols = None if symbols is None else frozenset(symbols)  # all it will ever deliver (None: unknown)
         self._batches = batches
