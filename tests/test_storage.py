@@ -531,3 +531,32 @@ def test_book_levels_are_book_top_as_lists() -> None:
             assert px == top[:, 0].tolist() and notional == top[:, 2].tolist(), (side, n)
     with pytest.raises(ValueError):
         ds.book_levels(SYM, "mid", 5)  # type: ignore[arg-type]
+
+
+def test_book_levels_follow_every_committed_update() -> None:
+    """The per-update notional cache: a size-only delta, a one-sided delta, a rejected delta and a snapshot each leave
+    book_levels equal to the book's own levels (read before and after each, so a stale cache would show)."""
+    ds = DataStorage(Settings(), FixedClock(T0), [SYM])
+    bids = [(round(100.0 - 0.1 * i, 1), round(0.37 * (i + 1), 3)) for i in range(50)]
+    asks = [(round(100.1 + 0.1 * i, 1), round(1.13 * (i + 1), 3)) for i in range(50)]
+    ds.apply(BookSnapshot(SYM, T0, bids, asks, 1))
+
+    def check() -> None:
+        for side in ("bid", "ask"):
+            px, notional = ds.book_levels(SYM, side, 50)
+            top = ds.book_top(SYM, side, 50)
+            assert px == top[:, 0].tolist() and notional == top[:, 2].tolist(), side
+
+    check()
+    ds.apply(BookDelta(SYM, T0 + 1, [(100.0, 9.0)], [], 2))  # size only, bid side only
+    check()
+    assert ds.book_levels(SYM, "bid", 1)[1] == [100.0 * 9.0]
+    ds.apply(BookDelta(SYM, T0 + 2, [], [(100.1, 0.0), (100.15, 4.0)], 3))  # ask side: one level out, one in
+    check()
+    assert ds.book_levels(SYM, "ask", 1) == ([100.15], [100.15 * 4.0])
+    ds.apply(BookDelta(SYM, T0 + 3, [(100.0, 1.0), (100.2, 1.0)], [], 4))  # crossed: rejected, book unchanged
+    check()
+    assert ds.book_levels(SYM, "bid", 1)[1] == [100.0 * 9.0]
+    ds.apply(BookSnapshot(SYM, T0 + 4, bids[:3], asks[:3], 5))
+    check()
+    assert ds.book_levels(SYM, "bid", 50)[0] == [p for p, _ in bids[:3]]

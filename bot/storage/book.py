@@ -11,6 +11,7 @@ knows how to apply and validate levels.
 from __future__ import annotations
 
 import math
+from operator import mul
 
 import numpy as np
 
@@ -18,11 +19,14 @@ from bot.events import BookDelta, BookSnapshot, Level
 
 _INF = math.inf
 
+
 class OrderBook:
     """Book state. ``bid_px``/``ask_px`` are the level prices best first (a new list whenever the set of prices
     changes; never mutated once committed, so holders of an old list keep a consistent snapshot of it)."""
 
     __slots__ = (
+        "_not_ask",
+        "_not_bid",
         "_top_ask",
         "_top_bid",
         "ask_px",
@@ -48,6 +52,8 @@ class OrderBook:
         self.valid = False
         self._top_bid: np.ndarray | None = None
         self._top_ask: np.ndarray | None = None
+        self._not_bid: list[float] | None = None  # price · size per level of bid_px, made once per committed update
+        self._not_ask: list[float] | None = None
 
     @property
     def has_data(self) -> bool:
@@ -84,9 +90,9 @@ class OrderBook:
             _truncate(asks, ask_px, depth)
         self.bid_px, self.ask_px = bid_px, ask_px
         if jb:
-            self._top_bid = None
+            self._top_bid = self._not_bid = None
         if ja:
-            self._top_ask = None
+            self._top_ask = self._not_ask = None
         self.update_id = ev.update_id
         self.ts = ev.ts
         return None
@@ -110,8 +116,25 @@ class OrderBook:
         self.bids, self.asks, self.bid_px, self.ask_px = bids, asks, bid_px, ask_px
         self.update_id = ev.update_id
         self.ts = ev.ts
-        self._top_bid = self._top_ask = None
+        self._top_bid = self._top_ask = self._not_bid = self._not_ask = None
         return None
+
+    def bid_notionals(self) -> list[float]:
+        """Price · size of every level of ``bid_px``, best first: shared by the spoof tracker (each update) and the
+        analyzer (each evaluation), so it is built once per committed update. Callers must not mutate it."""
+        n = self._not_bid
+        if n is None:
+            px = self.bid_px
+            n = self._not_bid = list(map(mul, px, map(self.bids.__getitem__, px)))  # one IEEE multiply per level
+        return n
+
+    def ask_notionals(self) -> list[float]:
+        """:meth:`bid_notionals` for the ask side."""
+        n = self._not_ask
+        if n is None:
+            px = self.ask_px
+            n = self._not_ask = list(map(mul, px, map(self.asks.__getitem__, px)))
+        return n
 
     def top(self, side: str, n: int) -> np.ndarray:
         """``(k, 3)`` read-only array of price, size, notional for the best ``k = min(n, levels)`` levels."""

@@ -8,13 +8,14 @@ clock, free of network jitter) and the storage clock for pruning. The "top-N ran
 from __future__ import annotations
 
 from collections import deque
-from itertools import compress, repeat
-from operator import ge, itemgetter, mul
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from bot.events import BookDelta, Level
 from bot.storage.types import BookSide, SuspiciousOrder
 
-_first = itemgetter(0)
+if TYPE_CHECKING:
+    from bot.storage.book import OrderBook
 
 
 class SpoofTracker:
@@ -32,71 +33,62 @@ class SpoofTracker:
         self.records: deque[SuspiciousOrder] = deque()
         self._px: dict[BookSide, list[float] | None] = {"bid": None, "ask": None}  # price list of the last run
 
-    def on_book(
-        self,
-        bid_px: list[float],
-        bids: dict[float, float],
-        ask_px: list[float],
-        asks: dict[float, float],
-        ts: float,
-        now: float,
-        delta: BookDelta | None = None,
-    ) -> None:
+    def on_book(self, book: OrderBook, now: float, delta: BookDelta | None = None) -> None:
         """Run steps 1–4 of the spec for both sides after a committed book update (``delta`` None: a snapshot)."""
         if delta is None:
-            self._side("bid", bid_px, bids, ts, None)
-            self._side("ask", ask_px, asks, ts, None)
+            self._side("bid", book.bid_px, book.bids, book.bid_notionals, book.ts, None)
+            self._side("ask", book.ask_px, book.asks, book.ask_notionals, book.ts, None)
         else:
-            self._side("bid", bid_px, bids, ts, delta.bids)
-            self._side("ask", ask_px, asks, ts, delta.asks)
+            self._side("bid", book.bid_px, book.bids, book.bid_notionals, book.ts, delta.bids)
+            self._side("ask", book.ask_px, book.asks, book.ask_notionals, book.ts, delta.asks)
         self.prune(now)
 
     def _side(
-        self, side: BookSide, px: list[float], levels: dict[float, float], ts: float, changed: list[Level] | None
+        self,
+        side: BookSide,
+        px: list[float],
+        levels: dict[float, float],
+        notionals_of: Callable[[], list[float]],
+        ts: float,
+        changed: list[Level] | None,
     ) -> None:
         """Steps 1–3 for one side; skipped when a delta left this side alone (same price list object, which the
         book replaces whenever its prices change, and no level updates: nothing here can change).
 
-        A tracked level's last notional only moves when its level is in the delta, so after a delta the tracked
-        levels are visited one by one only if one of them may leave (outside the new range, or touched by the delta
-        and gone): otherwise just the touched ones are refreshed. Records come out in the same order either way."""
+        Every tracked level is visited (there are a handful): one outside the new top-N range is dropped, one gone
+        from the book is dropped and recorded if it lived less than the lifetime, the others get their current
+        notional. ``notionals_of`` gives price · size per level of ``px`` (the book's cached list, shared with the
+        analyzer's reads)."""
         if changed is not None and not changed and px is self._px[side]:
             return
         self._px[side] = px
-        top = px[: self.top_n]
+        top_n = self.top_n
+        top = px[:top_n]
         tracked = self.tracked[side]
         if not top:
             tracked.clear()
             return
-        notionals = list(map(mul, top, map(levels.__getitem__, top)))  # p · size, iterated in C
+        notionals = notionals_of()
+        if len(notionals) > top_n:
+            notionals = notionals[:top_n]
         thr = max(self.side_pct * sum(notionals), self.min_abs)
-        lo, hi = (top[-1], top[0]) if side == "bid" else (top[0], top[-1])
         if tracked:
+            lo, hi = (top[-1], top[0]) if side == "bid" else (top[0], top[-1])
             get = levels.get
-            full = changed is None or min(tracked) < lo or max(tracked) > hi
-            if not full:
-                touched = tracked.keys() & map(_first, changed)  # type: ignore[arg-type]
-                sizes = list(map(get, touched))
-                if None in sizes:
-                    full = True
+            for p, entry in list(tracked.items()):
+                if not lo <= p <= hi:
+                    del tracked[p]  # left the top-N range: not evidence of anything
+                    continue
+                size = get(p)
+                if size is None:
+                    del tracked[p]
+                    if ts - entry[0] < self.lifetime_sec:
+                        self.records.append(SuspiciousOrder(side, p, entry[1], entry[0], ts))
                 else:
-                    for p, size in zip(touched, sizes, strict=True):
-                        tracked[p][1] = p * size
-            if full:
-                for p, entry in list(tracked.items()):
-                    if not lo <= p <= hi:
-                        del tracked[p]  # left the top-N range: not evidence of anything
-                        continue
-                    size = get(p)
-                    if size is None:
-                        del tracked[p]
-                        if ts - entry[0] < self.lifetime_sec:
-                            self.records.append(SuspiciousOrder(side, p, entry[1], entry[0], ts))
-                    else:
-                        entry[1] = p * size
-        for p in compress(top, map(ge, notionals, repeat(thr))):  # n >= thr: usually few of the N
-            if p not in tracked:
-                tracked[p] = [ts, p * levels[p]]
+                    entry[1] = p * size
+        for p, n in zip(top, notionals, strict=True):  # n >= thr: usually few of the N
+            if n >= thr and p not in tracked:
+                tracked[p] = [ts, n]
 
     def prune(self, now: float) -> None:
         cutoff = now - self.lookback_sec

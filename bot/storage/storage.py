@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
-from operator import attrgetter, mul
+from operator import attrgetter
 from typing import Literal
 
 import numpy as np
@@ -194,7 +194,7 @@ class DataStorage:
             self._resync.discard(sym)
             st.stale_reported = False
         delta = ev if isinstance(ev, BookDelta) and not snapshot else None  # None: the tracker visits everything
-        st.spoof.on_book(book.bid_px, book.bids, book.ask_px, book.asks, book.ts, self._clock.now(), delta)
+        st.spoof.on_book(book, self._clock.now(), delta)
 
     def _ingest_trades(self, trades: list[Trade]) -> None:
         now = self._clock.now()
@@ -399,10 +399,9 @@ class DataStorage:
         book = self._books.get(sym)
         if book is None:
             book = self._state(sym).book
+        n = max(0, n)
         if side == "bid":
-            px, sizes = book.bid_px[: max(0, n)], book.bids
-        elif side == "ask":
-            px, sizes = book.ask_px[: max(0, n)], book.asks
-        else:
-            raise ValueError(f"book side must be 'bid' or 'ask', got {side!r}")
-        return px, list(map(mul, px, map(sizes.__getitem__, px)))  # p · size, iterated in C
+            return book.bid_px[:n], book.bid_notionals()[:n]  # notionals cached per committed update
+        if side == "ask":
+            return book.ask_px[:n], book.ask_notionals()[:n]
+        raise ValueError(f"book side must be 'bid' or 'ask', got {side!r}")
