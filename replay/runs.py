@@ -33,6 +33,7 @@ from replay.report.formatting import (
     fmt_usdt,
     headline_value,
 )
+from settings.toml_text import flatten
 
 EPILOG = """examples:
   python -m replay runs list                    every complete run, oldest first
@@ -219,17 +220,6 @@ def diff_cell(key: str, a: Any, b: Any) -> str:
     if d == 0:
         return "="
     return _signed(d, _DIFF.get(key, lambda x: fmt_num(x, 2)))
-
-
-def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, Mapping):
-            out |= flatten(v, key + ".")
-        else:
-            out[key] = v
-    return out
 
 
 def cmd_compare(a: Run, b: Run) -> str:

@@ -7,23 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from loguru import logger
 
 from settings import Settings, apply_optimizer_params
-
-
-def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, Mapping):
-            out |= flatten(v, f"{prefix}{k}.")
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
+from settings.toml_text import flatten
 
 
 def read(path: Path) -> dict[str, Any]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import tempfile
 from collections.abc import Mapping
@@ -32,6 +31,7 @@ from typing import Any
 
 from settings import Settings
 from settings.search import apply_optimizer_params, fixed_fields, search_space
+from settings.toml_text import flatten, to_toml
 
 DEFAULT_OVERLAY = Path("config/overlay.toml")
 _NOT_IN_PRESETS = frozenset({"backtest.report_path"})  # where a run writes is the caller's, not the preset's
@@ -39,50 +39,6 @@ MIN_BASE_SCORE = 1.0  # bps/day: the improvement's denominator floor, so a near-
 
 
 # ------------------------------------------------------------------------------------------------------- TOML
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            raise ValueError(f"cannot write {v!r} to TOML")
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, list | tuple):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    raise ValueError(f"cannot write {type(v).__name__} {v!r} to TOML")
-
-
-def to_toml(flat: Mapping[str, Any], header: str = "") -> str:
-    """Dotted paths → TOML tables (``risk.min_sl_pct`` → ``[risk] min_sl_pct = ...``); None values are skipped."""
-    tables: dict[str, list[str]] = {}
-    for path, value in sorted(flat.items()):
-        if value is None:
-            continue
-        parent, _, leaf = path.rpartition(".")
-        tables.setdefault(parent, []).append(f"{leaf} = {_toml_value(value)}")
-    out = [f"# {line}" if line else "#" for line in header.splitlines()]
-    for parent, lines in tables.items():
-        if out:
-            out.append("")
-        if parent:
-            out.append(f"[{parent}]")
-        out.extend(lines)
-    return "\n".join(out) + "\n"
-
-
-def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, Mapping):
-            out |= flatten(v, f"{prefix}{k}.")
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def non_default(settings: Settings) -> dict[str, Any]:
     """Every field of ``settings`` that differs from ``Settings()`` defaults (secrets never included)."""
     base = flatten(Settings.model_validate({}).snapshot_dict())
