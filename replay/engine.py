@@ -303,38 +303,60 @@ def run_account(job: Job, observers: Sequence[Callable[..., None]] = (),
             _replay(rsettings, markets, instruments, log_dir, job.seed, end_ts, on_progress, observers, inspect))
     if bar is not None:
         _close_bar(bar, job.progress_position)
+    facts = {}
+    for m in markets:
+        gaps = [[iso_utc(float(a.open_time_ms[-1]) / 1000.0 + CANDLE_SEC), iso_utc(float(b.open_time_ms[0]) / 1000.0)]
+                for a, b in itertools.pairwise(m.segments)]
+        c = m.candles
+        facts[m.symbol] = SymbolFacts(m.start_ts, m.end_ts, array_hash(c.open_time_ms, c.open, c.high, c.low, c.close,
+                                                                       c.volume), m.events, m.batches, gaps,
+                                      {"profile": m.profile.as_dict(), "gaps": gaps, "market_trades": m.trades,
+                                       "candles": m.candles})  # for the report's chart
+    return settle(settings, bot, exchange, log_dir, account, curves, open_syms, facts, start_ts, end_ts, feed)
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolFacts:
+    """What the feed knows about one symbol's data, for its result row (synthetic or recorded)."""
+
+    start_ts: float
+    end_ts: float
+    data_hash: str
+    events: int
+    batches: int
+    gaps: list[list[str]]
+    extra: dict[str, Any]
+
+
+def settle(settings: Settings, bot: Bot, exchange: Any, log_dir: Path, account: list[EquityPoint],
+           curves: dict[str, list[EquityPoint]], open_syms: set[str], facts: dict[str, SymbolFacts], start_ts: float,
+           end_ts: float, feed: Any) -> PortfolioResult:
+    """After the loop: the closed trades, per-symbol and account metrics, the ledger check — one account's result."""
     executor = bot.executor
     trades = with_entry_slippage(read_closed_trades(log_dir / "trades.csv"), executor.closed)
     reconciles = bool(exchange.ledger.reconcile())
     initial = settings.backtest.initial_balance_usdt
     results: dict[str, SymbolResult] = {}
     total_attempts = total_filled = 0
-    for m in markets:
-        sym = m.symbol
+    for sym, f in facts.items():
         closed = sum(1 for r in executor.closed if r.symbol == sym)
         dropped = sum(1 for r in executor.dropped if r.symbol == sym)
         attempts = closed + dropped + (executor.record(sym) is not None)
         total_attempts += attempts
         total_filled += attempts - dropped
         sym_trades = [t for t in trades if t.symbol == sym]
-        metrics = compute_metrics(sym_trades, curves[sym], start_ts=m.start_ts, end_ts=m.end_ts,
+        metrics = compute_metrics(sym_trades, curves[sym], start_ts=f.start_ts, end_ts=f.end_ts,
                                   initial_equity=initial, entry_attempts=attempts, entries_filled=attempts - dropped)
         metrics["entries_filled"] = attempts - dropped
         metrics["open_positions_at_end"] = int(sym in open_syms)
         metrics["ledger_reconciles"] = reconciles
-        gaps = [[iso_utc(float(a.open_time_ms[-1]) / 1000.0 + CANDLE_SEC), iso_utc(float(b.open_time_ms[0]) / 1000.0)]
-                for a, b in itertools.pairwise(m.segments)]
-        metrics["data_gaps"] = gaps
-        c = m.candles
-        data_hash = array_hash(c.open_time_ms, c.open, c.high, c.low, c.close, c.volume)
-        results[sym] = SymbolResult(sym, metrics, sym_trades, curves[sym], data_hash, m.start_ts, m.end_ts, m.events,
-                                    m.batches, int(sym in open_syms), {"profile": m.profile.as_dict(), "gaps": gaps,
-                                                                    "market_trades": m.trades,
-                                                                    "candles": m.candles})  # for the report's chart
+        metrics["data_gaps"] = f.gaps
+        results[sym] = SymbolResult(sym, metrics, sym_trades, curves[sym], f.data_hash, f.start_ts, f.end_ts, f.events,
+                                    f.batches, int(sym in open_syms), f.extra)
     pm = compute_metrics(trades, account, start_ts=start_ts, end_ts=end_ts, initial_equity=initial,
                          entry_attempts=total_attempts, entries_filled=total_filled)
     pm["entries_filled"] = total_filled
-    pm["symbols"] = symbols
+    pm["symbols"] = list(facts)
     pm["open_positions_at_end"] = len(open_syms)
     pm["ledger_reconciles"] = reconciles
     return PortfolioResult(results, pm, account, correlation(curves), start_ts, end_ts, feed.released_events,

@@ -30,16 +30,15 @@ from replay.backtest import BacktestEngine, RunOutcome
 from replay.engine import (
     PortfolioJob,
     PortfolioResult,
+    SymbolFacts,
     SymbolResult,
     _replay,
     log_dir_name,
     ordered_symbols,
     replay_settings,
+    settle,
 )
-from replay.metrics import compute_metrics
-from replay.portfolio import correlation
 from replay.recorded_source import RecordingError, RecordingInfo, recorded_batches, scan_recording
-from replay.results import read_closed_trades, with_entry_slippage
 from replay.synthetic.candles import Candles
 from replay.virtual_loop import VirtualTimeLoop
 from settings import Settings
@@ -185,65 +184,13 @@ def replay_batches(
     finally:
         if bar is not None:
             bar.close()
-    executor = bot.executor
-    trades = with_entry_slippage(read_closed_trades(log_dir / "trades.csv"), executor.closed)
-    reconciles = bool(exchange.ledger.reconcile())
-    initial = settings.backtest.initial_balance_usdt
-    results: dict[str, SymbolResult] = {}
-    total_attempts = total_filled = 0
+    facts = {}
     for sym in symbols:
-        dropped = sum(1 for r in executor.dropped if r.symbol == sym)
-        attempts = sum(1 for r in executor.closed if r.symbol == sym) + dropped + (executor.record(sym) is not None)
-        total_attempts += attempts
-        total_filled += attempts - dropped
-        sym_trades = [t for t in trades if t.symbol == sym]
-        metrics = compute_metrics(
-            sym_trades,
-            curves[sym],
-            start_ts=start_ts,
-            end_ts=end_ts,
-            initial_equity=initial,
-            entry_attempts=attempts,
-            entries_filled=attempts - dropped,
-        )
-        metrics |= {
-            "entries_filled": attempts - dropped,
-            "open_positions_at_end": int(sym in open_syms),
-            "ledger_reconciles": reconciles,
-            "data_gaps": [],
-        }
         events, nbatches, market_trades = counts[sym]
-        results[sym] = SymbolResult(
-            sym,
-            metrics,
-            sym_trades,
-            curves[sym],
-            data_hash,
-            start_ts,
-            end_ts,
-            events,
-            nbatches,
-            int(sym in open_syms),
-            {"gaps": [], "market_trades": market_trades, "candles": bars.get(sym, _MinuteBars()).candles(sym)},
-        )
-    pm = compute_metrics(
-        trades,
-        account,
-        start_ts=start_ts,
-        end_ts=end_ts,
-        initial_equity=initial,
-        entry_attempts=total_attempts,
-        entries_filled=total_filled,
-    )
-    pm |= {
-        "entries_filled": total_filled,
-        "symbols": symbols,
-        "open_positions_at_end": len(open_syms),
-        "ledger_reconciles": reconciles,
-    }
-    return PortfolioResult(
-        results, pm, account, correlation(curves), start_ts, end_ts, feed.released_events, feed.released_batches
-    )
+        facts[sym] = SymbolFacts(start_ts, end_ts, data_hash, events, nbatches, [],
+                                 {"gaps": [], "market_trades": market_trades,
+                                  "candles": bars.get(sym, _MinuteBars()).candles(sym)})
+    return settle(settings, bot, exchange, log_dir, account, curves, open_syms, facts, start_ts, end_ts, feed)
 
 
 def _progress_bar(start_ts: float, end_ts: float) -> Any:
