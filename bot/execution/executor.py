@@ -262,6 +262,8 @@ class Executor:
         if not task.cancelled() and task.exception() is not None:
             exc = task.exception()
             assert exc is not None
+            if isinstance(exc, KeyboardInterrupt | SystemExit):  # a stop signal landed in this task: not its failure
+                return
             self.task_errors.append(exc)
             logger.opt(exception=exc).error("executor task {} failed", task.get_name())
 
