@@ -22,7 +22,7 @@ EXIT_BAD_INPUT = 2
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m calibration", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m calibration", description=__doc__.splitlines()[0].replace("``", ""))
     sub = ap.add_subparsers(dest="cmd", metavar="COMMAND")
     c = sub.add_parser("compare", help="real vs synthetic figures for one recording",
                        description="Rebuild a real recording's 1m candles, run the generator on them and print real vs "
