@@ -174,7 +174,8 @@ async def test_cycle_from_trigger_to_swapped_parameters_with_cadence_unchanged(t
                 print(
                     f"\ncycle {res.ended_at - res.started_at:.1f}s: {len(busy)} ticks, lateness median "
                     f"{1000 * float(np.median(late)):.1f} ms, max {1000 * max(late):.1f} ms; before it: "
-                    f"{len(calm)} ticks, median {1000 * float(np.median(calm)):.1f} ms, max {1000 * max(calm):.1f} ms"
+                    + (f"{len(calm)} ticks, median {1000 * float(np.median(calm)):.1f} ms, "
+                       f"max {1000 * max(calm):.1f} ms" if calm else "no ticks (the cycle started first)")
                 )
 
                 # a person approves; the bot swaps the parameters in at its next safe point
