@@ -86,6 +86,8 @@ class SpoofTracker:
                         self.records.append(SuspiciousOrder(side, p, entry[1], entry[0], ts))
                 else:
                     entry[1] = p * size
+        if max(notionals) < thr:  # usually no level of the N qualifies: one C-level scan instead of the loop
+            return
         for p, n in zip(top, notionals, strict=True):  # n >= thr: usually few of the N
             if n >= thr and p not in tracked:
                 tracked[p] = [ts, n]
