@@ -83,21 +83,33 @@ class VolumeProfile:
         self._fit(imin, imax)
         base = self.base
         hist = self.hist
+        top = self.top
+        m = -1.0
+        cand = 0
         if k < _BULK:
-            for i, x in zip(idx, w, strict=True):
-                hist[i - base] += x
+            if top is None:
+                for i, x in zip(idx, w, strict=True):
+                    hist[i - base] += x
+            else:
+                # the add loop also finds the largest touched bin (lowest index on a tie): weights are >= 0, so a bin's
+                # value seen mid-loop never exceeds its final one, and the final one is seen at its last touch — the
+                # same (m, cand) as a search over the final values
+                for i, x in zip(idx, w, strict=True):
+                    j = i - base
+                    v = hist[j] + x
+                    hist[j] = v
+                    if v > m or (v == m and i < cand):
+                        m, cand = v, i
         else:  # whole cents: any summation order gives the same sums, so the touched bins are binned at once
             lo, hi = imin - base, imax - base + 1
             add = np.bincount(idx_a - imin, weights=w_a, minlength=hi - lo).tolist()
             hist[lo:hi] = [a + b for a, b in zip(hist[lo:hi], add, strict=True)]
-        top = self.top
+            if top is not None:
+                for i in idx:
+                    v = hist[i - base]
+                    if v > m or (v == m and i < cand):
+                        m, cand = v, i
         if top is not None:  # the maximum stays, or moves to a bin that just grew (lowest such bin on a tie)
-            m = -1.0
-            cand = 0
-            for i in idx:
-                v = hist[i - base]
-                if v > m or (v == m and i < cand):
-                    m, cand = v, i
             best = hist[top - base]
             if m > best or (m == best and cand < top):
                 self.top = cand

@@ -260,7 +260,7 @@ class VolumeAnalyzer:
 
         # §5.3 momentum
         # (and the §5.5 current-bucket window: every one ends at now, so one multi-window storage query serves all)
-        windows = (short,) if self._mom_windows is None else tuple(adapt_with(w, m, ad) for w in self._mom_windows)
+        windows = (short,) if self._mom_windows is None else tuple([adapt_with(w, m, ad) for w in self._mom_windows])
         t0s = [now - w for w in windows]
         t0s.append(_nextafter(now - self._bucket, _INF))
         sums = storage.side_sums_multi(sym, t0s, hi)
@@ -438,8 +438,10 @@ class VolumeAnalyzer:
             return LargeOrderFlow(samples=samples, threshold=thr)
         bc = int(_count_nonzero(bigb))
         sc = tc - bc
-        tn = float(_add_reduce(notional * big))
-        bn = float(_add_reduce(notional * bigb)) if bc else 0.0
+        # one large trade: its notional is the window sum exactly (x plus zeros, in any order, is x)
+        tn = notional.item(int(big.argmax())) if tc == 1 else float(_add_reduce(notional * big))
+        # all large trades are buys: bigb equals big, so the same array and the same sum
+        bn = tn if bc == tc else float(_add_reduce(notional * bigb)) if bc else 0.0
         sn = tn - bn if sc else 0.0
         tot = bn + sn
         ratio = bn / tot if tot > 0 else 0.5
