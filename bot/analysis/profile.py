@@ -17,7 +17,8 @@ __all__ = ["PROFILE_MARGIN", "PROFILE_TRIM_EVERY", "PROFILE_UNITS", "VolumeProfi
 PROFILE_UNITS = 100.0  # profile weights are whole cents of notional: exact float sums, so add/remove is lossless
 PROFILE_MARGIN = 256  # spare bins on each side when the dense histogram is (re)allocated
 PROFILE_TRIM_EVERY = 1000  # rebuild now and then so a trending price cannot grow the histogram without bound
-_BULK = 64  # from this many trades in one push, bins and weights are computed with numpy
+_NP_PREP = 12  # from this many trades in one push, bins and weights are computed with numpy
+_BULK = 64  # from this many, they are also added to the histogram with numpy
 _COMPACT = 4096  # the trade queue drops its consumed head once it is this long and more than half of the list
 
 
@@ -71,11 +72,11 @@ class VolumeProfile:
         k = len(price)
         if k == 0:
             return
-        if k < _BULK:
+        if k < _NP_PREP:
             inv = self.inv
             idx = [round(p * inv) for p in price.tolist()]
             w = [float(round(x * PROFILE_UNITS)) for x in notional.tolist()]
-        else:
+        else:  # the same values (see the class docstring), cheaper from a dozen trades on
             idx_a = np.rint(price * self.inv).astype(np.int64)
             w_a = np.rint(notional * PROFILE_UNITS)
             idx, w = idx_a.tolist(), w_a.tolist()
