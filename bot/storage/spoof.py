@@ -64,7 +64,7 @@ class SpoofTracker:
             return
         self._px[side] = px
         top_n = self.top_n
-        top = px[:top_n]
+        top = px if len(px) <= top_n else px[:top_n]  # committed price lists are never mutated: no copy needed
         tracked = self.tracked[side]
         if not top:
             tracked.clear()
