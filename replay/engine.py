@@ -170,8 +170,14 @@ class _Market:
     def batches_iter(self) -> Iterator[tuple[float, EventBatch]]:
         for ts, batch in self.builder.iter_batches(self.candles):
             self.batches += 1
-            self.events += len(batch)
-            self.trades += sum(len(e) for e in batch if e.__class__ is TradeBatch)
+            n = len(batch)
+            self.events += n
+            if n == 1:  # the usual item: one event, no generator needed
+                e = batch[0]
+                if e.__class__ is TradeBatch:
+                    self.trades += len(e)
+            else:
+                self.trades += sum(len(e) for e in batch if e.__class__ is TradeBatch)
             yield ts, batch
 
 

@@ -242,12 +242,12 @@ class ImbalanceAnalyzer:
             new = storage.trades_after_seq(sym, st.trade_cursor)
             if len(new):
                 ts = new.ts
-                b = int(np.searchsorted(ts, now, side="right"))  # trades after now wait for a later evaluation
+                b = int(ts.searchsorted(now, "right"))  # trades after now wait for a later evaluation
                 if b:
                     t0 = now - self._bayes_window
                     if storage.count_between(sym, t0, _nextafter(now, _INF)) >= self._bayes_min:
                         # the newest bayesian_max_trades of the uncounted trades inside [now − window, now]
-                        a = max(int(np.searchsorted(ts, t0, side="left")), b - self._bayes_max)
+                        a = max(int(ts.searchsorted(t0, "left")), b - self._bayes_max)
                         if b > a:
                             nb = int(np.count_nonzero(new.is_buy[a:b]))
                             d += self._bayes_step * (nb - (b - a - nb))

@@ -17,7 +17,8 @@ __all__ = ["PROFILE_MARGIN", "PROFILE_TRIM_EVERY", "PROFILE_UNITS", "VolumeProfi
 PROFILE_UNITS = 100.0  # profile weights are whole cents of notional: exact float sums, so add/remove is lossless
 PROFILE_MARGIN = 256  # spare bins on each side when the dense histogram is (re)allocated
 PROFILE_TRIM_EVERY = 1000  # rebuild now and then so a trending price cannot grow the histogram without bound
-_BULK = 64  # from this many trades in one push, bins and weights are computed with numpy
+_NP_PREP = 12  # from this many trades in one push, bins and weights are computed with numpy
+_BULK = 64  # from this many, they are also added to the histogram with numpy
 _COMPACT = 4096  # the trade queue drops its consumed head once it is this long and more than half of the list
 
 
@@ -71,11 +72,11 @@ class VolumeProfile:
         k = len(price)
         if k == 0:
             return
-        if k < _BULK:
+        if k < _NP_PREP:
             inv = self.inv
             idx = [round(p * inv) for p in price.tolist()]
             w = [float(round(x * PROFILE_UNITS)) for x in notional.tolist()]
-        else:
+        else:  # the same values (see the class docstring), cheaper from a dozen trades on
             idx_a = np.rint(price * self.inv).astype(np.int64)
             w_a = np.rint(notional * PROFILE_UNITS)
             idx, w = idx_a.tolist(), w_a.tolist()
@@ -83,21 +84,33 @@ class VolumeProfile:
         self._fit(imin, imax)
         base = self.base
         hist = self.hist
+        top = self.top
+        m = -1.0
+        cand = 0
         if k < _BULK:
-            for i, x in zip(idx, w, strict=True):
-                hist[i - base] += x
+            if top is None:
+                for i, x in zip(idx, w, strict=True):
+                    hist[i - base] += x
+            else:
+                # the add loop also finds the largest touched bin (lowest index on a tie): weights are >= 0, so a bin's
+                # value seen mid-loop never exceeds its final one, and the final one is seen at its last touch — the
+                # same (m, cand) as a search over the final values
+                for i, x in zip(idx, w, strict=True):
+                    j = i - base
+                    v = hist[j] + x
+                    hist[j] = v
+                    if v > m or (v == m and i < cand):
+                        m, cand = v, i
         else:  # whole cents: any summation order gives the same sums, so the touched bins are binned at once
             lo, hi = imin - base, imax - base + 1
             add = np.bincount(idx_a - imin, weights=w_a, minlength=hi - lo).tolist()
             hist[lo:hi] = [a + b for a, b in zip(hist[lo:hi], add, strict=True)]
-        top = self.top
+            if top is not None:
+                for i in idx:
+                    v = hist[i - base]
+                    if v > m or (v == m and i < cand):
+                        m, cand = v, i
         if top is not None:  # the maximum stays, or moves to a bin that just grew (lowest such bin on a tie)
-            m = -1.0
-            cand = 0
-            for i in idx:
-                v = hist[i - base]
-                if v > m or (v == m and i < cand):
-                    m, cand = v, i
             best = hist[top - base]
             if m > best or (m == best and cand < top):
                 self.top = cand

@@ -393,8 +393,7 @@ class SignalGenerator:
                 st.last_action = raw_action
                 st.last_strength = raw_strength
 
-        names = FACTOR_NAMES
-        factors = {names[i]: (f[i], w[i], w[i] * f[i]) for i in range(7)}
+        factors = {n: (fi, wi, wi * fi) for n, fi, wi in zip(FACTOR_NAMES, f, w, strict=True)}
         return Signal(
             symbol=sym,
             ts=now,

@@ -47,7 +47,6 @@ _nextafter = math.nextafter
 _add_reduce = np.add.reduce
 _add_reduceat = np.add.reduceat
 _count_nonzero = np.count_nonzero
-_searchsorted = np.searchsorted
 
 # §5.2 defaults when the volatility window holds too few trades.
 DEFAULT_RANGE_PCT = 0.1
@@ -158,7 +157,7 @@ class _SizeRing:
     def evict_before(self, cutoff: float) -> None:
         lo, hi = self.lo, self.hi
         if hi > lo and self.ts[lo] < cutoff:
-            self.lo = lo + int(np.searchsorted(self.ts[lo:hi], cutoff, side="left"))
+            self.lo = lo + int(self.ts[lo:hi].searchsorted(cutoff, "left"))
 
     def refresh_stats(self) -> None:
         n = self.hi - self.lo
@@ -260,7 +259,7 @@ class VolumeAnalyzer:
 
         # §5.3 momentum
         # (and the §5.5 current-bucket window: every one ends at now, so one multi-window storage query serves all)
-        windows = (short,) if self._mom_windows is None else tuple(adapt_with(w, m, ad) for w in self._mom_windows)
+        windows = (short,) if self._mom_windows is None else tuple([adapt_with(w, m, ad) for w in self._mom_windows])
         t0s = [now - w for w in windows]
         t0s.append(_nextafter(now - self._bucket, _INF))
         sums = storage.side_sums_multi(sym, t0s, hi)
@@ -329,11 +328,12 @@ class VolumeAnalyzer:
         notional = tv.notional
         is_buy = tv.is_buy
         large = notional >= self._tape_large
-        lbm = large & is_buy
-        lb = int(_count_nonzero(lbm))
-        ls = int(_count_nonzero(large)) - lb
+        nl = int(_count_nonzero(large))
+        lbm = large & is_buy if nl else large  # no large trade: the all-False mask serves as its own buy mask
+        lb = int(_count_nonzero(lbm)) if nl else 0
+        ls = nl - lb
 
-        j = int(_searchsorted(tv.ts, now - short / 2.0, "left"))
+        j = int(tv.ts.searchsorted(now - short / 2.0, "left"))  # the method: no Python-level wrapper
         if 0 < j < k:
             v1, v2 = _add_reduceat(notional, (0, j)).tolist()
         elif j == 0:
@@ -351,7 +351,7 @@ class VolumeAnalyzer:
             p1 = s1 / h
             p2 = s2 / (k - h)
             tol = _PRICE_EQ_REL * p1
-            if p2 < p1 - tol or p2 > p1 + tol:
+            if (p2 < p1 - tol or p2 > p1 + tol) and nl:  # absorption needs a large trade in the second half
                 lb2 = int(_count_nonzero(lbm[h:]))
                 ls2 = int(_count_nonzero(large[h:])) - lb2
                 bull = p2 < p1 and lb2 > ls2
@@ -432,14 +432,16 @@ class VolumeAnalyzer:
             return LargeOrderFlow(samples=samples, threshold=thr)
         notional = w.notional
         big = notional > thr
-        bigb = big & w.is_buy
         tc = int(_count_nonzero(big))
         if tc == 0:
             return LargeOrderFlow(samples=samples, threshold=thr)
+        bigb = big & w.is_buy
         bc = int(_count_nonzero(bigb))
         sc = tc - bc
-        tn = float(_add_reduce(notional * big))
-        bn = float(_add_reduce(notional * bigb)) if bc else 0.0
+        # one large trade: its notional is the window sum exactly (x plus zeros, in any order, is x)
+        tn = notional.item(int(big.argmax())) if tc == 1 else float(_add_reduce(notional * big))
+        # all large trades are buys: bigb equals big, so the same array and the same sum
+        bn = tn if bc == tc else float(_add_reduce(notional * bigb)) if bc else 0.0
         sn = tn - bn if sc else 0.0
         tot = bn + sn
         ratio = bn / tot if tot > 0 else 0.5
@@ -476,8 +478,8 @@ class VolumeAnalyzer:
         if len(v) < 2:
             return Confirmation()
         price = v.price
-        p0 = float(price[0])
-        dp = 100.0 * (float(price[-1]) - p0) / p0
+        p0 = price.item(0)
+        dp = 100.0 * (price.item(-1) - p0) / p0
         if abs(dp) <= self._conf_min_pct:
             return Confirmation(price_change_pct=dp)
         return Confirmation(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from itertools import compress
 from typing import TYPE_CHECKING
 
 from bot.events import BookDelta, Level
@@ -63,7 +64,7 @@ class SpoofTracker:
             return
         self._px[side] = px
         top_n = self.top_n
-        top = px[:top_n]
+        top = px if len(px) <= top_n else px[:top_n]  # committed price lists are never mutated: no copy needed
         tracked = self.tracked[side]
         if not top:
             tracked.clear()
@@ -71,7 +72,7 @@ class SpoofTracker:
         notionals = notionals_of()
         if len(notionals) > top_n:
             notionals = notionals[:top_n]
-        thr = max(self.side_pct * sum(notionals), self.min_abs)
+        thr = float(max(self.side_pct * sum(notionals), self.min_abs))  # a float: thr.__le__ below
         if tracked:
             lo, hi = (top[-1], top[0]) if side == "bid" else (top[0], top[-1])
             get = levels.get
@@ -86,8 +87,9 @@ class SpoofTracker:
                         self.records.append(SuspiciousOrder(side, p, entry[1], entry[0], ts))
                 else:
                     entry[1] = p * size
-        for p, n in zip(top, notionals, strict=True):  # n >= thr: usually few of the N
-            if n >= thr and p not in tracked:
+        # n >= thr: usually few of the N, so they are picked out at C level (compress) and only those visited
+        for p, n in compress(zip(top, notionals, strict=True), map(thr.__le__, notionals)):
+            if p not in tracked:
                 tracked[p] = [ts, n]
 
     def prune(self, now: float) -> None:

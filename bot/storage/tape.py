@@ -372,7 +372,7 @@ class TradeTape:
         if b < lo:
             b = lo
         idx[k] = b
-        rows = self.cum[idx, :3].tolist()
+        rows = self.cum.take(idx, 0)[:, :3].tolist()  # take: the same gathered floats, cheaper than fancy indexing
         nb1, vb1, vs1 = rows[k]
         out: list[SideSums] = []
         for i in range(k):
