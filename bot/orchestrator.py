@@ -295,16 +295,18 @@ class Orchestrator:
         return True
 
     def _dark_run(self, k: int, until: float | None) -> int:
-        """How many grid ticks from ``k`` on can pass without a timer: dark batches (see :meth:`serve`) while no
-        deferred action waits (``pending`` only grows in a working tick, so it cannot change meanwhile), each followed
+        """How many grid ticks from ``k`` on can pass without a timer: dark batches (see :meth:`serve`) before the
+        first deferred action falls due (``pending`` changes only in a working tick, so not meanwhile), each followed
         by a tick still within ``until``. Such a tick does nothing whatever the feed has delivered by then."""
         dark = self._dark
-        if dark is None or (self._defer and self.pending):
+        if dark is None:
             return 0
         n, base, t0, iv = len(dark), self.ticks, self.t0, self.interval
         assert t0 is not None
+        due = self.pending[0].ts if self._defer and self.pending else math.inf  # first deferred action's stamp
         j = 0
-        while j < n and dark[(base + j) % n] and (until is None or t0 + (k + j + 1) * iv <= until):
+        while (j < n and dark[(base + j) % n] and (until is None or t0 + (k + j + 1) * iv <= until)
+               and due > self.last_close_time(t0 + (k + j) * iv)):
             j += 1
         return 0 if j == n else j  # every batch dark: keep one timer per tick (nothing can ever work anyway)
 
