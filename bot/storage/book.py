@@ -11,7 +11,6 @@ knows how to apply and validate levels.
 from __future__ import annotations
 
 import math
-from operator import mul
 
 import numpy as np
 
@@ -124,16 +123,18 @@ class OrderBook:
         analyzer (each evaluation), so it is built once per committed update. Callers must not mutate it."""
         n = self._not_bid
         if n is None:
-            px = self.bid_px
-            n = self._not_bid = list(map(mul, px, map(self.bids.__getitem__, px)))  # one IEEE multiply per level
+            bids = self.bids
+            # one IEEE multiply per level; a comprehension (float multiply and dict subscript specialised by CPython)
+            # costs less than list(map(mul, ...)) here
+            n = self._not_bid = [p * bids[p] for p in self.bid_px]
         return n
 
     def ask_notionals(self) -> list[float]:
         """:meth:`bid_notionals` for the ask side."""
         n = self._not_ask
         if n is None:
-            px = self.ask_px
-            n = self._not_ask = list(map(mul, px, map(self.asks.__getitem__, px)))
+            asks = self.asks
+            n = self._not_ask = [p * asks[p] for p in self.ask_px]
         return n
 
     def top(self, side: str, n: int) -> np.ndarray:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from itertools import compress
 from typing import TYPE_CHECKING
 
 from bot.events import BookDelta, Level
@@ -87,9 +86,10 @@ class SpoofTracker:
                         self.records.append(SuspiciousOrder(side, p, entry[1], entry[0], ts))
                 else:
                     entry[1] = p * size
-        # n >= thr: usually few of the N, so they are picked out at C level (compress) and only those visited
-        for p, n in compress(zip(top, notionals, strict=True), map(thr.__le__, notionals)):
-            if p not in tracked:
+        # n >= thr (the same comparison as thr <= n): a plain loop, whose float compare CPython specialises, costs
+        # a third of a C-level compress/zip/map pipeline over the same 50 levels
+        for p, n in zip(top, notionals, strict=True):
+            if n >= thr and p not in tracked:
                 tracked[p] = [ts, n]
 
     def prune(self, now: float) -> None:
