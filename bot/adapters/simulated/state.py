@@ -20,7 +20,7 @@ from bot.adapters.simulated.latency import LatencyModel, latency_from_settings
 from bot.adapters.simulated.ledger import ZERO, Ledger
 from bot.adapters.simulated.orders import AVG_Q, DEFAULT_LEVERAGE, FINAL, SimOrder, SimPosition, tick_price
 from bot.adapters.simulated.queue import QueueModel, RiskAverseQueue
-from bot.adapters.simulated.tape_scan import Watch
+from bot.adapters.simulated.tape_scan import Bounds, Watch
 from bot.clock import Clock
 from bot.instruments import Instrument, InstrumentRegistry, to_decimal
 from bot.ports import ERR_ORDER_NOT_EXISTS, ERR_PARAMS, ExchangeError, Execution, OrderUpdate, PrivateEvent
@@ -67,7 +67,7 @@ class SimState:
         self._seq = 0
         self._exec_seq = 0
         self._epoch = 0  # bumped by every change to what _watch reads (tape_scan)
-        self._watches: dict[str, tuple[int, Watch]] = {}  # per symbol: (_epoch it was made at, watch)
+        self._watches: dict[str, tuple[int, Watch, Bounds]] = {}  # per symbol: (_epoch it was made at, watch, bounds)
         self._pending: list[PrivateEvent] = []
         self._touched: set[str] = set()
         self._wallet_dirty = False
