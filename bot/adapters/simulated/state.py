@@ -60,6 +60,7 @@ class SimState:
         self._books: dict[str, SimBook] = {}
         self._last: dict[str, float] = {}
         self._orders: dict[str, SimOrder] = {}  # by orderLinkId (bot orders) / orderId (triggered ones)
+        self._live: dict[str, SimOrder] = {}  # _orders not yet seen final, same keys and order (see _open_orders)
         self._resting: dict[str, list[SimOrder]] = {}  # symbol -> working limit orders
         self._positions: dict[str, SimPosition] = {}
         self._active: set[str] = set()  # symbols with resting orders or an open position
@@ -116,7 +117,17 @@ class SimState:
             ts=ts,
         )
         self._orders[link_id or o.order_id] = o
+        self._live[link_id or o.order_id] = o
         return o
+
+    def _open_orders(self) -> list[SimOrder]:
+        """``[o for o in _orders.values() if o.status not in FINAL]`` without walking every order of the run: keys
+        are never reused and a final status is never left, so ``_live`` (inserted with ``_orders``, pruned here)
+        holds the same open orders in the same order."""
+        live = self._live
+        for key in [k for k, o in live.items() if o.status in FINAL]:
+            del live[key]
+        return list(live.values())
 
     def _next_exec_id(self) -> str:
         self._exec_seq += 1
