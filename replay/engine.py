@@ -175,9 +175,9 @@ class _Market:
             if n == 1:  # the usual item: one event, no generator needed
                 e = batch[0]
                 if e.__class__ is TradeBatch:
-                    self.trades += len(e)
+                    self.trades += len(e.ts)  # len(e) without the Python-level __len__ call
             else:
-                self.trades += sum(len(e) for e in batch if e.__class__ is TradeBatch)
+                self.trades += sum(len(e.ts) for e in batch if e.__class__ is TradeBatch)
             yield ts, batch
 
 

@@ -28,18 +28,22 @@ BatchSink = Callable[[EventBatch], None]
 def _grouped(batches: Iterable[tuple[float, EventBatch]]) -> Iterator[tuple[float, EventBatch, bool]]:
     """``(ts, merged batch, is_last)`` per run of equal timestamps; out-of-order input raises once the group before
     it was taken."""
-    pending: EventBatch = []
-    pending_ts: float | None = None
-    for ts, batch in batches:
-        if pending_ts is not None and ts != pending_ts:
-            yield pending_ts, pending, False
-            pending = []
-        if pending_ts is not None and ts < pending_ts:
+    it = iter(batches)
+    first = next(it, None)
+    if first is None:
+        return
+    pending_ts, batch = first
+    pending: EventBatch = list(batch)
+    for ts, batch in it:
+        if ts == pending_ts:
+            pending.extend(batch)
+            continue
+        yield pending_ts, pending, False
+        if ts < pending_ts:
             raise ValueError(f"feed batches out of order: {ts} after {pending_ts}")
         pending_ts = ts
-        pending.extend(batch)
-    if pending_ts is not None:
-        yield pending_ts, pending, True
+        pending = list(batch)
+    yield pending_ts, pending, True
 
 
 class ScheduledFeed:

@@ -21,10 +21,8 @@ Generation is vectorised per snapshot segment (≤ one UTC day).
 
 from __future__ import annotations
 
-import gc
 import itertools
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,19 +101,6 @@ def _ticks(x: np.ndarray, tick: float, what: str, symbol: str) -> np.ndarray:
         i = int(np.flatnonzero(bad)[0])
         raise ValueError(f"{symbol}: candle {what} {x[i]} at row {i} is not on the tick grid ({tick})")
     return r.astype(np.int64)
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Bulk construction of acyclic event objects: without this the cyclic GC rescans the young tuples many times
-    (about half the construction time); restored before anything is yielded."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 class SyntheticMarketBuilder:
@@ -292,40 +277,43 @@ class SyntheticMarketBuilder:
         book_rel = release_ms(core.book_ms, core.point_ms)
         trade_rel = release_ms(tr.ts_ms, core.point_ms[tr.row])
         for lo in range(r0, P, _BLOCK_ROWS):
-            hi = min(P, lo + _BLOCK_ROWS)
-            with _gc_paused():
-                out = self._block(sym, lo, hi, book_rel, book_ts, core.update_id, bids, asks,
-                                  (ts_s, px, qty, tr.is_buy, tid), trade_rel, tcut, core)
-            yield from out
+            yield from self._block(sym, lo, min(P, lo + _BLOCK_ROWS), book_rel, book_ts, core.update_id, bids, asks,
+                                   (ts_s, px, qty, tr.is_buy, tid), trade_rel, tcut, core)
 
     def _block(self, sym: str, lo: int, hi: int, book_rel: np.ndarray, book_ts: np.ndarray, uid: np.ndarray,
                bids: Any, asks: Any, cols: tuple[np.ndarray, ...], trade_rel: np.ndarray, tcut: np.ndarray,
-               core: _Core) -> list[tuple[float, EventBatch]]:
+               core: _Core) -> Iterator[tuple[float, EventBatch]]:
         """Events of rows [lo, hi) in release order: the book structs (levels as lists), then the trades
         grouped by release second as array slices; a book and the trades of its first second share a release (the
-        feed merges equal release times into one batch, book first)."""
+        feed merges equal release times into one batch, book first).
+
+        The release order and every number are computed per block with numpy; the event objects are made one batch
+        at a time, as the feed asks for them. Made in bulk they would all be alive at once, and the cyclic GC would
+        rescan those young containers (lists of levels, structs) a few times per block: made on demand, each dies
+        before the next is built and the young generation stays small."""
         first = lo
-        books: list[BookSnapshot | BookDelta] = []
+        snap: BookSnapshot | None = None
         if lo == 0:  # chunk start: snapshot
             assert core.pts is not None and core.lattice is not None and core.deep is not None
             bt, bu, at, au = full_books(core.pts.rows(slice(0, 1)), self.model, core.lattice, core.deep)
-            books.append(BookSnapshot(sym, float(book_ts[0]), self._pairs(bt[0], bu[0]), self._pairs(at[0], au[0]),
-                                      int(uid[0])))
+            snap = BookSnapshot(sym, float(book_ts[0]), self._pairs(bt[0], bu[0]), self._pairs(at[0], au[0]),
+                                int(uid[0]))
             first = 1
+        lvs: list[np.ndarray] = [np.empty((0, 2))] * 2
+        cuts: list[list[int]] = [[0], [0]]
         if first < hi:
-            sides = []
+            lvs, cuts = [], []
             for d in (bids, asks):  # delta rows r ≥ 1 live at cut[r-1]:cut[r]
                 s, e = int(d.cut[first - 1]), int(d.cut[hi - 1])
                 lv = np.empty((e - s, 2))
                 lv[:, 0] = self._prices(d.ticks[s:e])
                 lv[:, 1] = self._sizes(d.units[s:e])
-                # as [price, size] lists, made once per block: both consumers (the exchange's book and the bot's
-                # storage) walk every level in Python, so an array would be converted twice per delta
-                levels = lv.tolist()
-                cut = (d.cut[first - 1:hi] - s).tolist()
-                sides.append([levels[i:j] for i, j in itertools.pairwise(cut)])
-            books.extend(map(BookDelta, itertools.repeat(sym), book_ts[first:hi].tolist(), sides[0], sides[1],
-                             uid[first:hi].tolist()))
+                # as [price, size] lists (tolist of the row's slice): both consumers (the exchange's book and the
+                # bot's storage) walk every level in Python, so an array would be converted twice per delta
+                lvs.append(lv)
+                cuts.append((d.cut[first - 1:hi] - s).tolist())
+        d_ts = book_ts[first:hi].tolist()
+        d_uid = uid[first:hi].tolist()
         ts, px, qty, buy, tid = cols
         s, e = int(tcut[lo]), int(tcut[hi])
         rel = trade_rel[s:e]
@@ -338,15 +326,20 @@ class SyntheticMarketBuilder:
         order = np.lexsort((kind, keys)).tolist()
         times = (keys / 1000.0).tolist()
         n_books = hi - lo
+        skip = first - lo  # the snapshot row, if any, comes before the delta rows
         gs, ge = (g_start + s).tolist(), (g_end + s).tolist()
-        out: list[tuple[float, EventBatch]] = []
+        (blv, alv), (bcut, acut) = lvs, cuts
         for o in order:
-            if o < n_books:
-                out.append((times[o], [books[o]]))
-            else:
+            if o >= n_books:
                 i, j = gs[o - n_books], ge[o - n_books]
-                out.append((times[o], [TradeBatch(sym, ts[i:j], px[i:j], qty[i:j], buy[i:j], tid[i:j])]))
-        return out
+                yield times[o], [TradeBatch(sym, ts[i:j], px[i:j], qty[i:j], buy[i:j], tid[i:j])]
+            elif o < skip:
+                assert snap is not None
+                yield times[o], [snap]
+            else:
+                r = o - skip
+                yield times[o], [BookDelta(sym, d_ts[r], blv[bcut[r]:bcut[r + 1]].tolist(),
+                                           alv[acut[r]:acut[r + 1]].tolist(), d_uid[r])]
 
     def _pairs(self, ticks: np.ndarray, units: np.ndarray) -> list[tuple[float, float]]:
         return list(zip(self._prices(ticks).tolist(), self._sizes(units).tolist(), strict=True))

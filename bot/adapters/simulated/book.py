@@ -15,11 +15,33 @@ KEEP_LEVELS = 50
 _TRIM_AT = 4 * KEEP_LEVELS
 
 
+_CACHE_MAX = 1 << 16
+"""Feed prices remembered with their ticks (cleared when full: a few MB at most)."""
+
+
+class _TickCache(dict[float, int]):
+    """``price → round(price · inv_tick)``, computed once per distinct feed price: a feed repeats the same few
+    thousand price floats, so a delta level costs a dict lookup instead of a multiply and a ``round`` call."""
+
+    __slots__ = ("inv",)
+
+    def __init__(self, inv: float) -> None:
+        super().__init__()
+        self.inv = inv
+
+    def __missing__(self, p: float) -> int:
+        if len(self) >= _CACHE_MAX:
+            self.clear()
+        k = self[p] = round(p * self.inv)
+        return k
+
+
 class SimBook:
-    __slots__ = ("asks", "bids", "inv_tick")
+    __slots__ = ("_keys", "asks", "bids", "inv_tick")
 
     def __init__(self, tick: float) -> None:
         self.inv_tick = 1.0 / tick
+        self._keys = _TickCache(self.inv_tick)
         self.bids: dict[int, float] = {}
         self.asks: dict[int, float] = {}
 
@@ -33,14 +55,15 @@ class SimBook:
         self._trim()
 
     def delta(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
-        inv = self.inv_tick
+        keys = self._keys
         for side, levels in ((self.bids, bids), (self.asks, asks)):
-            for p, s in as_levels(levels):  # type: ignore[arg-type]
-                k = round(p * inv)
+            if levels.__class__ is not list:
+                levels = as_levels(levels)  # type: ignore[arg-type]
+            for p, s in levels:
                 if s > 0:
-                    side[k] = s
+                    side[keys[p]] = s
                 else:
-                    side.pop(k, None)
+                    side.pop(keys[p], None)
         if len(self.bids) > _TRIM_AT or len(self.asks) > _TRIM_AT:
             self._trim()
 

@@ -6,6 +6,7 @@ it to the recorded executions, so the balance can be re-derived from the fill li
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from decimal import Decimal
 
 from bot.ports import Execution
@@ -45,17 +46,35 @@ class Ledger:
         self.fees = ZERO
         self.funding = ZERO          # net funding paid (negative = received)
         self.entries: list[Execution] = []
+        self._ts_max: list[float] = []  # running max of entries[:i + 1].ts (nondecreasing: bisectable)
+
+    def since(self, ts: float) -> list[Execution]:
+        """``[e for e in entries if e.ts >= ts]``, in order, without visiting the old prefix: fills are stamped with
+        their trade or request time, so ``entries`` is only nearly sorted, but no entry before the first whose
+        running max reaches ``ts`` can qualify. The bot asks every minute for the last few."""
+        entries, ts_max = self.entries, self._ts_max
+        if len(ts_max) != len(entries):  # appended to directly (tests): rebuild
+            ts_max.clear()
+            for e in entries:
+                ts_max.append(e.ts if not ts_max or e.ts > ts_max[-1] else ts_max[-1])
+        return [e for e in entries[bisect_left(ts_max, ts):] if e.ts >= ts]
+
+    def _append(self, ex: Execution) -> None:
+        self.entries.append(ex)
+        if len(self._ts_max) == len(self.entries) - 1:
+            m = self._ts_max
+            m.append(ex.ts if not m or ex.ts > m[-1] else m[-1])
 
     def record_fill(self, ex: Execution, realised: Decimal) -> None:
         self.realised_pnl += realised
         self.fees += ex.exec_fee
         self.balance += realised - ex.exec_fee
-        self.entries.append(ex)
+        self._append(ex)
 
     def record_funding(self, ex: Execution) -> None:
         self.funding += ex.exec_fee
         self.balance -= ex.exec_fee
-        self.entries.append(ex)
+        self._append(ex)
 
     def rederive(self) -> tuple[Decimal, Decimal, Decimal, Decimal]:
         """(balance, realised, fees, funding) recomputed from ``entries`` alone."""

@@ -69,7 +69,6 @@ from bot.adapters.simulated.funding import FundingMixin
 from bot.adapters.simulated.ledger import ZERO
 from bot.adapters.simulated.margin import MAINTENANCE_MARGIN_RATE, MarginMixin
 from bot.adapters.simulated.matching import MatchingMixin
-from bot.adapters.simulated.orders import FINAL
 from bot.adapters.simulated.tape import TapeMixin
 from bot.instruments import InstrumentRegistry
 from bot.ports import (
@@ -169,11 +168,7 @@ class SimExchange(TapeMixin, MatchingMixin, MarginMixin, FundingMixin, EngineMix
 
     async def get_open_orders(self, symbol: str | None = None) -> list[OrderUpdate]:
         def query() -> list[OrderUpdate]:
-            return [
-                self._order_event(o)
-                for o in self._orders.values()
-                if o.status not in FINAL and (symbol is None or o.symbol == symbol)
-            ]
+            return [self._order_event(o) for o in self._open_orders() if symbol is None or o.symbol == symbol]
 
         return await self._request(self._lat.entry(), query)
 
@@ -186,7 +181,7 @@ class SimExchange(TapeMixin, MatchingMixin, MarginMixin, FundingMixin, EngineMix
 
     async def get_executions(self, symbol: str | None = None, since: float = 0.0) -> list[Execution]:
         def query() -> list[Execution]:
-            return [e for e in self.ledger.entries if e.ts >= since and (symbol is None or e.symbol == symbol)]
+            return [e for e in self.ledger.since(since) if symbol is None or e.symbol == symbol]
 
         return await self._request(self._lat.entry(), query)
 

@@ -20,7 +20,7 @@ from bot.adapters.simulated.latency import LatencyModel, latency_from_settings
 from bot.adapters.simulated.ledger import ZERO, Ledger
 from bot.adapters.simulated.orders import AVG_Q, DEFAULT_LEVERAGE, FINAL, SimOrder, SimPosition, tick_price
 from bot.adapters.simulated.queue import QueueModel, RiskAverseQueue
-from bot.adapters.simulated.tape_scan import Watch
+from bot.adapters.simulated.tape_scan import Bounds, Watch
 from bot.clock import Clock
 from bot.instruments import Instrument, InstrumentRegistry, to_decimal
 from bot.ports import ERR_ORDER_NOT_EXISTS, ERR_PARAMS, ExchangeError, Execution, OrderUpdate, PrivateEvent
@@ -60,6 +60,7 @@ class SimState:
         self._books: dict[str, SimBook] = {}
         self._last: dict[str, float] = {}
         self._orders: dict[str, SimOrder] = {}  # by orderLinkId (bot orders) / orderId (triggered ones)
+        self._live: dict[str, SimOrder] = {}  # _orders not yet seen final, same keys and order (see _open_orders)
         self._resting: dict[str, list[SimOrder]] = {}  # symbol -> working limit orders
         self._positions: dict[str, SimPosition] = {}
         self._active: set[str] = set()  # symbols with resting orders or an open position
@@ -67,7 +68,7 @@ class SimState:
         self._seq = 0
         self._exec_seq = 0
         self._epoch = 0  # bumped by every change to what _watch reads (tape_scan)
-        self._watches: dict[str, tuple[int, Watch]] = {}  # per symbol: (_epoch it was made at, watch)
+        self._watches: dict[str, tuple[int, Watch, Bounds]] = {}  # per symbol: (_epoch it was made at, watch, bounds)
         self._pending: list[PrivateEvent] = []
         self._touched: set[str] = set()
         self._wallet_dirty = False
@@ -116,7 +117,17 @@ class SimState:
             ts=ts,
         )
         self._orders[link_id or o.order_id] = o
+        self._live[link_id or o.order_id] = o
         return o
+
+    def _open_orders(self) -> list[SimOrder]:
+        """``[o for o in _orders.values() if o.status not in FINAL]`` without walking every order of the run: keys
+        are never reused and a final status is never left, so ``_live`` (inserted with ``_orders``, pruned here)
+        holds the same open orders in the same order."""
+        live = self._live
+        for key in [k for k, o in live.items() if o.status in FINAL]:
+            del live[key]
+        return list(live.values())
 
     def _next_exec_id(self) -> str:
         self._exec_seq += 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from bot.adapters.simulated.book import SimBook
 from bot.adapters.simulated.state import SimState
-from bot.adapters.simulated.tape_scan import Watch, rows_to_check, watch_of
+from bot.adapters.simulated.tape_scan import Bounds, Watch, bounds_of, quiet, rows_to_check, watch_of
 from bot.events import BookSnapshot, EventBatch, Trade, TradeBatch
 
 
@@ -25,26 +25,28 @@ class TapeMixin(SimState):
             self._next_funding = self._funding_after(now)
         elif now >= self._next_funding:
             self._apply_funding()
-        books, active = self._books, self._active
+        books, active, last = self._books, self._active, self._last
         for ev in batch:
-            if type(ev) is Trade:
-                self._last[ev.symbol] = ev.price
-                if ev.symbol in active:
-                    self._on_trade(ev)
-                continue
-            if type(ev) is TradeBatch:
-                n = len(ev.price)
+            cls = type(ev)
+            if cls is TradeBatch:
+                price = ev.price
+                n = len(price)
                 if n:
                     if ev.symbol in active:
                         self._on_trade_batch(ev)
-                    self._last[ev.symbol] = ev.price.item(n - 1)
+                    last[ev.symbol] = price.item(n - 1)
+                continue
+            if cls is Trade:
+                last[ev.symbol] = ev.price
+                if ev.symbol in active:
+                    self._on_trade(ev)
                 continue
             book = books.get(ev.symbol)
             if book is None:
                 if ev.symbol not in self._instruments:
                     continue
                 book = books[ev.symbol] = SimBook(self._instruments[ev.symbol].tick)
-            if type(ev) is BookSnapshot:
+            if cls is BookSnapshot:
                 book.snapshot(ev.bids, ev.asks)
             else:
                 book.delta(ev.bids, ev.asks)
@@ -65,10 +67,21 @@ class TapeMixin(SimState):
 
     def _on_trade_batch(self, b: TradeBatch) -> None:
         """:meth:`_on_trade` for exactly the rows of ``b`` that can matter (:mod:`bot.adapters.simulated.tape_scan`), in
-        order; the selection is recomputed after each row that changed the state (``_epoch`` moved)."""
+        order; the selection is recomputed after each row that changed the state (``_epoch`` moved).
+
+        Most batches of a position's life reach nothing: :func:`~bot.adapters.simulated.tape_scan.quiet` rules them
+        out from their extremes first, against bounds cached with the watch, before anything else is looked up."""
         sym = b.symbol
+        price = b.price
+        book = self._books.get(sym)
+        inv_tick = None if book is None else book.inv_tick
+        cached = self._watches.get(sym)
+        if cached is None or cached[0] != self._epoch:
+            cached = self._rewatch(sym)
+        if quiet(price, cached[2], inv_tick, self._instruments[sym].tick if inv_tick is None else 0.0):
+            return
         inst = self._instruments[sym]
-        price, is_buy = b.price, b.is_buy
+        is_buy = b.is_buy
         start = 0
         while sym in self._active:
             book = self._books.get(sym)
@@ -94,15 +107,18 @@ class TapeMixin(SimState):
         """The symbol's :class:`Watch`, rebuilt only when ``_epoch`` moved: every change to a resting order's side or
         price, to the resting set, or to a position's size, TP, SL or liquidation price bumps it (most batches of a
         position's life see the same watch)."""
-        epoch = self._epoch
         cached = self._watches.get(sym)
-        if cached is not None and cached[0] == epoch:
+        if cached is not None and cached[0] == self._epoch:
             return cached[1]
+        return self._rewatch(sym)[1]
+
+    def _rewatch(self, sym: str) -> tuple[int, Watch, Bounds]:
+        """Rebuild and cache the symbol's watch (and its :class:`Bounds`) for the current ``_epoch``."""
         orders = [(o.sign, o.ticks) for o in self._resting.get(sym, ())]
         pos = self._positions.get(sym)
         if pos is None or not pos.size:
             w = watch_of(orders, 0.0, 0.0, 0.0, 0.0)
         else:
             w = watch_of(orders, float(pos.size), float(pos.tp), float(pos.sl), pos.liq_f)
-        self._watches[sym] = (epoch, w)
-        return w
+        entry = self._watches[sym] = (self._epoch, w, bounds_of(w))
+        return entry

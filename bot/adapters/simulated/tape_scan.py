@@ -62,24 +62,43 @@ def watch_of(orders: list[tuple[int, int]], size: float, tp: float, sl: float, l
     return Watch(float(bid), float(ask), up, down)
 
 
-def rows_to_check(price: np.ndarray, is_buy: np.ndarray, start: int, w: Watch, inv_tick: float | None,
-                  tick: float) -> np.ndarray:
-    """Indices ``>= start`` of the rows selected by ``w`` (module docstring), ascending. Ticks are
-    ``round(price * inv_tick)`` (the exchange's book) or ``round(price / tick)`` (no book yet)."""
-    p = price[start:] if start else price
+class Bounds(NamedTuple):
+    """A watch's quiet zone, precomputed once per watch: a batch is quiet when its lowest tick value is above
+    ``bid_hi`` (bid + ½), its highest below ``ask_lo`` (ask − ½) and its prices inside (``down``, ``up``)."""
+
+    bid_hi: float
+    ask_lo: float
+    up: float
+    down: float
+
+
+def bounds_of(w: Watch) -> Bounds:
+    return Bounds(w.bid + 0.5, w.ask - 0.5, w.up, w.down)
+
+
+def quiet(p: np.ndarray, b: Bounds, inv_tick: float | None, tick: float) -> bool:
+    """True if no row of ``p`` can be selected by the watch of ``b``: its extremes rule the whole batch out
+    (x ↦ x·inv_tick and x / tick are monotone, and a tick value strictly above bid + ½ rounds above bid). Python's
+    min/max of a short list beat two numpy reductions (~3 µs each) and give the same floats."""
     n = len(p)
     if not n:
-        return np.empty(0, dtype=np.intp)
-    # the usual batch reaches nothing: its extremes rule it out (x ↦ x·inv_tick and x / tick are monotone, and
-    # a tick value strictly above bid + ½ rounds above bid). Python's min/max of a short list beat two numpy
-    # reductions (~3 µs each) and give the same floats.
+        return True
     if n <= SMALL_ROWS:
         pl = p.tolist()
         lo, hi = min(pl), max(pl)
     else:
         lo, hi = float(_min(p)), float(_max(p))
     k_lo, k_hi = (lo * inv_tick, hi * inv_tick) if inv_tick is not None else (lo / tick, hi / tick)
-    if k_lo > w.bid + 0.5 and k_hi < w.ask - 0.5 and hi < w.up and lo > w.down:
+    bid_hi, ask_lo, up, down = b
+    return k_lo > bid_hi and k_hi < ask_lo and hi < up and lo > down
+
+
+def rows_to_check(price: np.ndarray, is_buy: np.ndarray, start: int, w: Watch, inv_tick: float | None,
+                  tick: float) -> np.ndarray:
+    """Indices ``>= start`` of the rows selected by ``w`` (module docstring), ascending. Ticks are
+    ``round(price * inv_tick)`` (the exchange's book) or ``round(price / tick)`` (no book yet)."""
+    p = price[start:] if start else price
+    if quiet(p, bounds_of(w), inv_tick, tick):  # the usual batch reaches nothing
         return np.empty(0, dtype=np.intp)
     mask: np.ndarray | None = None
     if w.orders:
