@@ -54,9 +54,11 @@ def main() -> None:
     for release, batch in b.iter_batches(c):
         n_batches += 1
         n_events += len(batch)
-        book = batch[0]
-        n_levels += len(book.bids) + len(book.asks)
-        n_trades += sum(len(e) for e in batch[1:])
+        for e in batch:  # a batch holds book updates and/or trade batches (trades may come alone)
+            if isinstance(e, TradeBatch):
+                n_trades += len(e)
+            else:
+                n_levels += len(e.bids) + len(e.asks)
         if store is not None and clock is not None:
             s0, w0 = time.process_time(), time.perf_counter()
             clock.set(release)
@@ -65,14 +67,14 @@ def main() -> None:
             st_wall += time.perf_counter() - w0
     dt, cpu = time.perf_counter() - t0, time.process_time() - c0 - st_cpu
     sample = list(itertools.islice(b.iter_batches(c), 1440 * args.k))  # untimed: deletes share over the first day
-    n_deletes = sum(1 for _, bt in sample for lv in (bt[0].bids, bt[0].asks) for _, s in lv if s == 0)
-    assert all(isinstance(e, TradeBatch) for _, bt in sample for e in bt[1:])
+    n_deletes = sum(1 for _, bt in sample for e in bt if not isinstance(e, TradeBatch)
+                    for lv in (e.bids, e.asks) for _, s in lv if s == 0)
     days = len(c) / 1440
     print(f"{args.symbol}: {len(c)} candles ({days:.1f} days), K={args.k}")
     print(f"  generator: wall {dt - st_wall:.2f} s, CPU {cpu:.2f} s ({cpu / days:.3f} CPU s per simulated day), "
           f"{n_events / cpu:,.0f} events and {n_trades / cpu:,.0f} trades per CPU s")
     print(f"  batches {n_batches:,}, events {n_events:,} (trades {n_trades:,}, {n_trades / len(c):.1f}/min), "
-          f"book levels {n_levels:,} ({n_levels / n_batches:.1f} per point, of which deletes "
+          f"book levels {n_levels:,} ({n_levels / n_batches:.1f} per batch, of which deletes "
           f"{n_deletes / len(sample):.1f} on day 1)")
     if store is not None:
         print(f"  DataStorage.apply_batch: CPU {st_cpu:.2f} s ({st_cpu / n_batches * 1e6:.1f} us per batch), "
