@@ -1,16 +1,15 @@
 """signals.csv writer (STRATEGY.md §11): one row per evaluation, HOLDs included, append-only, header once.
 
 ``accepted`` is YES exactly when the action is BUY or SELL (defect §12.21: it used to mean strength ≥ 3). Rows are
-formatted with one f-string and go through a large write buffer, because replay logs millions of evaluations;
-``SignalLog(None)`` is a no-op sink for runs that do not want the file.
+formatted with one printf-style template and go through a large write buffer, because replay logs millions of
+evaluations; ``SignalLog(None)`` is a no-op sink for runs that do not want the file.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-from bot.timefmt import iso_utc
 
 if TYPE_CHECKING:
     from bot.analysis.signals import Signal
@@ -42,18 +41,48 @@ COLUMNS: tuple[str, ...] = (
 HEADER = ",".join(COLUMNS) + "\n"
 
 
+def _row_format(has_z: bool, has_spread: bool) -> str:
+    """A printf-style row: ``%`` formats each value directly, where an f-string's ``{x:.4f}`` looks up and calls
+    ``float.__format__`` and parses the spec per field (more than half of the f-string's cost). ``%.4f`` gives the text
+    of ``:.4f`` (both are ``PyOS_double_to_string(x, 'f', 4)``), ``%s`` that of ``{}`` (``str``) for any value; a
+    missing z-score or spread is ``%s`` of ``""``."""
+    z = "%.4f" if has_z else "%s"
+    sp = "%.4f" if has_spread else "%s"
+    return f"%s%02d.%03dZ,%s,%s,%s,%s,%s,%.4f,%.4f,%.4f,%.4f,%.4f,%s,%s,%s,%s,{z},{sp},%.4f,%s,%s,%s,%s\n"
+
+
+_ROWS: dict[tuple[bool, bool], str] = {(z, sp): _row_format(z, sp) for z in (False, True) for sp in (False, True)}
+
+_minute: tuple[int, str] = (-1 << 62, "")
+"""(epoch minute, its ``YYYY-MM-DDTHH:MM:`` prefix) of the last row: one tuple, replaced atomically (see below)."""
+
+
 def format_row(sig: Signal) -> str:
-    """One CSV line (with newline). Scores use 4 decimals; a missing z-score or spread is an empty field."""
+    """One CSV line (with newline). Scores use 4 decimals; a missing z-score or spread is an empty field.
+
+    The ``ts`` field is :func:`bot.timefmt.iso_utc` text, built here with the date-time prefix cached per *minute*:
+    a symbol is evaluated every few seconds, so iso_utc's per-second cache always missed and its ``strftime`` was a
+    third of the row's cost. ``sec = 60·minute + s`` with 0 ≤ s < 60 (floor division, negative times too), and
+    gmtime has no leap seconds, so ``strftime(..%H:%M:, gmtime(60·minute))`` + ``s:02d`` is exactly iso_utc's text.
+    The cache is one tuple replaced at once, so concurrent writers can never pair one minute's prefix with another's.
+    """
+    global _minute
+    sec, msr = divmod(round(sig.ts * 1000.0), 1000)
+    minute, s = divmod(sec, 60)
+    key, prefix = _minute
+    if minute != key:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:", time.gmtime(minute * 60))
+        _minute = (minute, prefix)
     z = sig.volume_z
     sp = sig.spread_bps
     act = sig.action
-    return (
-        f"{iso_utc(sig.ts)},{sig.symbol},{act},{sig.raw_action},{sig.strength},{sig.raw_strength},"
-        f"{sig.composite:.4f},{sig.ema:.4f},{sig.threshold:.4f},{sig.effective_imbalance:.4f},"
-        f"{sig.momentum_score:.4f},{sig.bayesian_signal},{sig.informed_direction},{sig.frequency_regime},"
-        f"{sig.confirmation},{'' if z is None else f'{z:.4f}'},{'' if sp is None else f'{sp:.4f}'},"
-        f"{sig.volatility:.4f},{sig.ohara_score},{'YES' if sig.cooldown_active else 'NO'},{sig.reason},"
-        f"{'YES' if act == 'BUY' or act == 'SELL' else 'NO'}\n"
+    return _ROWS[z is not None, sp is not None] % (
+        prefix, s, msr, sig.symbol, act, sig.raw_action, sig.strength, sig.raw_strength,
+        sig.composite, sig.ema, sig.threshold, sig.effective_imbalance, sig.momentum_score,
+        sig.bayesian_signal, sig.informed_direction, sig.frequency_regime, sig.confirmation,
+        "" if z is None else z, "" if sp is None else sp,
+        sig.volatility, sig.ohara_score, "YES" if sig.cooldown_active else "NO", sig.reason,
+        "YES" if act == "BUY" or act == "SELL" else "NO",
     )
 
 

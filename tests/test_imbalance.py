@@ -404,3 +404,33 @@ def test_invalid_book_is_neutral_and_leaves_state_unchanged() -> None:
     assert r.history_size == 2
     p = 0.98 * (0.98 * 0.5 + 0.01 + 0.25) + 0.01  # one decay at T0, then the 5 buys (still in the window) once
     assert r.bayesian.p == pytest.approx(p)
+
+
+def test_result_field_orders_are_pinned() -> None:
+    """compute() builds its result structs positionally (cheaper than keywords): a reordered field must fail here,
+    not silently swap two floats."""
+    from bot.analysis.results import BayesianBelief, ClusterStats, DepthStats, ImbalanceResult
+
+    assert ImbalanceResult.__struct_fields__ == (
+        "valid", "imbalance_score", "raw_imbalance", "bid_notional", "ask_notional", "spoof_filtered_volume",
+        "historical_imbalance", "imbalance_trend", "imbalance_volatility", "history_size", "combined_imbalance",
+        "depth", "weighted_imbalance", "effective_imbalance", "cluster", "bayesian",
+    )
+    assert DepthStats.__struct_fields__ == ("bid_liq", "ask_liq", "ratio", "d")
+    assert ClusterStats.__struct_fields__ == ("poc_price", "poc_distance_pct", "trades", "lookback_min", "bin_size")
+    assert BayesianBelief.__struct_fields__ == ("p", "signal", "confidence")
+
+
+def test_windows_are_cached_per_multiplier_with_the_uncached_values() -> None:
+    """History size and cluster look-back depend on σ only through the window multiplier: the cached pair equals
+    the direct computation for σ in each of the three regimes (and at their edges)."""
+    from bot.analysis.adaptive import adapt
+
+    bk = Book()
+    ia = bk.ia
+    ad = AdaptParams.from_settings(bk.settings)
+    base = bk.settings.imbalance.historical_samples
+    lb_min = bk.settings.imbalance.cluster_lookback_minutes
+    for sigma in (0.0, 0.3, 0.7, 0.70001, 1.0, 1.99, 2.0, 5.0, 0.2, 3.0, 1.5):
+        lb = min(60.0, max(5.0, adapt(lb_min, sigma, ad)))
+        assert ia._windows(sigma) == (history_size(base, sigma, ad), lb), sigma

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import random
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -48,6 +49,40 @@ def test_iso_utc(ts: float, text: str) -> None:
     assert iso_utc(ts) == text
     ref = datetime.fromtimestamp(round(ts * 1000) / 1000, tz=UTC)
     assert text == ref.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ref.microsecond // 1000:03d}Z"
+
+
+def _reference_row(s: Signal) -> str:
+    """The f-string format_row used before it went printf-style with its own minute cache: the text must not move."""
+    z, sp, act = s.volume_z, s.spread_bps, s.action
+    return (
+        f"{iso_utc(s.ts)},{s.symbol},{act},{s.raw_action},{s.strength},{s.raw_strength},"
+        f"{s.composite:.4f},{s.ema:.4f},{s.threshold:.4f},{s.effective_imbalance:.4f},"
+        f"{s.momentum_score:.4f},{s.bayesian_signal},{s.informed_direction},{s.frequency_regime},"
+        f"{s.confirmation},{'' if z is None else f'{z:.4f}'},{'' if sp is None else f'{sp:.4f}'},"
+        f"{s.volatility:.4f},{s.ohara_score},{'YES' if s.cooldown_active else 'NO'},{s.reason},"
+        f"{'YES' if act == 'BUY' or act == 'SELL' else 'NO'}\n"
+    )
+
+
+def test_row_text_equals_the_f_string_reference() -> None:
+    """Random values and times (minute, day and year edges, before 1970, ms carries, -0.0, 5th-decimal ties, None
+    z/spread), in random order so the minute cache is hit, missed and revisited."""
+    rng = random.Random(11)
+    times = [0.0, -0.0004, -0.5, -59.9996, -60.0, -86400.0005, 59.9996, 59.9994, 86399.9995, 951782399.9999,
+             1765200549.412, 1765200599.9995, 1767225599.9996, 4102444800.0]
+    times += [rng.uniform(-1e9, 4e9) for _ in range(300)]
+    times += [1765200000.0 + rng.uniform(0.0, 180.0) for _ in range(300)]  # many rows inside a few minutes
+    floats = [0.0, -0.0, 0.00005, -0.00005, 0.00015, 1.23455, -99.99995, 1e-9, -1e-9, 123456.78905, 1e300]
+    for i in range(2000):
+        pick = lambda: rng.choice(floats) if rng.random() < 0.3 else rng.uniform(-150.0, 150.0)  # noqa: E731
+        s = sig(
+            ts=rng.choice(times), composite=pick(), ema=pick(), threshold=pick(), effective_imbalance=pick(),
+            momentum_score=pick(), volatility=pick(), volume_z=None if i % 5 == 0 else pick(),
+            spread_bps=None if i % 7 == 0 else pick(), strength=rng.randint(0, 4), raw_strength=rng.randint(0, 4),
+            ohara_score=rng.randint(0, 10), cooldown_active=rng.random() < 0.5,
+            action=rng.choice(["BUY", "SELL", "HOLD"]), reason=rng.choice(["confirmed", "cooldown", "neutral"]),
+        )
+        assert format_row(s) == _reference_row(s), s
 
 
 def test_columns_are_the_spec_columns() -> None:

@@ -389,3 +389,30 @@ def test_evaluate_end_to_end_buy_on_real_storage() -> None:
     ema = sg.ema(SYM)
     stale = evaluate(SYM, now + 60, storage, va, ia, sg)
     assert (stale.action, stale.reason) == ("HOLD", "insufficient_data") and sg.ema(SYM) == ema
+
+
+def test_signal_field_order_is_pinned() -> None:
+    """generate() builds Signal positionally (cheaper than 31 keywords): a reordered field must fail here, not
+    silently swap two values of the same type."""
+    assert Signal.__struct_fields__ == (
+        "symbol", "ts", "action", "strength", "raw_action", "raw_strength", "dir", "composite", "ema", "threshold",
+        "reason", "cooldown_active", "cooldown_until", "ohara_score", "effective_imbalance", "momentum_score",
+        "factors", "spread_bps", "volatility", "frequency_regime", "volume_z", "acceleration", "spike", "confirmation",
+        "confirmation_direction", "bayesian_signal", "bayesian_p", "informed_direction", "range_pct", "atr_pct",
+        "std_pct",
+    )
+
+
+def test_generate_fields_land_by_name() -> None:
+    """Every Signal field generate() fills from its inputs carries the input it is named after."""
+    v = vol(volatility=1.25, volume_z=-0.75, range_pct=1.5, atr_pct=0.07, std_pct=0.9,
+            tape=TapeStats(large_buys=5, large_net=5, acceleration=1.3, spike=True))
+    s = gen().generate(SYM, T + 1.0, imb(), v, 0.02)
+    assert (s.symbol, s.ts, s.spread_bps, s.volatility, s.volume_z) == (SYM, T + 1.0, 0.02, 1.25, -0.75)
+    assert (s.acceleration, s.spike, s.range_pct, s.atr_pct, s.std_pct) == (1.3, True, 1.5, 0.07, 0.9)
+    assert (s.frequency_regime, s.confirmation, s.confirmation_direction) == (
+        v.frequency.regime, v.confirmation.status, v.confirmation.direction)
+    assert (s.informed_direction, s.bayesian_signal, s.bayesian_p) == (
+        v.large_orders.direction, imb().bayesian.signal, imb().bayesian.p)
+    assert s.ema == s.composite == pytest.approx(sum(wf for _, _, wf in s.factors.values()))
+    assert list(s.factors) == ["imbalance", "momentum", "bayesian", "large_orders", "tape", "depth", "cluster"]

@@ -14,11 +14,10 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Mapping
+from operator import mul as _mul
 from typing import Any
 
-import numpy as np
-
-from bot.analysis.adaptive import AdaptParams, adapt
+from bot.analysis.adaptive import AdaptParams, adapt, window_multiplier
 from bot.analysis.profile import VolumeProfile as _Profile
 from bot.analysis.results import (
     BEARISH,
@@ -51,9 +50,10 @@ def profile_bin(tick: float, mid: float) -> float:
 
 
 class _SymbolState:
-    __slots__ = ("belief", "history", "i_prev", "profile", "trade_cursor")
+    __slots__ = ("belief", "history", "i_prev", "profile", "tick", "trade_cursor")
 
-    def __init__(self) -> None:
+    def __init__(self, tick: float) -> None:
+        self.tick = tick  # the instrument's tick size (static), kept here for the hot path
         self.i_prev: float | None = None
         self.history: deque[float] = deque()
         self.belief = 0.0  # d = p − 0.5
@@ -92,12 +92,25 @@ class ImbalanceAnalyzer:
         self._bayes_min = int(oh.bayesian_min_trades)
         self._ticks: dict[str, float] = {}
         self._state: dict[str, _SymbolState] = {}
+        # window multiplier m -> (history ring size, cluster look-back in minutes): both depend on σ only through
+        # m = window_multiplier(σ), which takes two or three values, so they are computed once per m
+        self._by_m: dict[float, tuple[int, float]] = {}
 
     def _tick(self, sym: str) -> float:
         t = self._ticks.get(sym)
         if t is None:
             t = self._ticks[sym] = float(self._instruments[sym].tick_size)
         return t
+
+    def _windows(self, sigma: float) -> tuple[int, float]:
+        """(§4.2 history ring size, §4.7 cluster look-back in minutes) for this evaluation's σ, cached per m."""
+        m = window_multiplier(sigma, self._ad)
+        w = self._by_m.get(m)
+        if w is None:
+            lb = adapt(self._cluster_min, sigma, self._ad)
+            lb = 5.0 if lb < 5.0 else 60.0 if lb > 60.0 else lb
+            w = self._by_m[m] = (history_size(self._hist_base, sigma, self._ad), lb)
+        return w
 
     def compute(self, sym: str, now: float, sigma: float) -> ImbalanceResult:
         storage = self._storage
@@ -113,20 +126,21 @@ class ImbalanceAnalyzer:
             return NEUTRAL_IMBALANCE
         st = self._state.get(sym)
         if st is None:
-            st = self._state[sym] = _SymbolState()
+            st = self._state[sym] = _SymbolState(self._tick(sym))
         eps = self._eps
         cap = self._cap
 
-        # §4.1 book imbalance with the spoof filter
+        # §4.1 book imbalance with the spoof filter (a list is sliced only when it holds more levels than used)
         nc = self._depth_calc
-        B = sum(bid_n[:nc])
-        A = sum(ask_n[:nc])
+        bn = bid_n if nc >= len(bid_n) else bid_n[:nc]
+        an = ask_n if nc >= len(ask_n) else ask_n[:nc]
+        B = sum(bn)
+        A = sum(an)
         spoof = 0.0
         if self._spoof_on:
             recs = storage.suspicious_orders(sym, now - self._spoof_lookback)
             if recs:
-                sub_b, sub_a = self._spoof_subtraction(recs, (bid_p[:nc], bid_n[:nc]), (ask_p[:nc], ask_n[:nc]),
-                                                       self._tick(sym))
+                sub_b, sub_a = self._spoof_subtraction(recs, (bid_p[:nc], bn), (ask_p[:nc], an), st.tick)
                 spoof = sub_b + sub_a
                 B = B - sub_b if sub_b < B else 0.0
                 A = A - sub_a if sub_a < A else 0.0
@@ -139,7 +153,7 @@ class ImbalanceAnalyzer:
 
         # §4.2 history ring
         ring = st.history
-        size = history_size(self._hist_base, sigma, self._ad)
+        size, lookback = self._windows(sigma)
         while len(ring) >= size:  # keep the newest size − 1, then append → size
             ring.popleft()
         ring.append(i_t)
@@ -149,7 +163,8 @@ class ImbalanceAnalyzer:
         else:
             hist = sum(ring) / n
             trend = ring[-1] - ring[0]
-            ivol = math.sqrt(sum((x - hist) * (x - hist) for x in ring) / (n - 1))
+            dev = [x - hist for x in ring]
+            ivol = math.sqrt(sum(map(_mul, dev, dev)) / (n - 1))  # Σ (x − hist)·(x − hist), in ring order
             combined = 0.7 * i_t + 0.3 * hist
             at = abs(trend)
             if at > 10.0:
@@ -158,8 +173,8 @@ class ImbalanceAnalyzer:
 
         # §4.3 depth ratio over the top depth_levels; d = (ratio − 0.5)·200 written antisymmetrically
         nd = self._depth_levels
-        bl = sum(bid_n[:nd])
-        al = sum(ask_n[:nd])
+        bl = sum(bid_n if nd >= len(bid_n) else bid_n[:nd])
+        al = sum(ask_n if nd >= len(ask_n) else ask_n[:nd])
         lt = bl + al
         if lt > 0:
             ratio = bl / lt
@@ -183,25 +198,27 @@ class ImbalanceAnalyzer:
         e = 0.4 * combined + 0.3 * hist + 0.2 * wi + 0.1 * d
 
         bayes = self._bayesian(sym, now, st)
-        cluster = self._cluster(sym, now, sigma, mid, st)
+        cluster = self._cluster(sym, now, lookback, mid, st)
 
+        # result structs built positionally, in field order (pinned by tests/test_imbalance.py): msgspec's keyword
+        # matching was a visible share of an evaluation
         return ImbalanceResult(
-            valid=True,
-            imbalance_score=i_t,
-            raw_imbalance=raw,
-            bid_notional=B,
-            ask_notional=A,
-            spoof_filtered_volume=spoof,
-            historical_imbalance=hist,
-            imbalance_trend=trend,
-            imbalance_volatility=ivol,
-            history_size=n,
-            combined_imbalance=combined,
-            depth=DepthStats(bid_liq=bl, ask_liq=al, ratio=ratio, d=d),
-            weighted_imbalance=wi,
-            effective_imbalance=e,
-            cluster=cluster,
-            bayesian=bayes,
+            True,  # valid
+            i_t,  # imbalance_score
+            raw,  # raw_imbalance
+            B,  # bid_notional
+            A,  # ask_notional
+            spoof,  # spoof_filtered_volume
+            hist,  # historical_imbalance
+            trend,  # imbalance_trend
+            ivol,  # imbalance_volatility
+            n,  # history_size
+            combined,  # combined_imbalance
+            DepthStats(bl, al, ratio, d),  # depth: bid_liq, ask_liq, ratio, d
+            wi,  # weighted_imbalance
+            e,  # effective_imbalance
+            cluster,
+            bayes,
         )
 
     @staticmethod
@@ -240,39 +257,42 @@ class ImbalanceAnalyzer:
         d = st.belief
         if self._bayes_on:
             new = storage.trades_after_seq(sym, st.trade_cursor)
-            if len(new):
+            k = len(new)
+            if k:
                 ts = new.ts
-                b = int(ts.searchsorted(now, "right"))  # trades after now wait for a later evaluation
+                # trades after now wait for a later evaluation; usually none is (then b = k without a search)
+                b = k if ts.item(k - 1) <= now else int(ts.searchsorted(now, "right"))
                 if b:
                     t0 = now - self._bayes_window
-                    if storage.count_between(sym, t0, _nextafter(now, _INF)) >= self._bayes_min:
-                        # the newest bayesian_max_trades of the uncounted trades inside [now − window, now]
-                        a = max(int(ts.searchsorted(t0, "left")), b - self._bayes_max)
+                    # new[a0:b] are the uncounted trades inside [now − window, now] (a0 = 0 without a search when
+                    # they all are); they are among the trades count_between counts, so b − a0 ≥ min already
+                    # settles the §4.6 minimum-trades check and the storage query is needed only below it
+                    a0 = 0 if ts.item(0) >= t0 else int(ts.searchsorted(t0, "left"))
+                    bmin = self._bayes_min
+                    if b - a0 >= bmin or storage.count_between(sym, t0, _nextafter(now, _INF)) >= bmin:
+                        # the newest bayesian_max_trades of them
+                        a = max(a0, b - self._bayes_max)
                         if b > a:
-                            nb = int(np.count_nonzero(new.is_buy[a:b]))
+                            nb = new.is_buy[a:b].tolist().count(True)  # ≤ bayesian_max_trades bools
                             d += self._bayes_step * (nb - (b - a - nb))
                             d = -0.5 if d < -0.5 else 0.5 if d > 0.5 else d
-                    st.trade_cursor = int(new.seq[b - 1])
+                    st.trade_cursor = new.seq.item(b - 1)
         d *= self._bayes_decay
         st.belief = d
         if d > self._bull_d:
-            return BayesianBelief(p=0.5 + d, signal=BULLISH, confidence=2.0 * d)
+            return BayesianBelief(0.5 + d, BULLISH, 2.0 * d)  # p, signal, confidence
         if d < self._bear_d:
-            return BayesianBelief(p=0.5 + d, signal=BEARISH, confidence=-2.0 * d)
-        return BayesianBelief(p=0.5 + d, signal=NEUTRAL, confidence=0.0)
+            return BayesianBelief(0.5 + d, BEARISH, -2.0 * d)
+        return BayesianBelief(0.5 + d, NEUTRAL, 0.0)
 
-    def _cluster(self, sym: str, now: float, sigma: float, mid: float, st: _SymbolState) -> ClusterStats:
-        """§4.7 volume-profile POC over the adapted look-back (5–60 min)."""
-        lb = adapt(self._cluster_min, sigma, self._ad)
-        lb = 5.0 if lb < 5.0 else 60.0 if lb > 60.0 else lb
-        bin_size = profile_bin(self._tick(sym), mid)
+    def _cluster(self, sym: str, now: float, lb: float, mid: float, st: _SymbolState) -> ClusterStats:
+        """§4.7 volume-profile POC over the adapted look-back ``lb`` (5–60 min, from :meth:`_windows`)."""
+        bin_size = profile_bin(st.tick, mid)
         view = self._storage.trades_between(sym, now - lb * 60.0, _nextafter(now, _INF))
         prof = st.profile
         prof.update(view, bin_size)
         k = len(view)
         if k < _PROFILE_MIN_TRADES:
-            return ClusterStats(trades=k, lookback_min=lb, bin_size=bin_size)
+            return ClusterStats(None, 0.0, k, lb, bin_size)  # poc_price, poc_distance_pct, trades, lookback_min, bin
         poc = prof.poc()
-        return ClusterStats(
-            poc_price=poc, poc_distance_pct=100.0 * (poc - mid) / mid, trades=k, lookback_min=lb, bin_size=bin_size
-        )
+        return ClusterStats(poc, 100.0 * (poc - mid) / mid, k, lb, bin_size)
