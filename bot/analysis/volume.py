@@ -46,7 +46,14 @@ _INF = math.inf
 _nextafter = math.nextafter
 _add_reduce = np.add.reduce
 _add_reduceat = np.add.reduceat
-_count_nonzero = np.count_nonzero
+_add_accumulate = np.add.accumulate
+_fromiter = np.fromiter
+_greater = np.greater
+_logical_and = np.logical_and
+_empty = np.empty
+_F64 = np.float64
+# np.count_nonzero is a Python wrapper that, with no axis, calls this C function: skip the wrapper (~0.5 µs a call)
+_count_nonzero = getattr(getattr(np, "_core", None), "multiarray", np).count_nonzero
 
 # §5.2 defaults when the volatility window holds too few trades.
 DEFAULT_RANGE_PCT = 0.1
@@ -115,16 +122,17 @@ class _SizeRing:
 
     A linear buffer of twice the capacity with a [lo, hi) live region: appends are slice copies and eviction is an
     index move; the region is compacted to the front only when the buffer end is reached (amortised O(1) per trade).
+    Notionals and their squares are the two rows of one array, so both sums are one reduction along the rows: each
+    row is still summed on its own, contiguous, by numpy's pairwise loop, the same bits as two 1-D reductions.
     """
 
-    __slots__ = ("cap", "cursor", "hi", "lo", "mu", "n", "n2", "sd", "ts")
+    __slots__ = ("cap", "cursor", "hi", "lo", "mu", "nn", "sd", "ts")
 
     def __init__(self, capacity: int) -> None:
         self.cap = capacity
         self.cursor = 0  # storage seq numbers start at 1
         self.ts = np.empty(2 * capacity, dtype=np.float64)
-        self.n = np.empty(2 * capacity, dtype=np.float64)
-        self.n2 = np.empty(2 * capacity, dtype=np.float64)  # squares, made once per trade (not per refresh)
+        self.nn = np.empty((2, 2 * capacity), dtype=np.float64)  # notionals; squares, made once per trade
         self.lo = 0
         self.hi = 0
         self.mu = 0.0
@@ -143,13 +151,13 @@ class _SizeRing:
             keep_from = max(self.lo, self.hi - (cap - k))
             m = self.hi - keep_from
             self.ts[:m] = self.ts[keep_from : self.hi].copy()
-            self.n[:m] = self.n[keep_from : self.hi].copy()
-            self.n2[:m] = self.n2[keep_from : self.hi].copy()
+            self.nn[:, :m] = self.nn[:, keep_from : self.hi].copy()
             self.lo, self.hi = 0, m
         hi = self.hi
         self.ts[hi : hi + k] = ts
-        self.n[hi : hi + k] = notional
-        np.multiply(notional, notional, out=self.n2[hi : hi + k])
+        nn = self.nn
+        nn[0, hi : hi + k] = notional
+        np.multiply(notional, notional, out=nn[1, hi : hi + k])
         self.hi = hi + k
         if self.hi - self.lo > cap:
             self.lo = self.hi - cap
@@ -164,8 +172,10 @@ class _SizeRing:
         if n == 0:
             self.mu = self.sd = 0.0
             return
-        mu = float(_add_reduce(self.n[self.lo : self.hi])) / n
-        ex2 = float(_add_reduce(self.n2[self.lo : self.hi])) / n  # numpy's pairwise sum, not BLAS: same bits anywhere
+        # numpy's pairwise sum per row, not BLAS: same bits anywhere
+        s, s2 = _add_reduce(self.nn[:, self.lo : self.hi], axis=1).tolist()
+        mu = s / n
+        ex2 = s2 / n
         var = ex2 - mu * mu
         self.mu = mu
         # one pass; round-off ~1e-16·E[x²], so anything below 1e-12·E[x²] is equal sizes, not dispersion
@@ -224,6 +234,9 @@ class VolumeAnalyzer:
         self._lo_min = int(v.large_order_min_samples)
         self._lo_z = float(v.large_trade_zscore)
         self._state: dict[str, _SymbolState] = {}
+        # (short window, momentum windows) per window multiplier: m takes one of three values, and both are pure
+        # functions of it, so they are adapted once per value instead of once per evaluation
+        self._windows: dict[float, tuple[float, tuple[float, ...]]] = {}
 
     def _sym_state(self, sym: str) -> _SymbolState:
         st = self._state.get(sym)
@@ -249,9 +262,11 @@ class VolumeAnalyzer:
             range_pct, atr_pct, std_pct = DEFAULT_RANGE_PCT, DEFAULT_ATR_PCT, DEFAULT_STD_PCT
         vscore = 10.0 * (range_pct + atr_pct + std_pct) / 3.0
         vscore = 100.0 if vscore > 100.0 else vscore
-        ad = self._ad
-        m = window_multiplier(std_pct, ad)
-        short = adapt_with(self._short, m, ad)
+        m = window_multiplier(std_pct, self._ad)
+        wins = self._windows.get(m)
+        if wins is None:
+            wins = self._windows[m] = self._adapted_windows(m)
+        short, windows = wins
 
         # §5.4 tape over the adapted short window (one zero-copy view serves count, large trades, halves)
         tv = storage.trades_between(sym, now - short, hi)
@@ -259,15 +274,11 @@ class VolumeAnalyzer:
 
         # §5.3 momentum
         # (and the §5.5 current-bucket window: every one ends at now, so one multi-window storage query serves all)
-        windows = (short,) if self._mom_windows is None else tuple([adapt_with(w, m, ad) for w in self._mom_windows])
         t0s = [now - w for w in windows]
         t0s.append(_nextafter(now - self._bucket, _INF))
         sums = storage.side_sums_multi(sym, t0s, hi)
         cv_s = sums.pop()
-        comps = tuple(map(self._momentum, sums))
-        mom = 0.0
-        for wk, mk in zip(self._mom_weights, comps, strict=True):
-            mom += wk * mk
+        comps, mom = self._momentum(sums)
 
         # §5.5 activity z-score
         b = st.buckets
@@ -311,14 +322,30 @@ class VolumeAnalyzer:
         )
 
     # ------------------------------------------------------------------ pieces
-    def _momentum(self, s: Any) -> float:
-        """§5.3 m_k from the window's side sums: notional flow imbalance, 0 with fewer than default_min_trades."""
-        if s.count_buy + s.count_sell < self._min_trades:
-            return 0.0
-        tot = s.notional_buy + s.notional_sell
-        if tot < self._eps:
-            return 0.0
-        return 100.0 * (s.notional_buy - s.notional_sell) / tot
+    def _adapted_windows(self, m: float) -> tuple[float, tuple[float, ...]]:
+        """§5.2/§5.3: the short window and the momentum windows adapted with multiplier ``m``."""
+        ad = self._ad
+        short = adapt_with(self._short, m, ad)
+        if self._mom_windows is None:
+            return short, (short,)
+        return short, tuple([adapt_with(w, m, ad) for w in self._mom_windows])
+
+    def _momentum(self, sums: list[Any]) -> tuple[tuple[float, ...], float]:
+        """§5.3 (m_k per window, Σ w_k·m_k) from the windows' side sums. m_k is the notional flow imbalance, 0 with
+        fewer than default_min_trades or a notional below ε; the weighted sum is accumulated in window order."""
+        min_trades, eps = self._min_trades, self._eps
+        comps: list[float] = []
+        for s in sums:
+            if s.count_buy + s.count_sell < min_trades:
+                comps.append(0.0)
+                continue
+            nb, ns = s.notional_buy, s.notional_sell
+            tot = nb + ns
+            comps.append(0.0 if tot < eps else 100.0 * (nb - ns) / tot)
+        mom = 0.0
+        for wk, mk in zip(self._mom_weights, comps, strict=True):
+            mom += wk * mk
+        return tuple(comps), mom
 
     def _tape(self, tv: Any, now: float, short: float) -> tuple[TapeStats, int]:
         """§5.4 large-trade net, acceleration (V2 vs V1 halves in time) and absorption (halves by count)."""
@@ -408,7 +435,12 @@ class VolumeAnalyzer:
         n = len(ring)
         mu = sum(ring) / n
         b.mu = mu
-        b.sd = math.sqrt(sum((x - mu) * (x - mu) for x in ring) / n)
+        # Σ (x − μ)², summed left to right as Python's sum does (accumulate is sequential, not pairwise; 0 + d₀ is d₀),
+        # with the element work in numpy rather than a generator over the ring
+        d = _fromiter(ring, _F64, n)
+        d -= mu
+        d *= d
+        b.sd = math.sqrt(_add_accumulate(d, out=d).item(-1) / n)
 
     def _large_orders(self, sym: str, now: float, hi: float, ring: _SizeRing) -> LargeOrderFlow:
         """§5.6: feed new trades into the size ring once (seq cursor), then classify the window's z-large trades."""
@@ -416,7 +448,7 @@ class VolumeAnalyzer:
         new = storage.trades_after_seq(sym, ring.cursor)
         changed = False
         if len(new):
-            ring.cursor = int(new.seq[-1])
+            ring.cursor = new.seq.item(-1)
             ring.feed(new.ts, new.notional)
             changed = True
         before = ring.lo
@@ -431,17 +463,24 @@ class VolumeAnalyzer:
         if len(w) == 0:
             return LargeOrderFlow(samples=samples, threshold=thr)
         notional = w.notional
-        big = notional > thr
+        masks = _empty((2, len(w)), dtype=bool)  # rows: large, large buy
+        big = masks[0]
+        _greater(notional, thr, big)
         tc = int(_count_nonzero(big))
         if tc == 0:
             return LargeOrderFlow(samples=samples, threshold=thr)
-        bigb = big & w.is_buy
+        bigb = masks[1]
+        _logical_and(big, w.is_buy, bigb)
         bc = int(_count_nonzero(bigb))
         sc = tc - bc
-        # one large trade: its notional is the window sum exactly (x plus zeros, in any order, is x)
-        tn = notional.item(int(big.argmax())) if tc == 1 else float(_add_reduce(notional * big))
-        # all large trades are buys: bigb equals big, so the same array and the same sum
-        bn = tn if bc == tc else float(_add_reduce(notional * bigb)) if bc else 0.0
+        if tc == 1:  # one large trade: its notional is the window sum exactly (x plus zeros, in any order, is x)
+            tn = notional.item(int(big.argmax()))
+            bn = tn if bc else 0.0
+        elif bc == tc or bc == 0:  # all large trades are buys (bigb equals big: the same sum) or none are
+            tn = float(_add_reduce(notional * big))
+            bn = tn if bc else 0.0
+        else:  # both sums in one reduction along the rows: each row summed on its own as a 1-D reduction would
+            tn, bn = _add_reduce(notional * masks, axis=1).tolist()
         sn = tn - bn if sc else 0.0
         tot = bn + sn
         ratio = bn / tot if tot > 0 else 0.5
