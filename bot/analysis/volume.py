@@ -270,7 +270,6 @@ class VolumeAnalyzer:
 
         # §5.4 tape over the adapted short window (one zero-copy view serves count, large trades, halves)
         tv = storage.trades_between(sym, now - short, hi)
-        tape, short_count = self._tape(tv, now, short)
 
         # §5.3 momentum
         # (and the §5.5 current-bucket window: every one ends at now, so one multi-window storage query serves all)
@@ -279,6 +278,13 @@ class VolumeAnalyzer:
         sums = storage.side_sums_multi(sym, t0s, hi)
         cv_s = sums.pop()
         comps, mom = self._momentum(sums)
+
+        # the tape's second half starts at now − short/2; with the default windows that is the first momentum window's
+        # start (15·m = 30·m/2 exactly), whose count gives the split without a search (see _tape)
+        t_half = now - short / 2.0
+        s0 = sums[0]
+        n_half = s0.count_buy + s0.count_sell if t_half == t0s[0] else -1
+        tape, short_count = self._tape(tv, t_half, n_half)
 
         # §5.5 activity z-score
         b = st.buckets
@@ -293,7 +299,11 @@ class VolumeAnalyzer:
 
         large = self._large_orders(sym, now, hi, st.sizes) if self._lo_on else LargeOrderFlow()
         freq = self._frequency(sym, now, hi) if self._freq_on else FrequencyStats()
-        conf = self._confirmation(sym, 0.0 if z is None else z) if self._conf_on else Confirmation()
+        if self._conf_on:
+            newest = st.sizes.cursor if self._lo_on else -1  # _large_orders leaves the cursor at the newest seq
+            conf = self._confirmation(sym, 0.0 if z is None else z, tv, newest)
+        else:
+            conf = Confirmation()
 
         return VolumeResult(
             data_ok=n_vol >= self._vol_min and short_count >= self._min_trades,
@@ -347,8 +357,13 @@ class VolumeAnalyzer:
             mom += wk * mk
         return tuple(comps), mom
 
-    def _tape(self, tv: Any, now: float, short: float) -> tuple[TapeStats, int]:
-        """§5.4 large-trade net, acceleration (V2 vs V1 halves in time) and absorption (halves by count)."""
+    def _tape(self, tv: Any, t_half: float, n_half: int) -> tuple[TapeStats, int]:
+        """§5.4 large-trade net, acceleration (V2 vs V1 halves in time) and absorption (halves by count).
+
+        V2 is the trades with ts ≥ ``t_half``. ``n_half`` ≥ 0 is the count over [t_half, hi) from the momentum query
+        (the same tape state, same right edge): then the split index is len − n_half, the index ``searchsorted``
+        would return (both windows start at max(lo, first ts ≥ their start), and V2's start is inside the view).
+        """
         k = len(tv)
         if k == 0:
             return TapeStats(), 0
@@ -360,7 +375,8 @@ class VolumeAnalyzer:
         lb = int(_count_nonzero(lbm)) if nl else 0
         ls = nl - lb
 
-        j = int(tv.ts.searchsorted(now - short / 2.0, "left"))  # the method: no Python-level wrapper
+        # the method: no Python-level wrapper
+        j = k - n_half if n_half >= 0 else int(tv.ts.searchsorted(t_half, "left"))
         if 0 < j < k:
             v1, v2 = _add_reduceat(notional, (0, j)).tolist()
         elif j == 0:
@@ -511,13 +527,24 @@ class VolumeAnalyzer:
             current_per_min=cur,
         )
 
-    def _confirmation(self, sym: str, z: float) -> Confirmation:
-        """§5.8: price move over the last N trades, graded by the activity z-score."""
-        v = self._storage.last_n(sym, self._conf_n)
-        if len(v) < 2:
-            return Confirmation()
-        price = v.price
-        p0 = price.item(0)
+    def _confirmation(self, sym: str, z: float, tv: Any, newest: int) -> Confirmation:
+        """§5.8: price move over the last N trades, graded by the activity z-score.
+
+        When the short-window view ``tv`` holds at least N trades and ends at the tape's newest trade (seq
+        ``newest``), its last N are the tape's last N (``last_n`` would prune first, but by clock − retention, which
+        cannot reach trades of [now − short, now] while clock − now ≤ trade_retention_sec − short).
+        """
+        n = self._conf_n
+        k = len(tv)
+        if k >= n and newest > 0 and tv.seq.item(k - 1) == newest:
+            price = tv.price
+            p0 = price.item(k - n)
+        else:
+            v = self._storage.last_n(sym, n)
+            if len(v) < 2:
+                return Confirmation()
+            price = v.price
+            p0 = price.item(0)
         dp = 100.0 * (price.item(-1) - p0) / p0
         if abs(dp) <= self._conf_min_pct:
             return Confirmation(price_change_pct=dp)
