@@ -1,9 +1,8 @@
-"""The VolumeAnalyzer's cheaper paths give the bits of the plain ones: row-wise reductions, the sequential bucket
-σ, the tape split from the momentum count and the confirmation prices from the short-window view."""
+"""The VolumeAnalyzer's cheaper paths give the bits of the plain ones: row-wise reductions, the tape split from the
+momentum count and the confirmation prices from the short-window view."""
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 import msgspec
@@ -38,20 +37,6 @@ def test_row_wise_reduction_equals_two_1d_reductions() -> None:
         np.logical_and(mask[0], rng.random(n) < 0.5, mask[1])
         got = np.add.reduce(x[:n] * mask, axis=1).tolist()
         assert got == [float(np.add.reduce(x[:n] * mask[0])), float(np.add.reduce(x[:n] * mask[1]))]
-
-
-def test_bucket_sigma_sum_is_pythons_left_to_right_sum() -> None:
-    rng = np.random.default_rng(1)
-    for n in (1, 2, 7, 20, 96, 288):
-        for _ in range(200):
-            ring = deque((rng.pareto(1.2, n) * 1e5).tolist(), maxlen=n)
-            if rng.random() < 0.2:
-                ring[int(rng.integers(0, n))] = 0.0  # empty buckets
-            mu = sum(ring) / n
-            d = np.fromiter(ring, np.float64, n)
-            d -= mu
-            d *= d
-            assert np.add.accumulate(d, out=d).item(-1) == sum((x - mu) * (x - mu) for x in ring)
 
 
 class _Plain(VolumeAnalyzer):
