@@ -5,15 +5,14 @@ history, and the analyzer never writes to storage nor reads a clock: ``now`` is 
 [now − W, now]" include trades stamped exactly ``now``; storage windows are half-open ``[t0, t1)``, so the upper bound
 passed is ``nextafter(now, +inf)``.
 
-Per-symbol state (small explicit objects below) is limited to what §5 calls incremental: the volume-bucket ring with
-its EMAs (§5.5) and the trade-size ring with its seq cursor (§5.6). Both are cadence-independent: a bucket or a trade
-enters exactly once however often, or rarely, ``compute`` is called.
+Per-symbol state (small explicit objects in :mod:`bot.analysis.rings`) is limited to what §5 calls incremental: the
+volume-bucket ring with its EMAs (§5.5) and the trade-size ring with its seq cursor (§5.6). Both are
+cadence-independent: a bucket or a trade enters exactly once however often, or rarely, ``compute`` is called.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
 from typing import Any
 
 import numpy as np
@@ -39,6 +38,7 @@ from bot.analysis.results import (
     TapeStats,
     VolumeResult,
 )
+from bot.analysis.rings import Buckets, SizeRing, SymbolState
 
 __all__ = ["VolumeAnalyzer", "adapt", "classify_buy_ratio", "classify_confirmation", "classify_frequency"]
 
@@ -96,97 +96,6 @@ def classify_confirmation(z: float, confirm_z: float, weak_z: float) -> str:
     return NEUTRAL
 
 
-class _Buckets:
-    """§5.5 state: ring of completed bucket notionals, fast/slow EMAs, and the next bucket index to append.
-
-    Bucket k covers [k·B, (k+1)·B); it is complete once now ≥ (k+1)·B. μ and σ of the ring change only when a bucket
-    is appended, so they are cached then (population σ, ddof=0).
-    """
-
-    __slots__ = ("ema_fast", "ema_slow", "mu", "next_k", "ring", "sd")
-
-    def __init__(self, capacity: int) -> None:
-        self.next_k: int | None = None
-        self.ring: deque[float] = deque(maxlen=capacity)
-        self.ema_fast: float | None = None
-        self.ema_slow: float | None = None
-        self.mu = 0.0
-        self.sd = 0.0
-
-
-class _SizeRing:
-    """§5.6 trade-size ring: newest ≤ capacity trade notionals, none older than the look-back.
-
-    A linear buffer of twice the capacity with a [lo, hi) live region: appends are slice copies and eviction is an
-    index move; the region is compacted to the front only when the buffer end is reached (amortised O(1) per trade).
-    Notionals and their squares are the two rows of one array, so both sums are one reduction along the rows: each
-    row is still summed on its own, contiguous, by numpy's pairwise loop, the same bits as two 1-D reductions.
-    """
-
-    __slots__ = ("cap", "cursor", "hi", "lo", "mu", "nn", "sd", "ts")
-
-    def __init__(self, capacity: int) -> None:
-        self.cap = capacity
-        self.cursor = 0  # storage seq numbers start at 1
-        self.ts = np.empty(2 * capacity, dtype=np.float64)
-        self.nn = np.empty((2, 2 * capacity), dtype=np.float64)  # notionals; squares, made once per trade
-        self.lo = 0
-        self.hi = 0
-        self.mu = 0.0
-        self.sd = 0.0
-
-    def __len__(self) -> int:
-        return self.hi - self.lo
-
-    def feed(self, ts: np.ndarray, notional: np.ndarray) -> None:
-        cap = self.cap
-        k = len(ts)
-        if k >= cap:
-            ts, notional, k = ts[k - cap :], notional[k - cap :], cap
-            self.lo = self.hi = 0
-        elif self.hi + k > 2 * cap:
-            keep_from = max(self.lo, self.hi - (cap - k))
-            m = self.hi - keep_from
-            self.ts[:m] = self.ts[keep_from : self.hi].copy()
-            self.nn[:, :m] = self.nn[:, keep_from : self.hi].copy()
-            self.lo, self.hi = 0, m
-        hi = self.hi
-        self.ts[hi : hi + k] = ts
-        nn = self.nn
-        nn[0, hi : hi + k] = notional
-        np.multiply(notional, notional, out=nn[1, hi : hi + k])
-        self.hi = hi + k
-        if self.hi - self.lo > cap:
-            self.lo = self.hi - cap
-
-    def evict_before(self, cutoff: float) -> None:
-        lo, hi = self.lo, self.hi
-        if hi > lo and self.ts[lo] < cutoff:
-            self.lo = lo + int(self.ts[lo:hi].searchsorted(cutoff, "left"))
-
-    def refresh_stats(self) -> None:
-        n = self.hi - self.lo
-        if n == 0:
-            self.mu = self.sd = 0.0
-            return
-        # numpy's pairwise sum per row, not BLAS: same bits anywhere
-        s, s2 = _add_reduce(self.nn[:, self.lo : self.hi], axis=1).tolist()
-        mu = s / n
-        ex2 = s2 / n
-        var = ex2 - mu * mu
-        self.mu = mu
-        # one pass; round-off ~1e-16·E[x²], so anything below 1e-12·E[x²] is equal sizes, not dispersion
-        self.sd = math.sqrt(var) if var > 1e-12 * ex2 else 0.0
-
-
-class _SymbolState:
-    __slots__ = ("buckets", "sizes")
-
-    def __init__(self, bucket_capacity: int, size_capacity: int) -> None:
-        self.buckets = _Buckets(bucket_capacity)
-        self.sizes = _SizeRing(size_capacity)
-
-
 class VolumeAnalyzer:
     """Computes §5 for one symbol per call; holds only the incremental per-symbol state of §5.5 and §5.6."""
 
@@ -230,15 +139,15 @@ class VolumeAnalyzer:
         self._lo_age = float(v.large_order_lookback_sec)
         self._lo_min = int(v.large_order_min_samples)
         self._lo_z = float(v.large_trade_zscore)
-        self._state: dict[str, _SymbolState] = {}
+        self._state: dict[str, SymbolState] = {}
         # (short window, momentum windows) per window multiplier: m takes one of three values, and both are pure
         # functions of it, so they are adapted once per value instead of once per evaluation
         self._windows: dict[float, tuple[float, tuple[float, ...]]] = {}
 
-    def _sym_state(self, sym: str) -> _SymbolState:
+    def _sym_state(self, sym: str) -> SymbolState:
         st = self._state.get(sym)
         if st is None:
-            st = self._state[sym] = _SymbolState(self._bucket_cap, self._lo_cap)
+            st = self._state[sym] = SymbolState(self._bucket_cap, self._lo_cap)
         return st
 
     # ------------------------------------------------------------------ §5 entry point
@@ -409,7 +318,7 @@ class VolumeAnalyzer:
             k,
         )
 
-    def _advance_buckets(self, sym: str, now: float, b: _Buckets) -> None:
+    def _advance_buckets(self, sym: str, now: float, b: Buckets) -> None:
         """§5.5: append every bucket completed since the last call, each once, empty ones included.
 
         On the first call the ring is back-filled from storage (at most capacity buckets, starting no earlier than the
@@ -451,7 +360,7 @@ class VolumeAnalyzer:
         # the builtin sum, as before (left to right on 3.11, compensated from 3.12): a list, not a generator, is cheaper
         b.sd = math.sqrt(sum([(x - mu) * (x - mu) for x in ring]) / n)
 
-    def _large_orders(self, sym: str, now: float, hi: float, ring: _SizeRing) -> LargeOrderFlow:
+    def _large_orders(self, sym: str, now: float, hi: float, ring: SizeRing) -> LargeOrderFlow:
         """§5.6: feed new trades into the size ring once (seq cursor), then classify the window's z-large trades."""
         storage = self._storage
         new = storage.trades_after_seq(sym, ring.cursor)
