@@ -16,7 +16,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from loguru import logger
 
@@ -38,20 +38,17 @@ from bot.execution.positions import (
 )
 from bot.execution.protection import protect
 from bot.execution.rate_limit import OrderRateLimiter
+from bot.execution.retrying import send_with_retries
 from bot.execution.routing import record_for_execution, record_for_order
 from bot.execution.stream_watch import StreamWatch
 from bot.execution.sync import AccountSync
 from bot.execution.trade_log import TradeLog
 from bot.instruments import InstrumentRegistry, to_decimal
 from bot.ports import (
-    ERR_DUPLICATE_LINK_ID,
     ERR_LEVERAGE_NOT_MODIFIED,
-    ERR_RATE_LIMIT,
     Exchange,
     ExchangeError,
     Execution,
-    OrderAck,
-    OrderRequest,
     OrderUpdate,
     PositionUpdate,
     PrivateEvent,
@@ -270,29 +267,7 @@ class Executor:
     async def send(self, name: str, fn: Callable[..., Awaitable[T]], *args: Any, **kw: Any) -> T:
         """An order-mutating request: token buckets, then retries on rate-limit codes and timeouts."""
         assert self.limiter is not None, "Executor.start() first"
-        attempts = self.xs.rest_retry_attempts
-        unanswered = False  # an earlier attempt timed out: it may have reached the exchange
-        for i in range(attempts + 1):
-            await self.limiter.acquire()
-            self.requests[name] += 1
-            try:
-                return await fn(*args, **kw)
-            except ExchangeError as e:
-                if e.code == ERR_DUPLICATE_LINK_ID and unanswered and args and isinstance(args[0], OrderRequest):
-                    # the unanswered attempt was placed: that order is ours (same link id), keep tracking it
-                    logger.warning("{} {}: the timed-out attempt was placed; tracking that order", name,
-                                   args[0].order_link_id)
-                    return cast(T, OrderAck("", args[0].order_link_id))
-                if e.code != ERR_RATE_LIMIT or i == attempts:
-                    raise
-                logger.warning("{} rate-limited ({}), retry {}", name, e, i + 1)
-            except (TimeoutError, ConnectionError) as e:
-                if i == attempts:
-                    raise
-                unanswered = True
-                logger.warning("{} failed transiently ({!r}), retry {}", name, e, i + 1)
-            await asyncio.sleep(0.25 * 2 ** i)
-        raise AssertionError("unreachable")
+        return await send_with_retries(self.limiter, self.xs.rest_retry_attempts, self.requests, name, fn, *args, **kw)
 
     # ------------------------------------------------------------------------------------------ events
     async def _consume(self) -> None:
