@@ -95,6 +95,10 @@ class ImbalanceAnalyzer:
         # window multiplier m -> (history ring size, cluster look-back in minutes): both depend on σ only through
         # m = window_multiplier(σ), which takes two or three values, so they are computed once per m
         self._by_m: dict[float, tuple[int, float]] = {}
+        # the parameter objects the cache was filled from; None until first use, so a hot swap (bot.cycle.hotswap,
+        # which copies only attributes that differ between two fresh instances) never copies it and the cache is
+        # dropped once the swapped parameters are seen
+        self._by_m_src: tuple[Any, ...] | None = None
 
     def _tick(self, sym: str) -> float:
         t = self._ticks.get(sym)
@@ -106,6 +110,11 @@ class ImbalanceAnalyzer:
         """(§4.2 history ring size, §4.7 cluster look-back in minutes) for this evaluation's σ, cached per m."""
         m = window_multiplier(sigma, self._ad)
         w = self._by_m.get(m)
+        src = self._by_m_src
+        if src is None or src[0] is not self._ad or src[1] is not self._hist_base or src[2] is not self._cluster_min:
+            self._by_m.clear()
+            self._by_m_src = (self._ad, self._hist_base, self._cluster_min)
+            w = None
         if w is None:
             lb = adapt(self._cluster_min, sigma, self._ad)
             lb = 5.0 if lb < 5.0 else 60.0 if lb > 60.0 else lb

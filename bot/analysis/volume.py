@@ -143,6 +143,10 @@ class VolumeAnalyzer:
         # (short window, momentum windows) per window multiplier: m takes one of three values, and both are pure
         # functions of it, so they are adapted once per value instead of once per evaluation
         self._windows: dict[float, tuple[float, tuple[float, ...]]] = {}
+        # the parameter objects the cache was filled from; None until first use, so a hot swap (bot.cycle.hotswap,
+        # which copies only attributes that differ between two fresh instances) never copies it and the cache is
+        # dropped once the swapped parameters are seen
+        self._windows_src: tuple[Any, ...] | None = None
 
     def _sym_state(self, sym: str) -> SymbolState:
         st = self._state.get(sym)
@@ -170,6 +174,11 @@ class VolumeAnalyzer:
         vscore = 100.0 if vscore > 100.0 else vscore
         m = window_multiplier(std_pct, self._ad)
         wins = self._windows.get(m)
+        src = self._windows_src
+        if src is None or src[0] is not self._ad or src[1] is not self._short or src[2] is not self._mom_windows:
+            self._windows.clear()
+            self._windows_src = (self._ad, self._short, self._mom_windows)
+            wins = None
         if wins is None:
             wins = self._windows[m] = self._adapted_windows(m)
         short, windows = wins
