@@ -97,7 +97,7 @@ def test_bar_rows_sees_an_overwrite() -> None:
 
 def test_each_symbol_bar_has_its_own_line(tmp_path: Path) -> None:
     code, out = _run_in_terminal(["--symbols", "BTCUSDT,ETHUSDT", "--isolated", "--start", "2025-06-20",
-                                  "--end", "2025-06-21", "--report-path", str(tmp_path / "bt")], tmp_path)
+                                  "--end", "2025-06-20T08:00", "--report-path", str(tmp_path / "bt")], tmp_path)
     assert code == 0, out
     drawn, screen = bar_rows(out)
     assert {s for syms in drawn.values() for s in syms} == {"BTCUSDT", "ETHUSDT"}, out

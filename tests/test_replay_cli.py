@@ -56,7 +56,8 @@ def test_bad_option_is_one_line_naming_it_and_nothing_is_lost(args: tuple[str, .
 
 
 def test_two_day_run_says_why_it_has_no_sharpe(tmp_path: Path) -> None:
-    out = _cli("--symbol", "BTCUSDT", "--start", "2025-06-20", "--end", "2025-06-22", "--report-path",
+    # four hours across midnight: two UTC days of equity (two daily returns) at a ninth of a two-day replay's cost
+    out = _cli("--symbol", "BTCUSDT", "--start", "2025-06-20T22:00", "--end", "2025-06-21T02:00", "--report-path",
                str(tmp_path / "bt"), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     row = next(line for line in out.stdout.splitlines() if line.split()[:1] == ["BTCUSDT"])
