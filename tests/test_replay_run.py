@@ -172,11 +172,11 @@ def test_live_cadence_run_reports_generator_dependence(tmp_path: Path) -> None:
 def test_gap_policy_split_replays_around_the_gap_without_interpolating(tmp_path: Path, real_rows: list[str]) -> None:
     data = tmp_path / "data"
     data.mkdir()
-    rows = real_rows[:2000] + real_rows[2030:]  # a 30-minute hole inside the last day
+    rows = real_rows[:2700] + real_rows[2730:]  # a 30-minute hole inside the last six hours
     _write_csv(data / "BTCUSDT_1m_test.csv.gz", rows)
     settings = with_overrides(Settings(), {"backtest.gap_policy": "split"})
     job = SymbolJob(symbol="BTCUSDT", settings_json=settings.model_dump_json(), out_dir=str(tmp_path / "out"),
-                    seed=42, days=1, data_dir=str(data))
+                    seed=42, days=0.25, data_dir=str(data))
     seen: list[float] = []
     books: list[object] = []
 
@@ -190,7 +190,7 @@ def test_gap_policy_split_replays_around_the_gap_without_interpolating(tmp_path:
     gap_start, gap_end = (_iso_ts(x) for x in gap[0])
     assert gap_end - gap_start == 30 * 60
     assert seen and not [t for t in seen if gap_start < t <= gap_end], "no market event may be invented inside the gap"
-    assert len(books) == (1440 - 30) * Settings().backtest.intrabar_points_per_candle
+    assert len(books) == (360 - 30) * Settings().backtest.intrabar_points_per_candle
     after = [b for b in books if b.ts > gap_end]  # type: ignore[attr-defined]
     assert isinstance(books[0], BookSnapshot) and isinstance(after[0], BookSnapshot)  # fresh book after the outage
 
