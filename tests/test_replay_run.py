@@ -34,7 +34,7 @@ def _job(tmp: Path, *, seed: int = 42, start: str = WINDOW[0], end: str = WINDOW
 
 
 def test_cli_runs_on_bundled_data_and_writes_every_artifact(tmp_path: Path) -> None:
-    out = _cli("--symbol", "BTCUSDT", "--days", "1", "--report-path", str(tmp_path / "bt"), cwd=tmp_path)
+    out = _cli("--symbol", "BTCUSDT", "--days", "0.25", "--report-path", str(tmp_path / "bt"), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "BTCUSDT" in out.stdout and "strict no-repaint" in out.stdout
     run_dir = Path(out.stdout.strip().splitlines()[-1].removeprefix("run folder: "))
