@@ -63,5 +63,5 @@ def evaluate(
     if not storage.book_valid(sym, now):
         return sig_gen.insufficient(sym, now)
     vol = vol_an.compute(sym, now)
-    imb = imb_an.compute(sym, now, vol.recent_volatility)
+    imb = imb_an.compute(sym, now, vol.recent_volatility, vol_an.trades_fed(sym))
     return sig_gen.generate(sym, now, imb, vol, storage.spread_bps(sym), book_valid=imb.valid)

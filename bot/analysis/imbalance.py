@@ -121,7 +121,8 @@ class ImbalanceAnalyzer:
             w = self._by_m[m] = (history_size(self._hist_base, sigma, self._ad), lb)
         return w
 
-    def compute(self, sym: str, now: float, sigma: float) -> ImbalanceResult:
+    def compute(self, sym: str, now: float, sigma: float, fed: tuple[int, Any] | None = None) -> ImbalanceResult:
+        """``fed``: (cursor, trades after it) from this evaluation's VolumeAnalyzer (see :meth:`_bayesian`)."""
         storage = self._storage
         if not storage.book_valid(sym, now):
             return NEUTRAL_IMBALANCE
@@ -206,7 +207,7 @@ class ImbalanceAnalyzer:
         # §4.5
         e = 0.4 * combined + 0.3 * hist + 0.2 * wi + 0.1 * d
 
-        bayes = self._bayesian(sym, now, st)
+        bayes = self._bayesian(sym, now, st, fed)
         cluster = self._cluster(sym, now, lookback, mid, st)
 
         # result structs built positionally, in field order (pinned by tests/test_imbalance.py): msgspec's keyword
@@ -256,16 +257,20 @@ class ImbalanceAnalyzer:
             sub[r.side] += take
         return sub["bid"], sub["ask"]
 
-    def _bayesian(self, sym: str, now: float, st: _SymbolState) -> BayesianBelief:
+    def _bayesian(self, sym: str, now: float, st: _SymbolState, fed: tuple[int, Any] | None) -> BayesianBelief:
         """§4.6: each trade counted at most once (seq cursor), then decay toward 0.5 every evaluation.
 
         The cursor is a trade seq rather than the previous evaluation time so a trade stamped at or before that time
-        but delivered after it is still counted once, never skipped.
+        but delivered after it is still counted once, never skipped. ``fed`` is the VolumeAnalyzer's
+        ``trades_after_seq`` answer of this evaluation; for the same cursor it is this query's answer (no trade is
+        ingested within an evaluation), except that a prune in between could drop trades older than clock −
+        trade_retention_sec from its front, which the belief never reads: it reads [now − bayesian_window_sec, now].
         """
         storage = self._storage
         d = st.belief
         if self._bayes_on:
-            new = storage.trades_after_seq(sym, st.trade_cursor)
+            cursor = st.trade_cursor
+            new = fed[1] if fed is not None and fed[0] == cursor else storage.trades_after_seq(sym, cursor)
             k = len(new)
             if k:
                 ts = new.ts

@@ -147,6 +147,8 @@ class VolumeAnalyzer:
         # which copies only attributes that differ between two fresh instances) never copies it and the cache is
         # dropped once the swapped parameters are seen
         self._windows_src: tuple[Any, ...] | None = None
+        # (symbol, seq cursor, view of the trades after it) of the last _large_orders query: see trades_fed
+        self._fed: tuple[str, int, Any] | None = None
 
     def _sym_state(self, sym: str) -> SymbolState:
         st = self._state.get(sym)
@@ -187,10 +189,21 @@ class VolumeAnalyzer:
         tv = storage.trades_between(sym, now - short, hi)
 
         # §5.3 momentum
-        # (and the §5.5 current-bucket window: every one ends at now, so one multi-window storage query serves all)
+        # (and the §5.5 current-bucket window and the §5.7 frequency windows: every one ends at now, so one
+        # multi-window storage query serves all; see _frequency for the two trade counts it yields)
         t0s = [now - w for w in windows]
         t0s.append(_nextafter(now - self._bucket, _INF))
+        freq_on = self._freq_on
+        if freq_on:
+            t0s += (now - self._freq_cur, now - self._freq_base, now)
         sums = storage.side_sums_multi(sym, t0s, hi)
+        if freq_on:
+            at_now, base_s, cur_s = sums.pop(), sums.pop(), sums.pop()
+            # [now − base, now) = [now − base, hi) minus the trades stamped exactly now
+            n_base = base_s.count_buy + base_s.count_sell - at_now.count_buy - at_now.count_sell
+            freq = self._frequency(n_base, cur_s.count_buy + cur_s.count_sell)
+        else:
+            freq = FrequencyStats()
         cv_s = sums.pop()
         comps, mom = self._momentum(sums)
 
@@ -213,38 +226,50 @@ class VolumeAnalyzer:
             z = ema_ratio = None
 
         large = self._large_orders(sym, now, hi, st.sizes) if self._lo_on else LargeOrderFlow()
-        freq = self._frequency(sym, now, hi) if self._freq_on else FrequencyStats()
         if self._conf_on:
             newest = st.sizes.cursor if self._lo_on else -1  # _large_orders leaves the cursor at the newest seq
             conf = self._confirmation(sym, 0.0 if z is None else z, tv, newest)
         else:
             conf = Confirmation()
 
+        # positional, in field order (pinned by tests/test_volume_struct_order.py): msgspec's keyword matching of 23
+        # names cost several times the rest of the construction
         return VolumeResult(
-            data_ok=n_vol >= self._vol_min and short_count >= self._min_trades,
-            short_trades_count=short_count,
-            volatility_trades_count=n_vol,
-            short_window_sec=short,
-            momentum_windows_sec=windows,
-            momentum_score=mom,
-            momentum_components=comps,
-            tape=tape,
-            volatility=range_pct,
-            recent_volatility=std_pct,
-            volatility_score=vscore,
-            range_pct=range_pct,
-            atr_pct=atr_pct,
-            std_pct=std_pct,
-            volume_z=z,
-            ema_ratio=ema_ratio,
-            current_volume=cv,
-            ema_fast=b.ema_fast,
-            ema_slow=b.ema_slow,
-            bucket_count=nb,
-            frequency=freq,
-            confirmation=conf,
-            large_orders=large,
+            n_vol >= self._vol_min and short_count >= self._min_trades,  # data_ok
+            short_count,  # short_trades_count
+            n_vol,  # volatility_trades_count
+            short,  # short_window_sec
+            windows,  # momentum_windows_sec
+            mom,  # momentum_score
+            comps,  # momentum_components
+            tape,
+            range_pct,  # volatility
+            std_pct,  # recent_volatility
+            vscore,  # volatility_score
+            range_pct,
+            atr_pct,
+            std_pct,
+            z,  # volume_z
+            ema_ratio,
+            cv,  # current_volume
+            b.ema_fast,
+            b.ema_slow,
+            nb,  # bucket_count
+            freq,  # frequency
+            conf,  # confirmation
+            large,  # large_orders
         )
+
+    def trades_fed(self, sym: str) -> tuple[int, Any] | None:
+        """(cursor, ``trades_after_seq(sym, cursor)``) as queried by the last :meth:`compute` of ``sym``, or None.
+
+        :func:`bot.analysis.evaluate` hands it to the ImbalanceAnalyzer, whose Bayesian cursor is usually the same
+        seq, so the second storage query of the same trades is skipped; valid only until storage next changes.
+        """
+        fed = self._fed
+        if fed is None or fed[0] != sym:
+            return None
+        return fed[1], fed[2]
 
     # ------------------------------------------------------------------ pieces
     def _adapted_windows(self, m: float) -> tuple[float, tuple[float, ...]]:
@@ -373,6 +398,7 @@ class VolumeAnalyzer:
         """§5.6: feed new trades into the size ring once (seq cursor), then classify the window's z-large trades."""
         storage = self._storage
         new = storage.trades_after_seq(sym, ring.cursor)
+        self._fed = (sym, ring.cursor, new)
         changed = False
         if len(new):
             ring.cursor = new.seq.item(-1)
@@ -422,20 +448,23 @@ class VolumeAnalyzer:
             threshold=thr,
         )
 
-    def _frequency(self, sym: str, now: float, hi: float) -> FrequencyStats:
-        """§5.7: trade rate over the current window against the baseline rate [now − baseline, now)."""
-        storage = self._storage
-        n_base = storage.count_between(sym, now - self._freq_base, now)
+    def _frequency(self, n_base: int, n_cur: int) -> FrequencyStats:
+        """§5.7: trade rate over the current window [now − current, now] against the baseline rate [now − baseline,
+        now), from the trade counts of those windows.
+
+        Both counts come from the momentum query (:meth:`compute`): the current window's directly, the baseline's as
+        [now − baseline, hi) minus [now, hi), the integers ``count_between`` would give (the same searches into the
+        same tape state). That query runs before _large_orders' ``trades_after_seq``, which may prune, where
+        ``count_between`` used to run after it; pruning drops trades older than clock − trade_retention_sec only, so
+        neither window can lose a trade while clock − now ≤ trade_retention_sec − frequency_baseline_window_sec.
+        """
         base = n_base * 60.0 / self._freq_base
-        cur = storage.count_between(sym, now - self._freq_cur, hi) * 60.0 / self._freq_cur
+        cur = n_cur * 60.0 / self._freq_cur
         if n_base < self._freq_min or base <= 0:
-            return FrequencyStats(regime=UNKNOWN, ratio=None, baseline_per_min=base, current_per_min=cur)
+            return FrequencyStats(UNKNOWN, None, base, cur)  # regime, ratio, baseline_per_min, current_per_min
         ratio = cur / base
         return FrequencyStats(
-            regime=classify_frequency(ratio, self._freq_vh, self._freq_h, self._freq_vl),
-            ratio=ratio,
-            baseline_per_min=base,
-            current_per_min=cur,
+            classify_frequency(ratio, self._freq_vh, self._freq_h, self._freq_vl), ratio, base, cur
         )
 
     def _confirmation(self, sym: str, z: float, tv: Any, newest: int) -> Confirmation:
