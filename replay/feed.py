@@ -86,19 +86,25 @@ class ScheduledFeed:
         next_progress = -float("inf")
         group = next(groups, None)
 
+        now, loop_time, loop_time_at = clock.now, loop.time, self._loop_time_at
+        jump: Callable[[float], bool] = getattr(loop, "jump_to", None) or (lambda when: False)
+
         def advance(fired: bool) -> None:
             """Release every group that is due (the one whose timer ``fired`` unconditionally, as a woken sleeper
-            would), then arm a timer for the next one, or finish."""
+            would), then arm a timer for the next one, or finish. Called by the loop (``fired``), it releases the next
+            group right here when its timer's pass would have done only that (see
+            :meth:`replay.virtual_loop.VirtualTimeLoop.jump_to`)."""
             nonlocal group, timer, next_progress
             timer = None
             if done.done():  # cancelled (or failed) meanwhile: release nothing more
                 return
+            in_loop = fired  # not the first call from ``run``: this is the loop's callback, run in ``ctx``
             try:
                 while group is not None:
                     ts, batch, last = group
-                    if not fired and ts > clock.now():
-                        when = self._loop_time_at(ts)
-                        if when > loop.time():
+                    if not fired and ts > now():
+                        when = loop_time_at(ts)
+                        if when > loop_time() and not (in_loop and jump(when)):
                             timer = loop.call_at(when, fire, context=ctx)
                             return
                     fired = False
