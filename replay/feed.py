@@ -7,8 +7,10 @@ the market at exchange time) and then, as one queue item, to the bot's consumer.
 Releases are loop callbacks, not steps of a sleeping task: the timer at the batch's time releases at once when nothing
 else runs at that instant, else hands the release to the ready queue (``call_soon``), exactly where a woken feed
 task would run. Either way the order of everything observable is the sleeper's, without the future, task step and
-coroutine resume a sleep costs per batch. A :class:`bot.feed_consumer.FeedQueue` is fed through its ``release`` (the
-idle consumer applies the batch in the same step).
+coroutine resume a sleep costs per batch. On the virtual loop a release whose timer's pass would run only that
+release happens without the timer (:meth:`replay.virtual_loop.VirtualTimeLoop.jump_to`). A
+:class:`bot.feed_consumer.FeedQueue` is fed through its ``release`` (the idle consumer applies the batch in the same
+step).
 """
 
 from __future__ import annotations
