@@ -7,8 +7,10 @@ the market at exchange time) and then, as one queue item, to the bot's consumer.
 Releases are loop callbacks, not steps of a sleeping task: the timer at the batch's time releases at once when nothing
 else runs at that instant, else hands the release to the ready queue (``call_soon``), exactly where a woken feed
 task would run. Either way the order of everything observable is the sleeper's, without the future, task step and
-coroutine resume a sleep costs per batch. A :class:`bot.feed_consumer.FeedQueue` is fed through its ``release`` (the
-idle consumer applies the batch in the same step).
+coroutine resume a sleep costs per batch. On the virtual loop a release whose timer's pass would run only that
+release happens without the timer (:meth:`replay.virtual_loop.VirtualTimeLoop.jump_to`). A
+:class:`bot.feed_consumer.FeedQueue` is fed through its ``release`` (the idle consumer applies the batch in the same
+step).
 """
 
 from __future__ import annotations
@@ -86,19 +88,25 @@ class ScheduledFeed:
         next_progress = -float("inf")
         group = next(groups, None)
 
+        now, loop_time, loop_time_at = clock.now, loop.time, self._loop_time_at
+        jump: Callable[[float], bool] = getattr(loop, "jump_to", None) or (lambda when: False)
+
         def advance(fired: bool) -> None:
             """Release every group that is due (the one whose timer ``fired`` unconditionally, as a woken sleeper
-            would), then arm a timer for the next one, or finish."""
+            would), then arm a timer for the next one, or finish. Called by the loop (``fired``), it releases the next
+            group right here when its timer's pass would have done only that (see
+            :meth:`replay.virtual_loop.VirtualTimeLoop.jump_to`)."""
             nonlocal group, timer, next_progress
             timer = None
             if done.done():  # cancelled (or failed) meanwhile: release nothing more
                 return
+            in_loop = fired  # not the first call from ``run``: this is the loop's callback, run in ``ctx``
             try:
                 while group is not None:
                     ts, batch, last = group
-                    if not fired and ts > clock.now():
-                        when = self._loop_time_at(ts)
-                        if when > loop.time():
+                    if not fired and ts > now():
+                        when = loop_time_at(ts)
+                        if when > loop_time() and not (in_loop and jump(when)):
                             timer = loop.call_at(when, fire, context=ctx)
                             return
                     fired = False

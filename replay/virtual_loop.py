@@ -10,16 +10,21 @@ Real I/O still works (registered sockets are polled every pass; a callback from 
 ``run_in_executor``, is seen in the ready queue before any time jump), but a blocking wait with no timer at all means
 nothing can ever wake the loop except another thread: we wait for that a bounded wall time and then fail loudly
 rather than hang. :meth:`VirtualTimeLoop.claim_pass` lets a timer callback run its follow-up in its own pass when
-nothing else would run in between (the replay feed and the executor monitor use it to skip a pass per period).
+nothing else would run in between (the replay feed and the executor monitor use it to skip a pass per period), and
+:meth:`VirtualTimeLoop.jump_to` lets a callback skip arming such a timer at all when that timer's pass would run only
+it (the replay feed: about half its releases). Timers and handles are built by the loop itself (same fields, same heap
+operations), which costs half of asyncio's generic constructors.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import selectors
-from asyncio import base_events
+from asyncio import base_events, events, format_helpers
 from collections.abc import Callable, Coroutine
+from contextvars import Context, copy_context
 from typing import Any, TypeVar
 
 from bot.clock import LoopClock
@@ -89,6 +94,25 @@ class VirtualSelector(selectors.BaseSelector):
         return []
 
 
+class _Timer(events.TimerHandle):
+    """asyncio's ``TimerHandle``, ordered by a plain ``_when`` compare: the timer heap holds only timers, so the
+    stock ``__lt__``'s ``isinstance`` test always passes (same answer for every pair, one call less per compare; a
+    replay day makes ~400k of them)."""
+
+    __slots__ = ()
+
+    def __lt__(self, other: Any) -> bool:
+        try:
+            return self._when < other._when  # type: ignore[no-any-return]
+        except AttributeError:
+            return NotImplemented
+
+
+_new = object.__new__
+_heappush = heapq.heappush
+_heappop = heapq.heappop
+
+
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """A selector event loop on virtual time; starts at ``start`` (epoch seconds in replay) and advances only by
     waiting. Starting at the replay's start epoch makes ``loop.time()`` *be* the bot's clock, with no offset arithmetic
@@ -105,6 +129,11 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         # below the float spacing of epoch seconds (~2.4e-7 at 1.7e9), so ``time() + 1e-9 == time()`` and a timer due
         # exactly now would never run. 1 µs is above that spacing and far below anything the bot schedules.
         self._clock_resolution = 1e-6
+        self._probe = _new(_Timer)  # stands in for the timer :meth:`jump_to` saves, in the heap's push and pop
+        self._probe._cancelled = False
+        # :meth:`time` as a C-level callable (the selector's ``vtime``, no Python frame): the bot's clock is this
+        # method (see :class:`bot.clock.LoopClock`) and a replay day reads it ~300k times
+        self.time = functools.partial(getattr, self._vselector, "vtime")  # type: ignore[method-assign]
 
     def claim_pass(self) -> bool:
         """For a timer callback that would only queue one follow-up callback: True if that follow-up would run alone
@@ -125,6 +154,80 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             handle = heapq.heappop(scheduled)
             handle._scheduled = False
         return not (scheduled and scheduled[0]._when < self._vselector.vtime + self._clock_resolution)
+
+    def jump_to(self, when: float) -> bool:
+        """For a callback about to arm a timer at ``when`` (later than now) whose callback would claim its pass (see
+        :meth:`claim_pass`) and then run a follow-up: True if that timer's pass would run it alone, that is when
+        nothing else is ready or due before ``when`` + the clock resolution and no heap rebuild intervenes. Then
+        time is already at ``when`` and the heap has seen what the timer's push, its pass and its claim do (the push
+        and pop of the earliest timer, the cancelled heads dropped), so the caller runs the follow-up at once: one
+        timer and one loop pass fewer, nothing observable in between. False: arm the timer as usual."""
+        sel = self._vselector
+        if self._ready or self._stopping or self._debug or sel._poll or not when > sel.vtime:  # type: ignore[attr-defined]
+            return False
+        scheduled = self._scheduled  # type: ignore[attr-defined]
+        if scheduled and scheduled[0]._when < when + self._clock_resolution:
+            return False  # another timer runs in (or before) that pass
+        n = len(scheduled)
+        cancelled = self._timer_cancelled_count  # type: ignore[attr-defined]
+        if n >= base_events._MIN_SCHEDULED_TIMER_HANDLES and (  # type: ignore[attr-defined]
+                cancelled / (n + 1) > base_events._MIN_CANCELLED_TIMER_HANDLES_FRACTION  # type: ignore[attr-defined]
+                or (n and cancelled / n > base_events._MIN_CANCELLED_TIMER_HANDLES_FRACTION)):  # type: ignore[attr-defined]
+            return False  # the timer's pass, or its claim, would rebuild the heap: let them
+        # the timer's push and pop (it is the strict minimum: it goes to the root and comes straight back out); with
+        # distinct times the heap is left as it was, with ties the layout may move, so do exactly that
+        probe = self._probe
+        probe._when = when
+        _heappush(scheduled, probe)
+        _heappop(scheduled)
+        sel.vtime = when
+        while scheduled and scheduled[0]._cancelled:  # what the claim does first
+            self._timer_cancelled_count -= 1  # type: ignore[attr-defined]
+            _heappop(scheduled)._scheduled = False
+        return True
+
+    def call_at(self, when: float, callback: Callable[..., object], *args: Any,
+                context: Context | None = None) -> asyncio.TimerHandle:
+        """``BaseEventLoop.call_at`` with the handle's fields set here instead of through the generic
+        ``Handle``/``TimerHandle`` constructors (same fields, same heap push; debug mode and errors go the stock
+        way)."""
+        if when is None or self._debug or self._closed:  # type: ignore[attr-defined]
+            return super().call_at(when, callback, *args, context=context)
+        timer = _new(_Timer)
+        timer._context = copy_context() if context is None else context
+        timer._loop = self
+        timer._callback = callback
+        timer._args = args
+        timer._cancelled = False
+        timer._repr = None
+        timer._source_traceback = None
+        timer._when = when
+        _heappush(self._scheduled, timer)  # type: ignore[attr-defined]
+        timer._scheduled = True
+        return timer
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any,
+                   context: Context | None = None) -> asyncio.TimerHandle:
+        """``BaseEventLoop.call_later``: a timer at ``time() + delay`` (read straight from the selector)."""
+        if delay is None or self._debug:  # type: ignore[attr-defined]
+            return super().call_later(delay, callback, *args, context=context)
+        return self.call_at(self._vselector.vtime + delay, callback, *args, context=context)
+
+    def _call_soon(self, callback: Callable[..., object], args: tuple[Any, ...],
+                   context: Context | None) -> events.Handle:
+        """``BaseEventLoop._call_soon`` with the handle's fields set here (as :meth:`call_at`)."""
+        if self._debug:  # type: ignore[attr-defined]
+            return super()._call_soon(callback, args, context)  # type: ignore[misc, no-any-return]
+        handle = _new(events.Handle)
+        handle._context = copy_context() if context is None else context
+        handle._loop = self
+        handle._callback = callback
+        handle._args = args
+        handle._cancelled = False
+        handle._repr = None
+        handle._source_traceback = None
+        self._ready.append(handle)  # type: ignore[attr-defined]
+        return handle
 
     def _run_once(self) -> None:
         """One pass of asyncio's ``BaseEventLoop._run_once`` (CPython 3.11), step for step: the same heap operations
@@ -163,14 +266,30 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         for _ in range(len(ready)):
             handle = popleft()
             if not handle._cancelled:
-                handle._run()
+                try:  # Handle._run, inlined
+                    handle._context.run(handle._callback, *handle._args)
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    _report(handle, exc)
+
 
     def _next_timer_when(self) -> float | None:
         scheduled = self._scheduled  # asyncio's timer heap (CPython BaseEventLoop); earliest first
         return scheduled[0].when() if scheduled else None
 
     def time(self) -> float:
+        """Virtual seconds (instances answer through the equivalent C-level partial set in ``__init__``)."""
         return self._vselector.vtime
+
+
+def _report(handle: events.Handle, exc: BaseException) -> None:
+    """What ``Handle._run`` does with a callback's exception: hand it to the loop's exception handler."""
+    cb = format_helpers._format_callback_source(handle._callback, handle._args)  # type: ignore[attr-defined]
+    context = {"message": f"Exception in callback {cb}", "exception": exc, "handle": handle}
+    if handle._source_traceback:  # type: ignore[attr-defined]
+        context["source_traceback"] = handle._source_traceback  # type: ignore[attr-defined]
+    handle._loop.call_exception_handler(context)  # type: ignore[attr-defined]
 
 
 def run_virtual(coro: Coroutine[Any, Any, T], *, start: float = 0.0, debug: bool = False) -> T:

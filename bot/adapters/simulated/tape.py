@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from bot.adapters.simulated.book import SimBook
 from bot.adapters.simulated.state import SimState
-from bot.adapters.simulated.tape_scan import Bounds, Watch, bounds_of, quiet, rows_to_check, watch_of
+from bot.adapters.simulated.tape_scan import SMALL_ROWS, Bounds, Watch, bounds_of, quiet, rows_to_check, watch_of
 from bot.events import BookSnapshot, EventBatch, Trade, TradeBatch
 
 
@@ -32,9 +32,23 @@ class TapeMixin(SimState):
                 price = ev.price
                 n = len(price)
                 if n:
-                    if ev.symbol in active:
-                        self._on_trade_batch(ev)
-                    last[ev.symbol] = price.item(n - 1)
+                    sym = ev.symbol
+                    if sym in active:
+                        # most batches of a position's life: inside the cached watch's price window, nothing to do
+                        # (the first test of _on_trade_batch, without its lookups)
+                        cached = self._watches.get(sym)
+                        if cached is None or cached[0] != self._epoch or n > SMALL_ROWS:
+                            self._on_trade_batch(ev)
+                        else:
+                            if n == 1:
+                                lo = hi = price.item(0)
+                            else:
+                                pl = price.tolist()
+                                lo, hi = min(pl), max(pl)
+                            b = cached[2]
+                            if not (b.lo < lo and hi < b.hi):
+                                self._on_trade_batch(ev)
+                    last[sym] = price.item(n - 1)
                 continue
             if cls is Trade:
                 last[ev.symbol] = ev.price

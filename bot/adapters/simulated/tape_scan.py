@@ -62,18 +62,32 @@ def watch_of(orders: list[tuple[int, int]], size: float, tp: float, sl: float, l
     return Watch(float(bid), float(ask), up, down)
 
 
+PRICE_LIMIT = 1e280
+"""Prices within ±this have finite tick values for any tick above 1e-28 (no overflow to ±inf)."""
+
+
 class Bounds(NamedTuple):
     """A watch's quiet zone, precomputed once per watch: a batch is quiet when its lowest tick value is above
-    ``bid_hi`` (bid + ½), its highest below ``ask_lo`` (ask − ½) and its prices inside (``down``, ``up``)."""
+    ``bid_hi`` (bid + ½), its highest below ``ask_lo`` (ask − ½) and its prices inside (``down``, ``up``).
+
+    ``lo``/``hi``: with no resting order the tick tests hold for every finite price, so a batch whose prices lie
+    strictly inside (``lo``, ``hi``) is quiet without its ticks (the caller needs no book); with an order resting
+    the window is empty (``lo`` +inf)."""
 
     bid_hi: float
     ask_lo: float
     up: float
     down: float
+    lo: float
+    hi: float
 
 
 def bounds_of(w: Watch) -> Bounds:
-    return Bounds(w.bid + 0.5, w.ask - 0.5, w.up, w.down)
+    if w.orders:
+        lo, hi = _INF, -_INF
+    else:  # (down, up) cut to prices whose ticks are finite: inside it, quiet() is True
+        lo, hi = max(w.down, -PRICE_LIMIT), min(w.up, PRICE_LIMIT)
+    return Bounds(w.bid + 0.5, w.ask - 0.5, w.up, w.down, lo, hi)
 
 
 def quiet(p: np.ndarray, b: Bounds, inv_tick: float | None, tick: float) -> bool:
@@ -89,7 +103,7 @@ def quiet(p: np.ndarray, b: Bounds, inv_tick: float | None, tick: float) -> bool
     else:
         lo, hi = float(_min(p)), float(_max(p))
     k_lo, k_hi = (lo * inv_tick, hi * inv_tick) if inv_tick is not None else (lo / tick, hi / tick)
-    bid_hi, ask_lo, up, down = b
+    bid_hi, ask_lo, up, down, _, _ = b
     return k_lo > bid_hi and k_hi < ask_lo and hi < up and lo > down
 
 
