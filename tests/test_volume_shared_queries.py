@@ -97,7 +97,7 @@ def test_shared_answers_give_the_separate_query_results(overrides: dict[str, Any
         st = fed_imb._state.get(SYM)
         used += st is not None and st.trade_cursor == fed[0]
         a = fed_imb.compute(SYM, now, va.recent_volatility, fed)
-        b = unfed_imb.compute(SYM, now, va.recent_volatility, fed)
+        b = unfed_imb.compute(SYM, now, va.recent_volatility)
         assert a.valid and enc(a) == enc(b), step
         assert enc(va.frequency) == enc(_frequency_by_count_between(storage, settings, now)), step
     assert used > 100  # the shared view was really taken, not the fallback query

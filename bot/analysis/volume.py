@@ -264,9 +264,11 @@ class VolumeAnalyzer:
         """(cursor, ``trades_after_seq(sym, cursor)``) as queried by the last :meth:`compute` of ``sym``, or None.
 
         :func:`bot.analysis.evaluate` hands it to the ImbalanceAnalyzer, whose Bayesian cursor is usually the same
-        seq, so the second storage query of the same trades is skipped; valid only until storage next changes.
+        seq, so the second storage query of the same trades is skipped; valid only until storage next changes, so
+        it is handed out once (a later call without a compute in between gets None, never a stale view).
         """
         fed = self._fed
+        self._fed = None
         if fed is None or fed[0] != sym:
             return None
         return fed[1], fed[2]
