@@ -31,6 +31,7 @@ _dot = np.dot
 _count = np.count_nonzero
 _greater = np.greater
 _minimum = np.minimum
+_min_of = np.minimum.reduce
 
 SMALL_BATCH = 16
 """``Trade`` lists up to this size are ingested with plain Python."""
@@ -123,7 +124,7 @@ def append_batch(tape: TradeTape, b: TradeBatch, now: float) -> tuple[int, int]:
     str_ids: list[str] = [] if int_ids else ids.tolist()
     # normal case, in a few numpy calls: p, v > 0 (NaN fails); then every notional is > 0, so Σ t·notional is
     # finite iff every t, p and v is. The notional goes straight to the tape's free rows (None: reallocation due).
-    if _count(_greater(_minimum(p, v), 0.0)) == m and (int_ids or "" not in str_ids):
+    if _min_of(_minimum(p, v)) > 0.0 and (int_ids or "" not in str_ids):  # min is NaN if any value is
         staged = tape.stage_notional(p, v)
         if staged is not None and _isfinite(_dot(t, staged)):
             keep = tape.filter_int_ids(ids) if int_ids else tape.filter_ids(str_ids)
@@ -157,12 +158,10 @@ def append_batch(tape: TradeTape, b: TradeBatch, now: float) -> tuple[int, int]:
 
 def _append_batch_small(tape: TradeTape, b: TradeBatch, int_ids: bool, now: float) -> int | None:
     """:func:`_append_trades_small` for a short ``TradeBatch``; None if a row is invalid (the array path reports)."""
-    ts: list[float] = b.ts.tolist()
-    ps: list[float] = b.price.tolist()
-    vs: list[float] = b.size.tolist()
     inf = _INF
-    if len(ts) == 1:  # the commonest live frame: one print, no lists to filter
-        if not (-inf < ts[0] < inf and 0.0 < ps[0] < inf and 0.0 < vs[0] < inf):
+    if len(b.ts) == 1:  # the commonest frame: one print, no lists to build or filter
+        t, p, v = b.ts.item(0), b.price.item(0), b.size.item(0)
+        if not (-inf < t < inf and 0.0 < p < inf and 0.0 < v < inf):
             return None
         tid = b.trade_id.item(0)
         if int_ids:
@@ -173,8 +172,11 @@ def _append_batch_small(tape: TradeTape, b: TradeBatch, int_ids: bool, now: floa
             return None
         elif not tape.is_new_id(tid):
             return 1
-        tape.append_rows(ts, ps, vs, b.is_buy.tolist(), now)
+        tape.append_one(t, p, v, b.is_buy.item(0), now)
         return 0
+    ts: list[float] = b.ts.tolist()
+    ps: list[float] = b.price.tolist()
+    vs: list[float] = b.size.tolist()
     for t, p, v in zip(ts, ps, vs, strict=True):
         if not (-inf < t < inf and 0.0 < p < inf and 0.0 < v < inf):
             return None

@@ -66,15 +66,17 @@ class RangeMinMax:
         self._cur_max = -_INF
         self._n = 0
 
-    def extend(self, n_new: int) -> None:
-        """Index ``values[self._n:n_new]`` (already written by the caller)."""
+    def extend(self, n_new: int, new: list[float] | None = None) -> None:
+        """Index ``values[self._n:n_new]`` (already written by the caller; ``new``: the same values as a list, when
+        the caller has them at hand)."""
         n0 = self._n
         if n_new <= n0:
             return
         if (n_new >> _SHIFT) - (n0 >> _SHIFT) >= _BULK_BLOCKS:
             self._extend_bulk(n0, n_new)
             return
-        new = self.values[n0:n_new].tolist()
+        if new is None:
+            new = self.values[n0:n_new].tolist()
         pos = n0
         lo, hi = self._cur_min, self._cur_max
         while True:

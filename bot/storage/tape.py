@@ -34,6 +34,8 @@ _add_accumulate = np.add.accumulate
 
 DEFAULT_CAPACITY = 4096
 SYNC_BACKLOG = 2048
+SMALL_SYNC = 10
+"""Up to this many rows, :meth:`TradeTape._sync` computes in Python floats (numpy's per-call overhead dominates)."""
 ID_GENERATION = 10_000
 """String trade ids are remembered in two rotating generations of this size: at least the last 10k ids per symbol."""
 _accumulate_max = np.maximum.accumulate
@@ -77,6 +79,7 @@ class TradeTape:
         self.seq = np.arange(self.seq0, self.seq0 + cap, dtype=np.int64)  # fixed per buffer: seq0 + index
         self.cum = np.empty((cap + 1, _NCUM))
         self.cum[0] = 0.0
+        self._cumflat = self.cum.reshape(-1)  # a view: rows of a small catch-up are written as one flat slice
         self.mm = RangeMinMax(self.price)
         self.cols = (self.ts, self.price, self.size, self.notional, self.is_buy, self.seq)
         self.ro_cols = tuple(map(_read_only, self.cols))  # slices of a read-only view are read-only: no flag per view
@@ -106,6 +109,9 @@ class TradeTape:
         s, e = self.synced, self.n
         if s >= e:
             return
+        if e - s <= SMALL_SYNC:
+            self._sync_small(s, e)
+            return
         price = self.price
         p = price[s:e]
         if s == 0:
@@ -131,6 +137,49 @@ class TradeTape:
         _add_accumulate(rows, axis=0, out=rows)
         rows += cum[s]
         self.mm.extend(e)
+        self.synced = e
+
+    def _sync_small(self, s: int, e: int) -> None:
+        """:meth:`_sync` for a few rows, in Python floats: the same IEEE operations on the same values in the same
+        order (each row's terms, their running sum from the first new row, plus ``cum[s]``), so the same bits, for
+        a fraction of the ~20 numpy calls (no −0.0 can occur, so starting the running sums at the first row is
+        exactly numpy's accumulate). One list assignment writes the new rows."""
+        price = self.price
+        if s:
+            pl = price[s - 1 : e].tolist()  # the previous price, then the new ones
+        else:
+            pl = price[:e].tolist()
+            self.ref = pl[0]  # rebase (as in the numpy path); |Δp| of the first row is |p0 − p0| = 0.0
+            pl.insert(0, pl[0])
+        ref = self.ref
+        buys = self.is_buy[s:e].tolist()
+        nots = self.notional[s:e].tolist()
+        b0, b1, b2, b3, b4, b5 = self.cum[s].tolist()
+        n = nots[0]
+        p = pl[1]
+        r0 = float(buys[0])
+        r1 = n * buys[0]  # notional · 1.0 or · 0.0, as numpy's float × bool
+        r2 = n - r1
+        r3 = p - ref
+        r4 = r3 * r3
+        r5 = abs(p - pl[0])
+        out = [r0 + b0, r1 + b1, r2 + b2, r3 + b3, r4 + b4, r5 + b5]
+        for i in range(1, e - s):
+            buy = buys[i]
+            n = nots[i]
+            nb = n * buy
+            p = pl[i + 1]
+            q = p - ref
+            r0 += buy
+            r1 += nb
+            r2 += n - nb
+            r3 += q
+            r4 += q * q
+            r5 += abs(p - pl[i])
+            out += (r0 + b0, r1 + b1, r2 + b2, r3 + b3, r4 + b4, r5 + b5)
+        self._cumflat[(s + 1) * _NCUM : (e + 1) * _NCUM] = out
+        del pl[0]
+        self.mm.extend(e, pl)
         self.synced = e
 
     # --- ingest -------------------------------------------------------------------------------------------------
@@ -297,6 +346,34 @@ class TradeTape:
             self._sync()
         self.prune(now)
 
+    def append_one(self, t: float, p: float, v: float, is_buy: bool, now: float) -> None:
+        """:meth:`append_rows` for one trade (the commonest frame): the same values, no lists or loop, and the
+        prune check inline."""
+        j = self.n
+        if j == self.cap:
+            self.prune(now)
+            self._reallocate(1)
+            j = self.n
+        hi = self.last_ts
+        if t > hi:
+            hi = t
+        ts = self.ts
+        ts[j] = hi
+        self.price[j] = p
+        self.size[j] = v
+        self.notional[j] = p * v
+        self.is_buy[j] = is_buy
+        e = j + 1
+        self.n = e
+        self.last_ts = float(hi)  # as append_rows: a Python float whatever the batch's dtype
+        self.last_price = float(p)
+        if e - self.synced >= SYNC_BACKLOG:
+            self._sync()
+        cutoff = now - self.retention_sec  # prune(now), inline
+        lo = self.lo
+        if lo < e and ts.item(lo) < cutoff:
+            self.lo = int(ts.searchsorted(cutoff, "left"))
+
     def prune(self, now: float) -> None:
         """Drop trades with ts < now − retention (advance ``lo``; memory is reclaimed at the next reallocation)."""
         cutoff = now - self.retention_sec
@@ -326,7 +403,14 @@ class TradeTape:
         return TradeView(self.ro_cols, a if a > lo else lo, self.n)
 
     def between(self, t0: float, t1: float) -> TradeView:
-        a, b = self._bounds(t0, t1)
+        ts = self.ts  # _bounds, inline (the commonest query)
+        a = int(ts.searchsorted(t0, "left"))
+        b = self.n if t1 > self.last_ts else int(ts.searchsorted(t1, "left"))
+        lo = self.lo
+        if a < lo:
+            a = lo
+        if b < a:
+            b = a
         return TradeView(self.ro_cols, a, b)
 
     def last_n(self, k: int) -> TradeView:
@@ -336,12 +420,21 @@ class TradeTape:
     def after_seq(self, seq: int) -> TradeView:
         n = self.n
         a = seq - self.seq0 + 1
-        a = min(max(a, self.lo), n)
+        lo = self.lo
+        if a < lo:
+            a = lo
+        if a > n:
+            a = n
         return TradeView(self.ro_cols, a, n)
 
     def count_between(self, t0: float, t1: float) -> int:
-        a, b = self._bounds(t0, t1)
-        return b - a
+        ts = self.ts  # _bounds, inline
+        a = int(ts.searchsorted(t0, "left"))
+        b = self.n if t1 > self.last_ts else int(ts.searchsorted(t1, "left"))
+        lo = self.lo
+        if a < lo:
+            a = lo
+        return b - a if b > a else 0
 
     def side_sums(self, t0: float, t1: float) -> SideSums:
         if self.synced < self.n:
@@ -393,8 +486,7 @@ class TradeTape:
         if k == 0:
             return _EMPTY_STATS
         cum = self.cum
-        cb = cum[b].tolist()
-        ca = cum[a].tolist()
+        ca, cb = cum[a : b + 1 : k].tolist()  # rows a and b in one slice (k = b - a >= 1)
         sq = cb[_C_Q] - ca[_C_Q]
         sq2 = cb[_C_Q2] - ca[_C_Q2]
         mean_q = sq / k

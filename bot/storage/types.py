@@ -93,21 +93,21 @@ class StorageIssue(msgspec.Struct, frozen=True, gc=False):
 
 
 class TradeView:
-    """Read-only window ``[a, b)`` over a tape's column buffers; columns are sliced lazily, never copied.
+    """Read-only window ``[a, b)`` over a tape's column buffers; columns are sliced on access, never copied.
 
     The tape never writes below its fill mark and reallocates (rather than shifts) on compaction, so a view stays
     a faithful snapshot of the trades it was made for even while ingestion continues. ``cols`` are read-only views
-    of the buffers (so their slices are read-only too); each column slice is made on first access and kept.
+    of the buffers (so their slices are read-only too). A column is sliced on each access (no per-view cache:
+    nearly every view has each of its columns read once, so a cache cost more than it saved).
     """
 
-    __slots__ = ("_a", "_b", "_cols", "_v")
+    __slots__ = ("_a", "_b", "_cols")
 
     def __init__(self, cols: tuple[np.ndarray, ...], a: int, b: int) -> None:
         _set = object.__setattr__
         _set(self, "_cols", cols)
         _set(self, "_a", a)
         _set(self, "_b", b)
-        _set(self, "_v", [None, None, None, None, None, None])  # column slices, made on first access
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("TradeView is read-only")
@@ -118,41 +118,31 @@ class TradeView:
     def __repr__(self) -> str:
         return f"TradeView(n={self._b - self._a})"
 
-    def _col(self, i: int) -> np.ndarray:
-        v = self._v[i] = self._cols[i][self._a : self._b]
-        return v
-
     @property
     def ts(self) -> np.ndarray:
         """Trade time, epoch seconds (exchange ``T``, clamped monotone)."""
-        v = self._v[0]
-        return self._col(0) if v is None else v
+        return self._cols[0][self._a : self._b]
 
     @property
     def price(self) -> np.ndarray:
-        v = self._v[1]
-        return self._col(1) if v is None else v
+        return self._cols[1][self._a : self._b]
 
     @property
     def size(self) -> np.ndarray:
         """Base-coin quantity."""
-        v = self._v[2]
-        return self._col(2) if v is None else v
+        return self._cols[2][self._a : self._b]
 
     @property
     def notional(self) -> np.ndarray:
         """price × size, USDT."""
-        v = self._v[3]
-        return self._col(3) if v is None else v
+        return self._cols[3][self._a : self._b]
 
     @property
     def is_buy(self) -> np.ndarray:
         """Aggressor side: True for Buy."""
-        v = self._v[4]
-        return self._col(4) if v is None else v
+        return self._cols[4][self._a : self._b]
 
     @property
     def seq(self) -> np.ndarray:
         """Local monotone sequence number (1 = first trade ever stored for the symbol)."""
-        v = self._v[5]
-        return self._col(5) if v is None else v
+        return self._cols[5][self._a : self._b]
