@@ -121,8 +121,12 @@ class DataStorage:
         does not matter)."""
         if len(batch) == 1:  # the usual queue item: one frame's batch
             ev = batch[0]
-            if ev.__class__ is TradeBatch:
+            cls = ev.__class__
+            if cls is TradeBatch:
                 self._ingest_batch(ev, self._clock.now())  # type: ignore[arg-type]
+                return
+            if cls is BookDelta or cls is BookSnapshot:
+                self._apply_book(ev)  # type: ignore[arg-type]
                 return
         elif not batch:
             return
@@ -168,7 +172,7 @@ class DataStorage:
                 self.counters["dropped_awaiting_resync"] += 1
                 book.valid = False
                 return
-            if not book.has_data:
+            if not book.bid_px:  # no book yet (book.has_data without the property call)
                 self._report(sym, "gap", f"delta u={u} before any snapshot", u)
                 self._resync.add(sym)
                 return

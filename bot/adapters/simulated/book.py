@@ -19,21 +19,15 @@ _CACHE_MAX = 1 << 16
 """Feed prices remembered with their ticks (cleared when full: a few MB at most)."""
 
 
-class _TickCache(dict[float, int]):
-    """``price → round(price · inv_tick)``, computed once per distinct feed price: a feed repeats the same few
-    thousand price floats, so a delta level costs a dict lookup instead of a multiply and a ``round`` call."""
-
-    __slots__ = ("inv",)
-
-    def __init__(self, inv: float) -> None:
-        super().__init__()
-        self.inv = inv
-
-    def __missing__(self, p: float) -> int:
-        if len(self) >= _CACHE_MAX:
-            self.clear()
-        k = self[p] = round(p * self.inv)
-        return k
+def _tick_of(keys: dict[float, int], p: float, inv: float) -> int:
+    """``round(p · inv)``, remembered in ``keys`` (cleared when full: a few MB at most). A feed repeats the same few
+    thousand price floats, so a delta level costs a dict lookup instead of a multiply and a ``round`` call. ``keys`` is
+    a plain dict, not a subclass with ``__missing__``: CPython looks up a dict subclass's ``[]`` through a slot wrapper
+    at several times the cost of the plain dict's specialised subscript, so a miss is caught as a ``KeyError``."""
+    if len(keys) >= _CACHE_MAX:
+        keys.clear()
+    k = keys[p] = round(p * inv)
+    return k
 
 
 class SimBook:
@@ -41,7 +35,7 @@ class SimBook:
 
     def __init__(self, tick: float) -> None:
         self.inv_tick = 1.0 / tick
-        self._keys = _TickCache(self.inv_tick)
+        self._keys: dict[float, int] = {}  # feed price -> ticks (see _tick_of)
         self.bids: dict[int, float] = {}
         self.asks: dict[int, float] = {}
 
@@ -59,11 +53,17 @@ class SimBook:
         for side, levels in ((self.bids, bids), (self.asks, asks)):
             if levels.__class__ is not list:
                 levels = as_levels(levels)  # type: ignore[arg-type]
+            pop = side.pop
+            # s > 0.0, not s > 0: the same truth for every size, but a float-float compare CPython specialises
             for p, s in levels:
-                if s > 0:
-                    side[keys[p]] = s
+                try:
+                    k = keys[p]
+                except KeyError:
+                    k = _tick_of(keys, p, self.inv_tick)
+                if s > 0.0:
+                    side[k] = s
                 else:
-                    side.pop(keys[p], None)
+                    pop(k, None)
         if len(self.bids) > _TRIM_AT or len(self.asks) > _TRIM_AT:
             self._trim()
 
