@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from bot.storage.minmax import RangeMinMax
+from bot.storage.prefix_rows import prefix_rows
 from bot.storage.types import PriceStats, SideSums, TradeView
 
 _C_NBUY, _C_NOTBUY, _C_NOTSELL, _C_Q, _C_Q2, _C_ADP = range(6)
@@ -143,7 +144,8 @@ class TradeTape:
         """:meth:`_sync` for a few rows, in Python floats: the same IEEE operations on the same values in the same
         order (each row's terms, their running sum from the first new row, plus ``cum[s]``), so the same bits, for
         a fraction of the ~20 numpy calls (no −0.0 can occur, so starting the running sums at the first row is
-        exactly numpy's accumulate). One list assignment writes the new rows."""
+        exactly numpy's accumulate; see :func:`~bot.storage.prefix_rows.prefix_rows`). One list assignment writes the
+        new rows."""
         price = self.price
         if s:
             pl = price[s - 1 : e].tolist()  # the previous price, then the new ones
@@ -154,29 +156,7 @@ class TradeTape:
         ref = self.ref
         buys = self.is_buy[s:e].tolist()
         nots = self.notional[s:e].tolist()
-        b0, b1, b2, b3, b4, b5 = self.cum[s].tolist()
-        n = nots[0]
-        p = pl[1]
-        r0 = float(buys[0])
-        r1 = n * buys[0]  # notional · 1.0 or · 0.0, as numpy's float × bool
-        r2 = n - r1
-        r3 = p - ref
-        r4 = r3 * r3
-        r5 = abs(p - pl[0])
-        out = [r0 + b0, r1 + b1, r2 + b2, r3 + b3, r4 + b4, r5 + b5]
-        for i in range(1, e - s):
-            buy = buys[i]
-            n = nots[i]
-            nb = n * buy
-            p = pl[i + 1]
-            q = p - ref
-            r0 += buy
-            r1 += nb
-            r2 += n - nb
-            r3 += q
-            r4 += q * q
-            r5 += abs(p - pl[i])
-            out += (r0 + b0, r1 + b1, r2 + b2, r3 + b3, r4 + b4, r5 + b5)
+        out = prefix_rows(pl, buys, nots, self.cum[s].tolist(), ref)
         self._cumflat[(s + 1) * _NCUM : (e + 1) * _NCUM] = out
         del pl[0]
         self.mm.extend(e, pl)
