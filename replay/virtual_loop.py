@@ -193,14 +193,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         way)."""
         if when is None or self._debug or self._closed:  # type: ignore[attr-defined]
             return super().call_at(when, callback, *args, context=context)
-        timer = _new(_Timer)
-        timer._context = copy_context() if context is None else context
-        timer._loop = self
-        timer._callback = callback
-        timer._args = args
-        timer._cancelled = False
-        timer._repr = None
-        timer._source_traceback = None
+        timer = _fill(_new(_Timer), self, callback, args, context)
         timer._when = when
         _heappush(self._scheduled, timer)  # type: ignore[attr-defined]
         timer._scheduled = True
@@ -218,14 +211,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         """``BaseEventLoop._call_soon`` with the handle's fields set here (as :meth:`call_at`)."""
         if self._debug:  # type: ignore[attr-defined]
             return super()._call_soon(callback, args, context)  # type: ignore[misc, no-any-return]
-        handle = _new(events.Handle)
-        handle._context = copy_context() if context is None else context
-        handle._loop = self
-        handle._callback = callback
-        handle._args = args
-        handle._cancelled = False
-        handle._repr = None
-        handle._source_traceback = None
+        handle = _fill(_new(events.Handle), self, callback, args, context)
         self._ready.append(handle)  # type: ignore[attr-defined]
         return handle
 
@@ -281,6 +267,22 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def time(self) -> float:
         """Virtual seconds (instances answer through the equivalent C-level partial set in ``__init__``)."""
         return self._vselector.vtime
+
+
+_H = TypeVar("_H", bound=events.Handle)
+
+
+def _fill(handle: _H, loop: asyncio.AbstractEventLoop, callback: Callable[..., object], args: tuple[Any, ...],
+          context: Context | None) -> _H:
+    """The fields ``Handle.__init__`` sets outside debug mode, on a handle made with ``object.__new__``."""
+    handle._context = copy_context() if context is None else context  # type: ignore[attr-defined]
+    handle._loop = loop  # type: ignore[attr-defined]
+    handle._callback = callback  # type: ignore[attr-defined]
+    handle._args = args  # type: ignore[attr-defined]
+    handle._cancelled = False  # type: ignore[attr-defined]
+    handle._repr = None  # type: ignore[attr-defined]
+    handle._source_traceback = None  # type: ignore[attr-defined]
+    return handle
 
 
 def _report(handle: events.Handle, exc: BaseException) -> None:
