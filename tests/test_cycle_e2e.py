@@ -12,10 +12,13 @@ is unchanged while a cycle runs" can only be measured on the wall clock. Each ti
 is compared with its grid time while the child processes run, and the orchestrator's own overrun/missed-tick counts
 must stay zero.
 
-The window is tiny (0.05 day, 2 trials) so the test takes well under a minute. In so short a window the bot makes no
-trade under any parameters (its analyzers are still warming up), so every score is 0 and the out-of-sample
-improvement is exactly 0, which passes a threshold of 0: the test proves the mechanism (schedule, processes,
-proposal, notification, approval, swap), not the search quality (tests/test_optimize.py does that).
+The window is tiny (0.05 day, 2 trials) so the test takes well under a minute. The account holds 50 USDT, less than
+one BTCUSDT minimum order (0.001 BTC, about 100 USDT), so the bot cannot trade under any parameters the search may
+pick (sizing is never searched): every score is 0 and the out-of-sample improvement is exactly 0, which passes a
+threshold of 0. That is what keeps the outcome the same every minute: the re-stamped candles get new open times each
+run, and the synthetic market's draws hash the open times, so with a tradable account the bot would trade in some
+runs and not in others. The test proves the mechanism (schedule, processes, proposal, notification, approval, swap),
+not the search quality (tests/test_optimize.py does that).
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ notify_on_completion = true
 notify_on_better_params = true
 notify_threshold_improvement = 0.0
 report_path = "{tmp / "bt"}"
+initial_balance_usdt = 50.0
 kline_rest_url = "{kline_url}"
 webhook_url = "{hook_url}/hook/T0KEN"
 [backtest.target_metrics]
@@ -152,6 +156,8 @@ async def test_cycle_from_trigger_to_swapped_parameters_with_cadence_unchanged(t
                 assert [s.name for s in res.steps] == ["fetch", "optimize", "apply"]
                 proposal = res.proposal
                 assert proposal is not None and proposal["status"] == "pending", proposal
+                # the 50 USDT account cannot meet the minimum order: no trade, whatever the parameters
+                assert proposal["oos_score_new"] == proposal["oos_score_current"] == 0, proposal
                 await _until(lambda: len(hooks) >= 2, 10, "the webhook notifications")
                 events = {h["event"]: h for h in hooks}
                 assert events["cycle_completed"]["status"] == "completed"
