@@ -25,7 +25,7 @@ def candles(draw: st.DrawFn) -> Candles:
         rng = draw(st.sampled_from([0, 1, 2, 3, 10, 500, 20_000]))
         o = lo + draw(st.integers(0, rng))
         c = lo + draw(st.integers(0, rng))
-        vol_units = draw(st.sampled_from([0, 1, 2, 7, 1000, 250_000, 10_000_000]))
+        vol_units = draw(st.sampled_from([0, 1, 2, 7, 1000, 250_000, 2_000_000]))  # up to 2,000 BTC a minute
         rows.append((o, lo + rng, lo, c, vol_units))
     a = np.array(rows, dtype=np.int64)
     gaps = np.array([draw(st.sampled_from([1, 1, 1, 2, 1440])) for _ in range(n)])
