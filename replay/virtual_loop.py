@@ -216,49 +216,54 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         return handle
 
     def _run_once(self) -> None:
-        """One pass of asyncio's ``BaseEventLoop._run_once`` (CPython 3.11), step for step: the same heap operations
-        in the same order, so timers due at the same instant run in the same order as under the stock pass. Inlined
+        """Passes of asyncio's ``BaseEventLoop._run_once`` (CPython 3.11), step for step: the same heap operations in
+        the same order, so timers due at the same instant run in the same order as under the stock pass. Inlined
         because a replay day is ~100k passes and the stock pass's method calls (``time()``, ``select()``, an empty
         ``_process_events``) cost about as much as the callbacks themselves. The rare paths (debug mode, a heap
-        rebuild after many cancellations, real file descriptors to poll, no timer at all) run the stock pass."""
+        rebuild after many cancellations, real file descriptors to poll, no timer at all) run the stock pass.
+
+        One call runs pass after pass until a callback stops the loop: ``run_forever`` does nothing between two passes
+        but test ``_stopping``, so looping here runs the same passes without its call and this method's set-up per
+        pass (every check of the pass is still made at the start of each)."""
         scheduled = self._scheduled  # type: ignore[attr-defined]
         sel = self._vselector
-        n = len(scheduled)
-        if (self._debug or sel._poll or not scheduled
-                or (n > base_events._MIN_SCHEDULED_TIMER_HANDLES  # type: ignore[attr-defined]
-                    and self._timer_cancelled_count / n  # type: ignore[attr-defined]
-                    > base_events._MIN_CANCELLED_TIMER_HANDLES_FRACTION)):  # type: ignore[attr-defined]
-            super()._run_once()  # type: ignore[misc]
-            return
-        heappop = heapq.heappop
-        while scheduled and scheduled[0]._cancelled:
-            self._timer_cancelled_count -= 1  # type: ignore[attr-defined]
-            heappop(scheduled)._scheduled = False
         ready = self._ready  # type: ignore[attr-defined]
-        if scheduled and not ready and not self._stopping:  # type: ignore[attr-defined]
-            when = scheduled[0]._when
-            if when > sel.vtime:
-                sel.vtime = when  # what VirtualSelector.select does for this wait: land on the timer's own time
-        elif not scheduled and not ready and not self._stopping:  # type: ignore[attr-defined]
-            super()._run_once()  # type: ignore[misc]  # only cancelled timers were left: a blocking wait
-            return
-        end_time = sel.vtime + self._clock_resolution
-        append = ready.append
-        while scheduled and scheduled[0]._when < end_time:
-            handle = heappop(scheduled)
-            handle._scheduled = False
-            append(handle)
-        popleft = ready.popleft
-        for _ in range(len(ready)):
-            handle = popleft()
-            if not handle._cancelled:
-                try:  # Handle._run, inlined
-                    handle._context.run(handle._callback, *handle._args)
-                except (SystemExit, KeyboardInterrupt):
-                    raise
-                except BaseException as exc:
-                    _report(handle, exc)
-
+        heappop = _heappop
+        min_handles = base_events._MIN_SCHEDULED_TIMER_HANDLES  # type: ignore[attr-defined]
+        max_cancelled = base_events._MIN_CANCELLED_TIMER_HANDLES_FRACTION  # type: ignore[attr-defined]
+        append, popleft = ready.append, ready.popleft
+        while True:
+            n = len(scheduled)
+            if (self._debug or sel._poll or not scheduled  # type: ignore[attr-defined]
+                    or (n > min_handles and self._timer_cancelled_count / n > max_cancelled)):  # type: ignore[attr-defined]
+                super()._run_once()  # type: ignore[misc]
+                return
+            while scheduled and scheduled[0]._cancelled:
+                self._timer_cancelled_count -= 1  # type: ignore[attr-defined]
+                heappop(scheduled)._scheduled = False
+            if scheduled and not ready and not self._stopping:  # type: ignore[attr-defined]
+                when = scheduled[0]._when
+                if when > sel.vtime:
+                    sel.vtime = when  # what VirtualSelector.select does for this wait: land on the timer's own time
+            elif not scheduled and not ready and not self._stopping:  # type: ignore[attr-defined]
+                super()._run_once()  # type: ignore[misc]  # only cancelled timers were left: a blocking wait
+                return
+            end_time = sel.vtime + self._clock_resolution
+            while scheduled and scheduled[0]._when < end_time:
+                handle = heappop(scheduled)
+                handle._scheduled = False
+                append(handle)
+            for _ in range(len(ready)):
+                handle = popleft()
+                if not handle._cancelled:
+                    try:  # Handle._run, inlined
+                        handle._context.run(handle._callback, *handle._args)
+                    except (SystemExit, KeyboardInterrupt):
+                        raise
+                    except BaseException as exc:
+                        _report(handle, exc)
+            if self._stopping:  # type: ignore[attr-defined]
+                return  # run_forever ends here
 
     def _next_timer_when(self) -> float | None:
         scheduled = self._scheduled  # asyncio's timer heap (CPython BaseEventLoop); earliest first
