@@ -119,6 +119,19 @@ def first_tick_time(now: float, interval: float) -> float:
     return math.ceil(now / interval) * interval
 
 
+def _yield_is_void() -> bool:
+    """True when ``await asyncio.sleep(0)`` here would change nothing: the running loop (the replay's virtual loop,
+    through its optional ``claim_pass``) says the task's resumption would run alone in the next pass, and no
+    cancellation of this task is pending (it would be delivered at that yield). Then the yield is only a wasted loop
+    pass and task step (one per working tick of a replay); a live loop has no ``claim_pass`` and always yields."""
+    loop = asyncio.get_running_loop()
+    claim = getattr(loop, "claim_pass", None)
+    if claim is None:
+        return False
+    task = asyncio.current_task(loop)
+    return task is not None and not task.cancelling() and bool(claim())
+
+
 class Orchestrator:
     """Runs the §10 loop: cadence, per-symbol evaluation, signal logging, maybe_close / maybe_open."""
 
@@ -353,7 +366,7 @@ class Orchestrator:
             self.tick_times.append(now)
         worked = False
         for sym in batch:
-            if worked:
+            if worked and not _yield_is_void():
                 await asyncio.sleep(0)  # after an evaluation, let socket readers run (§10: CPU work must not block)
             worked = self.process_symbol(sym, now) is not None  # a skipped symbol (no valid book) did no work
         if self._defer and self.pending:

@@ -141,8 +141,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         instead, one pass early with nothing observable in between. Before answering it does what that pass does
         first, dropping cancelled timers from the head of the heap, so the heap sees the same operations in the same
         order either way."""
-        if self._ready or self._stopping:  # type: ignore[attr-defined]
-            return False
+        if self._ready or self._stopping or self._vselector._poll:  # type: ignore[attr-defined]
+            return False  # (real file descriptors: that pass polls them first)
         scheduled = self._scheduled  # type: ignore[attr-defined]
         n = len(scheduled)
         if (n > base_events._MIN_SCHEDULED_TIMER_HANDLES  # type: ignore[attr-defined]
