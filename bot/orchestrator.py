@@ -321,8 +321,9 @@ class Orchestrator:
         assert t0 is not None
         due = self.pending[0].ts if self._defer and self.pending else math.inf  # first deferred action's stamp
         j = 0
+        # (with nothing deferred, ``due > last_close_time(...)`` holds for every finite time: not computed)
         while (j < n and dark[(base + j) % n] and (until is None or t0 + (k + j + 1) * iv <= until)
-               and due > self.last_close_time(t0 + (k + j) * iv)):
+               and (due == math.inf or due > self.last_close_time(t0 + (k + j) * iv))):
             j += 1
         return 0 if j == n else j  # every batch dark: keep one timer per tick (nothing can ever work anyway)
 
@@ -356,8 +357,8 @@ class Orchestrator:
 
     async def tick(self, now: float) -> None:
         """One decision tick: catch up with the feed, then the next batch's symbols in order, all with ``now``."""
-        if self._sync is not None:
-            await self._sync()
+        if self._sync is not None and not (self._synced is not None and self._synced()):
+            await self._sync()  # (``synced`` True: it would return at once; no coroutine to make and await)
         for hook in self.before_tick:
             hook(now)
         batch = self.batches[self.ticks % len(self.batches)]
