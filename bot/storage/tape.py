@@ -87,6 +87,9 @@ class TradeTape:
         self._ccols = tuple(self.cum[1:, j] for j in range(_NCUM))  # column j of row i + 1 is _ccols[j][i]
         self.mm = RangeMinMax(self.price)
         self.cols = (self.ts, self.price, self.size, self.notional, self.is_buy, self.seq)
+        # memoryviews of the five written columns: an element write through one stores the same double (or bool)
+        # as ndarray.__setitem__ at about half the cost (the one-trade and few-trade appends write element-wise)
+        self.mvs = tuple(map(memoryview, self.cols[:5]))
         self.ro_cols = tuple(map(_read_only, self.cols))  # slices of a read-only view are read-only: no flag per view
 
     def _reallocate(self, need: int) -> None:
@@ -333,7 +336,7 @@ class TradeTape:
             self.prune(now)
             self._reallocate(m)
         s = self.n
-        cts, cp, cs, cn, cb = self.ts, self.price, self.size, self.notional, self.is_buy
+        cts, cp, cs, cn, cb = self.mvs
         hi = self.last_ts
         for i in range(m):
             t = ts[i]
@@ -366,12 +369,12 @@ class TradeTape:
         hi = self.last_ts
         if t > hi:
             hi = t
-        ts = self.ts
+        ts, cp, cs, cn, cb = self.mvs
         ts[j] = hi
-        self.price[j] = p
-        self.size[j] = v
-        self.notional[j] = p * v
-        self.is_buy[j] = is_buy
+        cp[j] = p
+        cs[j] = v
+        cn[j] = p * v
+        cb[j] = is_buy
         e = j + 1
         self.n = e
         self.last_ts = float(hi)  # as append_rows: a Python float whatever the batch's dtype
@@ -380,14 +383,14 @@ class TradeTape:
             self._sync()
         cutoff = now - self.retention_sec  # prune(now), inline
         lo = self.lo
-        if lo < e and ts.item(lo) < cutoff:
-            self.lo = int(ts.searchsorted(cutoff, "left"))
+        if lo < e and ts[lo] < cutoff:
+            self.lo = int(self.ts.searchsorted(cutoff, "left"))
 
     def prune(self, now: float) -> None:
         """Drop trades with ts < now − retention (advance ``lo``; memory is reclaimed at the next reallocation)."""
         cutoff = now - self.retention_sec
         lo = self.lo
-        if lo < self.n and self.ts.item(lo) < cutoff:
+        if lo < self.n and self.mvs[0][lo] < cutoff:
             self.lo = int(self.ts.searchsorted(cutoff, "left"))
 
     # --- queries ------------------------------------------------------------------------------------------------
