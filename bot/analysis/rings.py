@@ -12,6 +12,7 @@ import numpy as np
 __all__ = ["Buckets", "SizeRing", "SymbolState"]
 
 _add_reduce = np.add.reduce
+_multiply = np.multiply
 
 
 class Buckets:
@@ -41,13 +42,14 @@ class SizeRing:
     row is still summed on its own, contiguous, by numpy's pairwise loop, the same bits as two 1-D reductions.
     """
 
-    __slots__ = ("cap", "cursor", "hi", "lo", "mu", "nn", "sd", "ts")
+    __slots__ = ("cap", "cursor", "hi", "lo", "mu", "n1", "n2", "nn", "sd", "ts")
 
     def __init__(self, capacity: int) -> None:
         self.cap = capacity
         self.cursor = 0  # storage seq numbers start at 1
         self.ts = np.empty(2 * capacity, dtype=np.float64)
         self.nn = np.empty((2, 2 * capacity), dtype=np.float64)  # notionals; squares, made once per trade
+        self.n1, self.n2 = self.nn  # the two rows as 1-D views: cheaper to slice than the 2-D array for the appends
         self.lo = 0
         self.hi = 0
         self.mu = 0.0
@@ -69,17 +71,17 @@ class SizeRing:
             self.nn[:, :m] = self.nn[:, keep_from : self.hi].copy()
             self.lo, self.hi = 0, m
         hi = self.hi
-        self.ts[hi : hi + k] = ts
-        nn = self.nn
-        nn[0, hi : hi + k] = notional
-        np.multiply(notional, notional, out=nn[1, hi : hi + k])
-        self.hi = hi + k
-        if self.hi - self.lo > cap:
-            self.lo = self.hi - cap
+        e = hi + k
+        self.ts[hi:e] = ts
+        self.n1[hi:e] = notional
+        _multiply(notional, notional, self.n2[hi:e])
+        self.hi = e
+        if e - self.lo > cap:
+            self.lo = e - cap
 
     def evict_before(self, cutoff: float) -> None:
         lo, hi = self.lo, self.hi
-        if hi > lo and self.ts[lo] < cutoff:
+        if hi > lo and self.ts.item(lo) < cutoff:
             self.lo = lo + int(self.ts[lo:hi].searchsorted(cutoff, "left"))
 
     def refresh_stats(self) -> None:

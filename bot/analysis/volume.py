@@ -49,6 +49,7 @@ _add_reduceat = np.add.reduceat
 _greater = np.greater
 _logical_and = np.logical_and
 _empty = np.empty
+_bool = np.bool_
 # np.count_nonzero is a Python wrapper that, with no axis, calls this C function: skip the wrapper (~0.5 µs a call)
 _count_nonzero = getattr(getattr(np, "_core", None), "multiarray", np).count_nonzero
 
@@ -149,6 +150,10 @@ class VolumeAnalyzer:
         self._windows_src: tuple[Any, ...] | None = None
         # (symbol, seq cursor, view of the trades after it) of the last _large_orders query: see trades_fed
         self._fed: tuple[str, int, Any] | None = None
+        # the (0, j) split indices of _tape's two reduceat calls, reused: a tuple index is converted to a fresh intp
+        # array on every call (a third of the call's cost); j is written through the memoryview
+        self._split = np.zeros(2, np.intp)
+        self._split_j = memoryview(self._split)
 
     def _sym_state(self, sym: str) -> SymbolState:
         st = self._state.get(sym)
@@ -319,8 +324,10 @@ class VolumeAnalyzer:
 
         # the method: no Python-level wrapper
         j = k - n_half if n_half >= 0 else int(tv.ts.searchsorted(t_half, "left"))
+        split = self._split
         if 0 < j < k:
-            v1, v2 = _add_reduceat(notional, (0, j)).tolist()
+            self._split_j[1] = j
+            v1, v2 = _add_reduceat(notional, split).tolist()
         elif j == 0:
             v1, v2 = 0.0, float(_add_reduce(notional))
         else:
@@ -332,7 +339,8 @@ class VolumeAnalyzer:
         if k >= 2:
             h = k // 2
             price = tv.price
-            s1, s2 = _add_reduceat(price, (0, h)).tolist()
+            self._split_j[1] = h
+            s1, s2 = _add_reduceat(price, split).tolist()
             p1 = s1 / h
             p2 = s2 / (k - h)
             tol = _PRICE_EQ_REL * p1
@@ -341,18 +349,9 @@ class VolumeAnalyzer:
                 ls2 = int(_count_nonzero(large[h:])) - lb2
                 bull = p2 < p1 and lb2 > ls2
                 bear = p2 > p1 and ls2 > lb2
-        return (
-            TapeStats(
-                large_buys=lb,
-                large_sells=ls,
-                large_net=lb - ls,
-                acceleration=acc,
-                spike=acc > self._spike_pct,
-                absorb_bull=bull,
-                absorb_bear=bear,
-            ),
-            k,
-        )
+        # positional, in field order (large_buys, large_sells, large_net, acceleration, spike, absorb_bull,
+        # absorb_bear; pinned by tests/test_volume_struct_order.py)
+        return TapeStats(lb, ls, lb - ls, acc, acc > self._spike_pct, bull, bear), k
 
     def _advance_buckets(self, sym: str, now: float, b: Buckets) -> None:
         """§5.5: append every bucket completed since the last call, each once, empty ones included.
@@ -418,7 +417,7 @@ class VolumeAnalyzer:
         if len(w) == 0:
             return LargeOrderFlow(samples=samples, threshold=thr)
         notional = w.notional
-        masks = _empty((2, len(w)), dtype=bool)  # rows: large, large buy
+        masks = _empty((2, len(w)), _bool)  # rows: large, large buy
         big = masks[0]
         _greater(notional, thr, big)
         tc = int(_count_nonzero(big))
@@ -439,16 +438,9 @@ class VolumeAnalyzer:
         sn = tn - bn if sc else 0.0
         tot = bn + sn
         ratio = bn / tot if tot > 0 else 0.5
-        return LargeOrderFlow(
-            direction=classify_buy_ratio(ratio),
-            buy_count=bc,
-            sell_count=sc,
-            buy_notional=bn,
-            sell_notional=sn,
-            buy_ratio=ratio,
-            samples=samples,
-            threshold=thr,
-        )
+        # positional, in field order (direction, buy_count, sell_count, buy_notional, sell_notional, buy_ratio,
+        # samples, threshold; pinned by tests/test_volume_struct_order.py)
+        return LargeOrderFlow(classify_buy_ratio(ratio), bc, sc, bn, sn, ratio, samples, thr)
 
     def _frequency(self, n_base: int, n_cur: int) -> FrequencyStats:
         """§5.7: trade rate over the current window [now − current, now] against the baseline rate [now − baseline,

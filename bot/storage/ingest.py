@@ -35,7 +35,7 @@ _min_of = np.minimum.reduce
 
 SMALL_BATCH = 16
 """``Trade`` lists up to this size are ingested with plain Python."""
-SMALL_ARRAY_BATCH = 8
+SMALL_ARRAY_BATCH = 24
 """``TradeBatch``es up to this size are ingested with plain Python (``tolist`` of five short columns is cheaper than
 the dozen numpy calls of the array path)."""
 

@@ -35,7 +35,7 @@ _add_accumulate = np.add.accumulate
 
 DEFAULT_CAPACITY = 4096
 SYNC_BACKLOG = 2048
-SMALL_SYNC = 10
+SMALL_SYNC = 14
 """Up to this many rows, :meth:`TradeTape._sync` computes in Python floats (numpy's per-call overhead dominates)."""
 ID_GENERATION = 10_000
 """String trade ids are remembered in two rotating generations of this size: at least the last 10k ids per symbol."""
@@ -43,6 +43,9 @@ _accumulate_max = np.maximum.accumulate
 _greater = np.greater
 _count = np.count_nonzero
 _multiply = np.multiply
+_subtract = np.subtract
+_abs = np.absolute
+_add = np.add
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:
@@ -81,8 +84,12 @@ class TradeTape:
         self.cum = np.empty((cap + 1, _NCUM))
         self.cum[0] = 0.0
         self._cumflat = self.cum.reshape(-1)  # a view: rows of a small catch-up are written as one flat slice
+        self._ccols = tuple(self.cum[1:, j] for j in range(_NCUM))  # column j of row i + 1 is _ccols[j][i]
         self.mm = RangeMinMax(self.price)
         self.cols = (self.ts, self.price, self.size, self.notional, self.is_buy, self.seq)
+        # memoryviews of the five written columns: an element write through one stores the same double (or bool)
+        # as ndarray.__setitem__ at about half the cost (the one-trade and few-trade appends write element-wise)
+        self.mvs = tuple(map(memoryview, self.cols[:5]))
         self.ro_cols = tuple(map(_read_only, self.cols))  # slices of a read-only view are read-only: no flag per view
 
     def _reallocate(self, need: int) -> None:
@@ -113,14 +120,42 @@ class TradeTape:
         if e - s <= SMALL_SYNC:
             self._sync_small(s, e)
             return
+        if s == 0:
+            self._sync_rebase(e)
+            return
+        # each column of the new rows is a 1-D slice of a cached column view (cheaper than 2-D indexing), and every
+        # ufunc gets its output positionally (no keyword parsing): the same operations on the same values
+        c0, c1, c2, c3, c4, c5 = self._ccols
         price = self.price
         p = price[s:e]
-        if s == 0:
-            self.ref = float(p[0])  # rebase: q stays small relative to the prices actually held
-        cum = self.cum
-        rows = cum[s + 1 : e + 1]
         buy = self.is_buy[s:e]
         notional = self.notional[s:e]
+        c0[s:e] = buy
+        nb = c1[s:e]
+        _multiply(notional, buy, nb)
+        _subtract(notional, nb, c2[s:e])
+        q = c3[s:e]
+        _subtract(p, self.ref, q)
+        _multiply(q, q, c4[s:e])
+        adp = c5[s:e]
+        _subtract(p, price[s - 1 : e - 1], adp)
+        _abs(adp, adp)
+        cum = self.cum
+        rows = cum[s + 1 : e + 1]
+        _add_accumulate(rows, 0, None, rows)
+        _add(rows, cum[s], rows)
+        self.mm.extend(e)
+        self.synced = e
+
+    def _sync_rebase(self, e: int) -> None:
+        """:meth:`_sync` of rows ``[0, e)`` (after a reallocation): ``ref`` is re-chosen as the first price, so q
+        stays small relative to the prices actually held, and the first row's |Δp| is 0."""
+        p = self.price[:e]
+        self.ref = float(p[0])
+        cum = self.cum
+        rows = cum[1 : e + 1]
+        buy = self.is_buy[:e]
+        notional = self.notional[:e]
         rows[:, _C_NBUY] = buy
         nb = rows[:, _C_NOTBUY]
         np.multiply(notional, buy, out=nb)
@@ -129,14 +164,11 @@ class TradeTape:
         np.subtract(p, self.ref, out=q)
         np.multiply(q, q, out=rows[:, _C_Q2])
         adp = rows[:, _C_ADP]
-        if s:
-            np.subtract(p, price[s - 1 : e - 1], out=adp)
-        else:
-            adp[0] = 0.0
-            np.subtract(p[1:], p[:-1], out=adp[1:])
+        adp[0] = 0.0
+        np.subtract(p[1:], p[:-1], out=adp[1:])
         np.abs(adp, out=adp)
         _add_accumulate(rows, axis=0, out=rows)
-        rows += cum[s]
+        rows += cum[0]
         self.mm.extend(e)
         self.synced = e
 
@@ -304,7 +336,7 @@ class TradeTape:
             self.prune(now)
             self._reallocate(m)
         s = self.n
-        cts, cp, cs, cn, cb = self.ts, self.price, self.size, self.notional, self.is_buy
+        cts, cp, cs, cn, cb = self.mvs
         hi = self.last_ts
         for i in range(m):
             t = ts[i]
@@ -337,12 +369,12 @@ class TradeTape:
         hi = self.last_ts
         if t > hi:
             hi = t
-        ts = self.ts
+        ts, cp, cs, cn, cb = self.mvs
         ts[j] = hi
-        self.price[j] = p
-        self.size[j] = v
-        self.notional[j] = p * v
-        self.is_buy[j] = is_buy
+        cp[j] = p
+        cs[j] = v
+        cn[j] = p * v
+        cb[j] = is_buy
         e = j + 1
         self.n = e
         self.last_ts = float(hi)  # as append_rows: a Python float whatever the batch's dtype
@@ -351,14 +383,14 @@ class TradeTape:
             self._sync()
         cutoff = now - self.retention_sec  # prune(now), inline
         lo = self.lo
-        if lo < e and ts.item(lo) < cutoff:
-            self.lo = int(ts.searchsorted(cutoff, "left"))
+        if lo < e and ts[lo] < cutoff:
+            self.lo = int(self.ts.searchsorted(cutoff, "left"))
 
     def prune(self, now: float) -> None:
         """Drop trades with ts < now − retention (advance ``lo``; memory is reclaimed at the next reallocation)."""
         cutoff = now - self.retention_sec
         lo = self.lo
-        if lo < self.n and self.ts.item(lo) < cutoff:
+        if lo < self.n and self.mvs[0][lo] < cutoff:
             self.lo = int(self.ts.searchsorted(cutoff, "left"))
 
     # --- queries ------------------------------------------------------------------------------------------------
