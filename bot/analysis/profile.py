@@ -3,7 +3,12 @@
 Split from :mod:`bot.analysis.imbalance` (which uses it once per evaluation). An evaluation moves the window by a few
 dozen trades at each end, so the histogram, the queue of in-window trades and the arithmetic on them are plain Python
 lists and floats: per-call numpy overhead (``np.add.at``, ``np.rint`` and friends on a few dozen values) was most of
-the cost. numpy is used only where it pays: a large batch of trades (a rebuild) and the rare full POC search.
+the cost. numpy is used only where it pays: bins and weights of a dozen trades or more, a large batch of trades (a
+rebuild). The rare full POC search is a C-level ``max`` and ``list.index`` over the live bin range: ``np.argmax`` of
+the list spent nearly all its time converting the whole list to an array (a sixth of the profile's cost). Sketched in
+the fifth pass, not adopted (not timed reliably on a shared machine): the histogram and the trade queue as numpy
+arrays, ``np.add.at`` / ``np.subtract.at`` per move and ``argmax`` per POC; it counted fewer instructions than these
+lists, though ``ufunc.at`` alone cost ~22k instructions a call and ``min`` / ``max`` on a few dozen values ~9k each.
 """
 
 from __future__ import annotations
