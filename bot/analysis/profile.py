@@ -118,12 +118,14 @@ class VolumeProfile:
         else:  # whole cents: any summation order gives the same sums, so the touched bins are binned at once
             lo, hi = imin - base, imax - base + 1
             add = np.bincount(idx_a - imin, weights=w_a, minlength=hi - lo).tolist()
-            hist[lo:hi] = [a + b for a, b in zip(hist[lo:hi], add, strict=True)]
+            seg = [a + b for a, b in zip(hist[lo:hi], add, strict=True)]
+            hist[lo:hi] = seg
             if top is not None:
-                for i in idx:
-                    v = hist[i - base]
-                    if v > m or (v == m and i < cand):
-                        m, cand = v, i
+                # the first largest bin of [imin, imax], touched or not: an untouched one is at most hist[top] and,
+                # if equal to it, not below top (top is the first maximum), so the decision below is the one the
+                # largest touched bin (lowest on a tie) would give
+                m = max(seg)
+                cand = imin + seg.index(m)
         if top is not None:  # the maximum stays, or moves to a bin that just grew (lowest such bin on a tie)
             best = hist[top - base]
             if m > best or (m == best and cand < top):
