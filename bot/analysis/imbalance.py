@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Mapping
-from operator import mul as _mul
 from typing import Any
 
 from bot.analysis.adaptive import AdaptParams, adapt, window_multiplier
@@ -173,8 +172,9 @@ class ImbalanceAnalyzer:
         else:
             hist = sum(ring) / n
             trend = ring[-1] - ring[0]
-            dev = [x - hist for x in ring]
-            ivol = math.sqrt(sum(map(_mul, dev, dev)) / (n - 1))  # Σ (x − hist)·(x − hist), in ring order
+            # Σ (x − hist)·(x − hist), in ring order (one list of the products: the same floats summed in the same
+            # order as map(mul) over a list of deviations gave)
+            ivol = math.sqrt(sum([(dx := x - hist) * dx for x in ring]) / (n - 1))
             combined = 0.7 * i_t + 0.3 * hist
             at = abs(trend)
             if at > 10.0:

@@ -3,7 +3,12 @@
 Split from :mod:`bot.analysis.imbalance` (which uses it once per evaluation). An evaluation moves the window by a few
 dozen trades at each end, so the histogram, the queue of in-window trades and the arithmetic on them are plain Python
 lists and floats: per-call numpy overhead (``np.add.at``, ``np.rint`` and friends on a few dozen values) was most of
-the cost. numpy is used only where it pays: a large batch of trades (a rebuild) and the rare full POC search.
+the cost. numpy is used only where it pays: bins and weights of a dozen trades or more, a large batch of trades (a
+rebuild). The rare full POC search is a C-level ``max`` and ``list.index`` over the live bin range: ``np.argmax`` of
+the list spent nearly all its time converting the whole list to an array (a sixth of the profile's cost). Sketched in
+the fifth pass, not adopted (not timed reliably on a shared machine): the histogram and the trade queue as numpy
+arrays, ``np.add.at`` / ``np.subtract.at`` per move and ``argmax`` per POC; it counted fewer instructions than these
+lists, though ``ufunc.at`` alone cost ~22k instructions a call and ``min`` / ``max`` on a few dozen values ~9k each.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ PROFILE_TRIM_EVERY = 1000  # rebuild now and then so a trending price cannot gro
 _NP_PREP = 12  # from this many trades in one push, bins and weights are computed with numpy
 _BULK = 64  # from this many, they are also added to the histogram with numpy
 _COMPACT = 4096  # the trade queue drops its consumed head once it is this long and more than half of the list
+_NO_MIN = 1 << 62  # rmin / rmax of an empty histogram
+_NO_MAX = -(1 << 62)
 
 
 class VolumeProfile:
@@ -37,7 +44,7 @@ class VolumeProfile:
     Ties go to the lowest bin, as ``np.argmax`` does, so the POC is the one a full search would find.
     """
 
-    __slots__ = ("base", "bin", "first", "hist", "inv", "last", "lo", "q_idx", "q_w", "top", "updates")
+    __slots__ = ("base", "bin", "first", "hist", "inv", "last", "lo", "q_idx", "q_w", "rmax", "rmin", "top", "updates")
 
     def __init__(self) -> None:
         self.bin = 0.0
@@ -51,6 +58,9 @@ class VolumeProfile:
         self.lo = 0
         self.updates = 0
         self.top: int | None = None  # absolute bin index of the maximum (None: unknown, search on demand)
+        # absolute bins [rmin, rmax] hold every non-zero bin (empty: rmin > rmax); the POC search reads only them
+        self.rmin = _NO_MIN
+        self.rmax = _NO_MAX
 
     def _fit(self, imin: int, imax: int) -> None:
         """Make the histogram cover bins [imin, imax], keeping its contents."""
@@ -82,6 +92,10 @@ class VolumeProfile:
             idx, w = idx_a.tolist(), w_a.tolist()
         imin, imax = min(idx), max(idx)
         self._fit(imin, imax)
+        if imin < self.rmin:
+            self.rmin = imin
+        if imax > self.rmax:
+            self.rmax = imax
         base = self.base
         hist = self.hist
         top = self.top
@@ -104,12 +118,14 @@ class VolumeProfile:
         else:  # whole cents: any summation order gives the same sums, so the touched bins are binned at once
             lo, hi = imin - base, imax - base + 1
             add = np.bincount(idx_a - imin, weights=w_a, minlength=hi - lo).tolist()
-            hist[lo:hi] = [a + b for a, b in zip(hist[lo:hi], add, strict=True)]
+            seg = [a + b for a, b in zip(hist[lo:hi], add, strict=True)]
+            hist[lo:hi] = seg
             if top is not None:
-                for i in idx:
-                    v = hist[i - base]
-                    if v > m or (v == m and i < cand):
-                        m, cand = v, i
+                # the first largest bin of [imin, imax], touched or not: an untouched one is at most hist[top] and,
+                # if equal to it, not below top (top is the first maximum), so the decision below is the one the
+                # largest touched bin (lowest on a tie) would give
+                m = max(seg)
+                cand = imin + seg.index(m)
         if top is not None:  # the maximum stays, or moves to a bin that just grew (lowest such bin on a tie)
             best = hist[top - base]
             if m > best or (m == best and cand < top):
@@ -121,17 +137,22 @@ class VolumeProfile:
         """Subtract the oldest ``j`` in-window trades."""
         lo = self.lo
         hi = lo + j
-        gone = self.q_idx[lo:hi]
         hist, base = self.hist, self.base
-        for i, x in zip(gone, self.q_w[lo:hi], strict=True):
+        top = self.top
+        if top is not None:
+            top -= base
+            best = hist[top]
+        for i, x in zip(self.q_idx[lo:hi], self.q_w[lo:hi], strict=True):
             hist[i - base] -= x
         if hi >= _COMPACT and 2 * hi > len(self.q_idx):
             del self.q_idx[:hi]
             del self.q_w[:hi]
             hi = 0
         self.lo = hi
-        if self.top is not None and self.top in gone:
-            self.top = None  # the maximum's own bin shrank: search again on demand
+        # the other bins only shrank (or kept their weight), so the maximum stays unless its own bin shrank: then
+        # search again on demand
+        if top is not None and hist[top] != best:
+            self.top = None
 
     def rebuild(self, view: Any, bin_size: float) -> None:
         self.bin = bin_size
@@ -143,6 +164,7 @@ class VolumeProfile:
         self.first = self.last = 0
         self.q_idx, self.q_w, self.lo = [], [], 0
         self.top = None
+        self.rmin, self.rmax = _NO_MIN, _NO_MAX
         self._push(view.price, view.notional)
 
     def update(self, view: Any, bin_size: float) -> None:
@@ -154,6 +176,7 @@ class VolumeProfile:
             self.q_idx, self.q_w, self.lo = [], [], 0
             self.hist = []
             self.top = None
+            self.rmin, self.rmax = _NO_MIN, _NO_MAX
             return
         seq = view.seq
         new_first, new_last = seq.item(0), seq.item(k - 1)
@@ -178,5 +201,27 @@ class VolumeProfile:
     def poc(self) -> float:
         top = self.top
         if top is None:
-            top = self.top = self.base + int(np.argmax(self.hist))
+            top = self.top = self._search()
         return top / self.inv
+
+    def _search(self) -> int:
+        """The first maximal bin, as ``base + np.argmax(hist)``, searched over [rmin, rmax] only.
+
+        Every bin outside that range is zero, so a positive maximum inside it is the histogram's maximum and its first
+        occurrence there is the first overall. The range is first narrowed past zero bins at both ends (the window
+        left them behind): each bin is stepped over once, however many searches follow. ``max`` keeps the first of
+        equal values and ``list.index`` finds the first equal one, so ties go to the lowest bin as with np.argmax
+        (no NaN: the weights are whole cents); an all-zero histogram falls back to the full search (its first bin).
+        """
+        hist, base = self.hist, self.base
+        a, b = self.rmin - base, self.rmax - base
+        while a < b and hist[a] == 0.0:
+            a += 1
+        while b > a and hist[b] == 0.0:
+            b -= 1
+        self.rmin, self.rmax = base + a, base + b
+        seg = hist[a : b + 1]
+        m = max(seg) if seg else 0.0
+        if m > 0.0:
+            return base + a + seg.index(m)
+        return base + hist.index(max(hist))

@@ -330,10 +330,9 @@ class SignalGenerator:
 
         # 2. factors, composite, EMA (exactly once here); the products w·f are formed once and reused for the
         # factors dict, and summed left to right from 0.0 exactly as ``c += w_i·f_i`` in a loop would
-        f = self.factors(imb, vol)
-        w = self._w
-        p = [wi * fi for wi, fi in zip(w, f, strict=True)]
-        p0, p1, p2, p3, p4, p5, p6 = p
+        f0, f1, f2, f3, f4, f5, f6 = self.factors(imb, vol)
+        w0, w1, w2, w3, w4, w5, w6 = self._w
+        p0, p1, p2, p3, p4, p5, p6 = w0 * f0, w1 * f1, w2 * f2, w3 * f3, w4 * f4, w5 * f5, w6 * f6
         c = 0.0 + p0 + p1 + p2 + p3 + p4 + p5 + p6
         c = -1.0 if c < -1.0 else 1.0 if c > 1.0 else c
         s_prev = st.ema
@@ -415,7 +414,15 @@ class SignalGenerator:
             oh,  # ohara_score
             e,  # effective_imbalance
             mom,  # momentum_score
-            dict(zip(FACTOR_NAMES, zip(f, w, p, strict=True), strict=True)),  # factors: name -> (f, w, w·f)
+            {  # factors: name -> (f, w, w·f), in FACTOR_NAMES order (a literal: no zip and dict() per call)
+                "imbalance": (f0, w0, p0),
+                "momentum": (f1, w1, p1),
+                "bayesian": (f2, w2, p2),
+                "large_orders": (f3, w3, p3),
+                "tape": (f4, w4, p4),
+                "depth": (f5, w5, p5),
+                "cluster": (f6, w6, p6),
+            },
             spread_bps,
             vol.volatility,
             regime,  # frequency_regime
