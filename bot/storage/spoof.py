@@ -7,8 +7,8 @@ clock, free of network jitter) and the storage clock for pruning. The "top-N ran
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from bot.events import BookDelta, Level
@@ -36,29 +36,33 @@ class SpoofTracker:
     def on_book(self, book: OrderBook, now: float, delta: BookDelta | None = None) -> None:
         """Run steps 1–4 of the spec for both sides after a committed book update (``delta`` None: a snapshot)."""
         if delta is None:
-            self._side("bid", book.bid_px, book.bids, book.bid_notionals, book.ts, None)
-            self._side("ask", book.ask_px, book.asks, book.ask_notionals, book.ts, None)
+            self._side("bid", book.bid_px, book._not_bid, book._asc_bid, book._asc_not_bid, book.ts, None)
+            self._side("ask", book.ask_px, book._not_ask, book.ask_px, book._not_ask, book.ts, None)
         else:
-            self._side("bid", book.bid_px, book.bids, book.bid_notionals, book.ts, delta.bids)
-            self._side("ask", book.ask_px, book.asks, book.ask_notionals, book.ts, delta.asks)
+            self._side("bid", book.bid_px, book._not_bid, book._asc_bid, book._asc_not_bid, book.ts, delta.bids)
+            self._side("ask", book.ask_px, book._not_ask, book.ask_px, book._not_ask, book.ts, delta.asks)
         self.prune(now)
 
     def _side(
         self,
         side: BookSide,
         px: list[float],
-        levels: dict[float, float],
-        notionals_of: Callable[[], list[float]],
+        notionals: list[float],
+        asc_px: list[float],
+        asc_notionals: list[float],
         ts: float,
         changed: list[Level] | None,
     ) -> None:
         """Steps 1–3 for one side; skipped when a delta left this side alone (same price list object, which the
         book replaces whenever its prices change, and no level updates: nothing here can change).
 
+        ``px``/``notionals`` are the book's levels best first (price · size per level, the book's committed lists,
+        shared with the analyzer's reads); ``asc_px``/``asc_notionals`` the same levels in ascending price order, where
+        a tracked price is looked up by binary search (the asks' best-first order is ascending: the same lists).
+
         Every tracked level is visited (there are a handful): one outside the new top-N range is dropped, one gone
         from the book is dropped and recorded if it lived less than the lifetime, the others get their current
-        notional. ``notionals_of`` gives price · size per level of ``px`` (the book's cached list, shared with the
-        analyzer's reads)."""
+        notional (the book's ``price · size`` of that level: the same multiply of the same floats)."""
         if changed is not None and not changed and px is self._px[side]:
             return
         self._px[side] = px
@@ -68,24 +72,22 @@ class SpoofTracker:
         if not top:
             tracked.clear()
             return
-        notionals = notionals_of()
         if len(notionals) > top_n:
             notionals = notionals[:top_n]
         thr = float(max(self.side_pct * sum(notionals), self.min_abs))  # a float: thr.__le__ below
         if tracked:
             lo, hi = (top[-1], top[0]) if side == "bid" else (top[0], top[-1])
-            get = levels.get
             for p, entry in list(tracked.items()):
                 if not lo <= p <= hi:
                     del tracked[p]  # left the top-N range: not evidence of anything
                     continue
-                size = get(p)
-                if size is None:
+                i = bisect_left(asc_px, p)  # p <= the top-N range's high end <= asc_px[-1]: i is in range
+                if asc_px[i] == p:
+                    entry[1] = asc_notionals[i]
+                else:
                     del tracked[p]
                     if ts - entry[0] < self.lifetime_sec:
                         self.records.append(SuspiciousOrder(side, p, entry[1], entry[0], ts))
-                else:
-                    entry[1] = p * size
         # n >= thr (the same comparison as thr <= n): a plain loop over the notionals alone, whose float compare
         # CPython specialises (a zip of prices and notionals doubles the cost per level, a compress/map pipeline
         # triples it); the few qualifying levels find their position with list.index from just past the previous
