@@ -41,6 +41,8 @@ class OrderBook:
         "_asc_bid",
         "_asc_not_bid",
         "_asc_sz_bid",
+        "_gone_ask",
+        "_gone_bid",
         "_not_ask",
         "_not_bid",
         "_sz_ask",
@@ -68,6 +70,8 @@ class OrderBook:
         self._asc_bid: list[float] = []  # bid_px, _sz_bid, _not_bid in ascending price order (searched by bisect)
         self._asc_sz_bid: list[float] = []
         self._asc_not_bid: list[float] = []
+        self._gone_bid: list[float] = []  # prices the last committed delta deleted (the spoof tracker's hint)
+        self._gone_ask: list[float] = []
         self.update_id = 0
         self.ts = -_INF
         self.valid = False
@@ -95,15 +99,17 @@ class OrderBook:
         lb, la = ev.bids, ev.asks
         # a side without level updates keeps its lists; an updated side's lists are copied, then edited in place
         bpx, bsz, bnt = self._asc_bid, self._asc_sz_bid, self._asc_not_bid
+        bgone: list[float] = []
         if lb:
             bpx, bsz, bnt = bpx[:], bsz[:], bnt[:]
-            err = _apply_levels(bpx, bsz, bnt, lb)
+            err = _apply_levels(bpx, bsz, bnt, lb, bgone)
             if err is not None:
                 return err
         apx, asz, ant = self.ask_px, self._sz_ask, self._not_ask
+        agone: list[float] = []
         if la:
             apx, asz, ant = apx[:], asz[:], ant[:]
-            err = _apply_levels(apx, asz, ant, la)
+            err = _apply_levels(apx, asz, ant, la, agone)
             if err is not None:
                 return err
         if not bpx:
@@ -126,6 +132,8 @@ class OrderBook:
                 del apx[depth:], asz[depth:], ant[depth:]
             self.ask_px, self._sz_ask, self._not_ask = apx, asz, ant
             self._top_ask = None
+        self._gone_bid = bgone
+        self._gone_ask = agone
         self.update_id = ev.update_id
         self.ts = ev.ts
         return None
@@ -211,8 +219,11 @@ def _fresh(levels: list[Level]) -> tuple[dict[float, float], str | None]:
     return out, None
 
 
-def _apply_levels(px: list[float], sz: list[float], nt: list[float], levels: list[Level]) -> str | None:
-    """Apply ``levels`` in order to one side's aligned lists in ascending price order, in place (size 0 deletes);
+def _apply_levels(
+    px: list[float], sz: list[float], nt: list[float], levels: list[Level], gone: list[float]
+) -> str | None:
+    """Apply ``levels`` in order to one side's aligned lists in ascending price order, in place (size 0 deletes a
+    level, whose price is then appended to ``gone``);
     stop at the first invalid level (price not in (0, inf), size not in [0, inf), NaN anywhere) and say why: the
     caller then drops these copies, so validating a level as it is applied rejects exactly what a check of every
     level before applying any would.
@@ -237,6 +248,7 @@ def _apply_levels(px: list[float], sz: list[float], nt: list[float], levels: lis
                         continue
                 elif s == 0.0:
                     del px[i], sz[i], nt[i]
+                    gone.append(p)
                     continue
                 return f"invalid level ({p}, {s})"
         except IndexError:
