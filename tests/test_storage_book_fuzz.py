@@ -112,6 +112,7 @@ def test_unsorted_deltas_duplicates_and_every_invalid_level(seed: int) -> None:
         assert book.bid_px == sorted(book.bids, reverse=True) and book.ask_px == sorted(book.asks)
         assert book.bid_notionals() == [p * book.bids[p] for p in book.bid_px]
         assert book.ask_notionals() == [p * book.asks[p] for p in book.ask_px]
-        assert book.bid_px == book._asc_bid[::-1] and book._not_bid == book._asc_not_bid[::-1]
+        assert book.bid_px == book._asc_bid[-2::-1] and book._not_bid == book._asc_not_bid[::-1]
+        assert book.ask_px == book._asc_ask[:-1] and math.isnan(book._asc_bid[-1]) and math.isnan(book._asc_ask[-1])
         if rng.random() < 0.01:  # an occasional fresh snapshot
             assert book.try_apply(snap, True, 1000.0) is None

@@ -2,8 +2,10 @@
 
 The committed state of a side is three aligned lists, best first: the prices, their sizes and their notionals
 (price · size, one IEEE multiply, made once when the level is set: the spoof tracker reads them on every update, the
-analyzer on every evaluation). The bid side is also kept in ascending price order (the same three lists reversed),
-so both sides are searched with :func:`bisect.bisect_left`.
+analyzer on every evaluation). Each side's prices are also kept in ascending order with a NaN after the last one
+(the asks' sizes and notionals are already ascending; the bids keep theirs reversed as well), searched with
+:func:`bisect.bisect_left`: the NaN compares false with everything, so a search treats it as above every price and
+it never equals one, and every slot a search returns can be read without a length test.
 
 A delta is applied level by level, in order, to copies of the touched side's ascending lists: one binary search per
 level finds its slot (size 0 deletes, a new price is inserted in order), so the cost follows the levels in the delta,
@@ -30,6 +32,7 @@ import numpy as np
 from bot.events import BookDelta, BookSnapshot, Level
 
 _INF = math.inf
+_NAN = math.nan
 
 
 class OrderBook:
@@ -38,6 +41,7 @@ class OrderBook:
     for every other level list here)."""
 
     __slots__ = (
+        "_asc_ask",
         "_asc_bid",
         "_asc_not_bid",
         "_asc_sz_bid",
@@ -67,7 +71,9 @@ class OrderBook:
         self._sz_ask: list[float] = []
         self._not_bid: list[float] = []  # price · size per level of bid_px
         self._not_ask: list[float] = []
-        self._asc_bid: list[float] = []  # bid_px, _sz_bid, _not_bid in ascending price order (searched by bisect)
+        self._asc_bid: list[float] = [_NAN]  # bid_px ascending, then NaN (see the module docstring)
+        self._asc_ask: list[float] = [_NAN]  # ask_px, then NaN
+        # _sz_bid, _not_bid ascending (the asks' lists are ascending already)
         self._asc_sz_bid: list[float] = []
         self._asc_not_bid: list[float] = []
         self._gone_bid: list[float] = []  # prices the last committed delta deleted (the spoof tracker's hint)
@@ -105,32 +111,33 @@ class OrderBook:
             err = _apply_levels(bpx, bsz, bnt, lb, bgone)
             if err is not None:
                 return err
-        apx, asz, ant = self.ask_px, self._sz_ask, self._not_ask
+        apx, asz, ant = self._asc_ask, self._sz_ask, self._not_ask
         agone: list[float] = []
         if la:
             apx, asz, ant = apx[:], asz[:], ant[:]
             err = _apply_levels(apx, asz, ant, la, agone)
             if err is not None:
                 return err
-        if not bpx:
+        if not bsz:
             return "empty bid side"
-        if not apx:
+        if not asz:
             return "empty ask side"
-        err = _touch_error(bpx[-1], apx[0], max_spread_bps)
+        err = _touch_error(bpx[-2], apx[0], max_spread_bps)  # bpx[-1] is the NaN
         if err is not None:
             return err
         depth = self.depth
         if lb:
-            cut = len(bpx) - depth  # the worst bids come first in ascending order
+            cut = len(bsz) - depth  # the worst bids come first in ascending order
             if cut > 0:
                 del bpx[:cut], bsz[:cut], bnt[:cut]
             self._asc_bid, self._asc_sz_bid, self._asc_not_bid = bpx, bsz, bnt
-            self.bid_px, self._sz_bid, self._not_bid = bpx[::-1], bsz[::-1], bnt[::-1]
+            self.bid_px, self._sz_bid, self._not_bid = bpx[-2::-1], bsz[::-1], bnt[::-1]
             self._top_bid = None
         if la:
-            if len(apx) > depth:
-                del apx[depth:], asz[depth:], ant[depth:]
-            self.ask_px, self._sz_ask, self._not_ask = apx, asz, ant
+            if len(asz) > depth:
+                del apx[depth:-1], asz[depth:], ant[depth:]
+            self._asc_ask, self._sz_ask, self._not_ask = apx, asz, ant
+            self.ask_px = apx[:-1]
             self._top_ask = None
         self._gone_bid = bgone
         self._gone_ask = agone
@@ -156,7 +163,10 @@ class OrderBook:
         self._sz_ask = asz = [asks[p] for p in ask_px]
         self._not_bid = bnt = list(map(mul, bid_px, bsz))
         self._not_ask = list(map(mul, ask_px, asz))
-        self._asc_bid, self._asc_sz_bid, self._asc_not_bid = bid_px[::-1], bsz[::-1], bnt[::-1]
+        self._asc_bid, self._asc_sz_bid, self._asc_not_bid = [*bid_px[::-1], _NAN], bsz[::-1], bnt[::-1]
+        self._asc_ask = [*ask_px, _NAN]
+        self._gone_bid = []
+        self._gone_ask = []
         self.update_id = ev.update_id
         self.ts = ev.ts
         self._top_bid = self._top_ask = None
@@ -222,46 +232,41 @@ def _fresh(levels: list[Level]) -> tuple[dict[float, float], str | None]:
 def _apply_levels(
     px: list[float], sz: list[float], nt: list[float], levels: list[Level], gone: list[float]
 ) -> str | None:
-    """Apply ``levels`` in order to one side's aligned lists in ascending price order, in place (size 0 deletes a
-    level, whose price is then appended to ``gone``);
-    stop at the first invalid level (price not in (0, inf), size not in [0, inf), NaN anywhere) and say why: the
-    caller then drops these copies, so validating a level as it is applied rejects exactly what a check of every
-    level before applying any would.
+    """Apply ``levels`` in order to one side's aligned ascending lists in place (``px`` ends with the NaN; size 0
+    deletes a level, whose price is then appended to ``gone``); stop at the first invalid level (price not in
+    (0, inf), size not in [0, inf), NaN anywhere) and say why: the caller then drops these copies, so validating a
+    level as it is applied rejects exactly what a check of every level before applying any would.
 
-    ``bisect_left`` gives the first slot whose price is not below ``p``: the level itself if present, else where it
-    goes. Every committed price is in (0, inf), so a price that is not (0, negative, NaN: every comparison false;
-    inf) lands on slot 0 or past the end, and only there is the price tested. A miss past the end shows as an
-    IndexError (cheaper than a length test on every level). A size is tested on the branch that reads it: ``s > 0.0``
-    (then ``s < inf``) or else ``s == 0.0``, which NaN and negative sizes fail. The notional is ``p * s``: ``p`` equals
-    the stored price, so it is the same float."""
+    ``bisect_left`` gives the first slot whose price is not below ``p`` (the NaN's at the latest): the level itself
+    if present, else where it goes. Every stored price is in (0, inf), so a price at or below 0 or NaN (every
+    comparison false) lands on slot 0, the only slot where the price is tested before the lookup; an absent price is
+    tested against inf before it is used. A size is tested on the branch that reads it: ``s > 0.0`` (then
+    ``s < inf``) or else ``s == 0.0``, which NaN and negative sizes fail. The notional is ``p * s``: ``p`` equals the
+    stored price, so it is the same float."""
     inf = _INF
     for p, s in levels:
         i = bisect_left(px, p)
         if not i and not 0.0 < p < inf:
             return f"invalid level ({p}, {s})"
-        try:
-            if px[i] == p:
-                if s > 0.0:
-                    if s < inf:
-                        sz[i] = s
-                        nt[i] = p * s
-                        continue
-                elif s == 0.0:
-                    del px[i], sz[i], nt[i]
-                    gone.append(p)
+        if px[i] == p:
+            if s > 0.0:
+                if s < inf:
+                    sz[i] = s
+                    nt[i] = p * s
                     continue
-                return f"invalid level ({p}, {s})"
-        except IndexError:
-            if not p < inf:
-                return f"invalid level ({p}, {s})"
-        if s > 0.0:
-            if s < inf:
-                px.insert(i, p)
-                sz.insert(i, s)
-                nt.insert(i, p * s)
+            elif s == 0.0:
+                del px[i], sz[i], nt[i]
+                gone.append(p)
                 continue
-        elif s == 0.0:
-            continue
+        elif p < inf:
+            if s > 0.0:
+                if s < inf:
+                    px.insert(i, p)
+                    sz.insert(i, s)
+                    nt.insert(i, p * s)
+                    continue
+            elif s == 0.0:
+                continue
         return f"invalid level ({p}, {s})"
     return None
 

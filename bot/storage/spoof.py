@@ -58,11 +58,11 @@ class SpoofTracker:
         for the tracked levels the delta deleted."""
         if delta is None:
             self._side("bid", book.bid_px, book._not_bid, book._asc_bid, book._asc_not_bid, _EVERYTHING, book.ts, None)
-            self._side("ask", book.ask_px, book._not_ask, book.ask_px, book._not_ask, _EVERYTHING, book.ts, None)
+            self._side("ask", book.ask_px, book._not_ask, book._asc_ask, book._not_ask, _EVERYTHING, book.ts, None)
         else:
             self._side("bid", book.bid_px, book._not_bid, book._asc_bid, book._asc_not_bid, book._gone_bid, book.ts,
                        delta.bids)
-            self._side("ask", book.ask_px, book._not_ask, book.ask_px, book._not_ask, book._gone_ask, book.ts,
+            self._side("ask", book.ask_px, book._not_ask, book._asc_ask, book._not_ask, book._gone_ask, book.ts,
                        delta.asks)
         self.prune(now)
 
@@ -81,8 +81,9 @@ class SpoofTracker:
         book replaces whenever its prices change, and no level updates: nothing here can change).
 
         ``px``/``notionals`` are the book's levels best first (price · size per level, the book's committed lists,
-        shared with the analyzer's reads); ``asc_px``/``asc_notionals`` the same levels in ascending price order (the
-        asks' best-first order is ascending: the same lists); ``gone`` holds (at least) every price the update deleted.
+        shared with the analyzer's reads); ``asc_px``/``asc_notionals`` the same levels in ascending price order
+        (``asc_px`` ends with the book's NaN; the asks' notionals are ascending already: the same list); ``gone``
+        holds (at least) every price the update deleted.
 
         Every tracked level is visited (there are a handful): one outside the new top-N range is dropped, one gone
         from the book is dropped and recorded if it lived less than the lifetime. After each run every tracked level
