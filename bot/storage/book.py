@@ -1,18 +1,30 @@
-"""One symbol's L2 book: price→size maps kept to the top ``depth`` levels per side (STRATEGY.md §3).
+"""One symbol's L2 book: the top ``depth`` levels per side as aligned lists (STRATEGY.md §3).
 
-A delta is applied in place and checked on the result. The committed state is also kept as two lists per side, the
-prices best first and their sizes aligned with them (made once per committed update: the notionals, the spoof tracker
-and the analyzer's arrays read them without a dict lookup per level). If an update is rejected (invalid level, empty
-side, crossed, spread out of range) the touched side's map is rebuilt from those lists, so the previous book is kept
-intact without copying a side or journaling each level per delta. Levels pushed beyond ``depth`` are dropped only
-once the update is accepted (they cannot change the touch). A snapshot builds fresh maps and replaces the old ones
-only if sane. Continuity (update ids) is decided by the caller (:mod:`bot.storage.storage`); this class only
-knows how to apply and validate levels.
+The committed state of a side is three aligned lists, best first: the prices, their sizes and their notionals
+(price · size, one IEEE multiply, made once when the level is set: the spoof tracker reads them on every update, the
+analyzer on every evaluation). Each side's prices are also kept in ascending order with a NaN after the last one
+(the asks' sizes and notionals are already ascending; the bids keep theirs reversed as well), searched with
+:func:`bisect.bisect_left`: the NaN compares false with everything, so a search treats it as above every price and
+it never equals one, and every slot a search returns can be read without a length test.
+
+A delta is applied level by level, in order, to copies of the touched side's ascending lists: one binary search per
+level finds its slot (size 0 deletes, a new price is inserted in order), so the cost follows the levels in the delta,
+not the book's depth, and no price is hashed. The result is then checked; if the update is rejected (invalid level,
+empty side, crossed, spread out of range) the copies are simply dropped and the previous book stays intact. Levels
+pushed beyond ``depth`` are dropped only once the touch is checked (they cannot change it). A snapshot builds its side
+maps fresh and replaces the book only if sane. Continuity (update ids) is decided by the caller
+(:mod:`bot.storage.storage`); this class only knows how to apply and validate levels.
+
+Exactness against the former price→size maps (sort the keys, look every size up, multiply): floats compare and hash
+consistently (NaN is rejected, 0.0 is not a valid price), so an ordered search finds exactly the level a map lookup
+would, the lists are the maps' sorted keys and values, and every notional is the same single multiply of a level's
+price and size. Pinned against a plain model by ``tests/test_storage_book_fuzz.py``.
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from operator import mul
 
 import numpy as np
@@ -20,13 +32,21 @@ import numpy as np
 from bot.events import BookDelta, BookSnapshot, Level
 
 _INF = math.inf
+_NAN = math.nan
 
 
 class OrderBook:
     """Book state. ``bid_px``/``ask_px`` are the level prices best first (a new list whenever a side's levels were
-    updated; never mutated once committed, so holders of an old list keep a consistent snapshot of it)."""
+    updated; never mutated once committed, so holders of an old list keep a consistent snapshot of it; the same holds
+    for every other level list here)."""
 
     __slots__ = (
+        "_asc_ask",
+        "_asc_bid",
+        "_asc_not_bid",
+        "_asc_sz_bid",
+        "_gone_ask",
+        "_gone_bid",
         "_not_ask",
         "_not_bid",
         "_sz_ask",
@@ -34,9 +54,7 @@ class OrderBook:
         "_top_ask",
         "_top_bid",
         "ask_px",
-        "asks",
         "bid_px",
-        "bids",
         "depth",
         "symbol",
         "ts",
@@ -47,71 +65,85 @@ class OrderBook:
     def __init__(self, symbol: str, depth: int) -> None:
         self.symbol = symbol
         self.depth = depth
-        self.bids: dict[float, float] = {}
-        self.asks: dict[float, float] = {}
         self.bid_px: list[float] = []
         self.ask_px: list[float] = []
-        self._sz_bid: list[float] = []  # bids[p] for p in bid_px: the committed sizes, also the undo record
+        self._sz_bid: list[float] = []  # size per level of bid_px
         self._sz_ask: list[float] = []
+        self._not_bid: list[float] = []  # price · size per level of bid_px
+        self._not_ask: list[float] = []
+        self._asc_bid: list[float] = [_NAN]  # bid_px ascending, then NaN (see the module docstring)
+        self._asc_ask: list[float] = [_NAN]  # ask_px, then NaN
+        # _sz_bid, _not_bid ascending (the asks' lists are ascending already)
+        self._asc_sz_bid: list[float] = []
+        self._asc_not_bid: list[float] = []
+        self._gone_bid: list[float] = []  # prices the last committed delta deleted (the spoof tracker's hint)
+        self._gone_ask: list[float] = []
         self.update_id = 0
         self.ts = -_INF
         self.valid = False
         self._top_bid: np.ndarray | None = None
         self._top_ask: np.ndarray | None = None
-        self._not_bid: list[float] | None = None  # price · size per level of bid_px, made once per committed update
-        self._not_ask: list[float] | None = None
 
     @property
     def has_data(self) -> bool:
         return bool(self.bid_px)
 
+    @property
+    def bids(self) -> dict[float, float]:
+        """Price → size of the bid levels (a new dict; for inspection, not the hot path)."""
+        return dict(zip(self.bid_px, self._sz_bid, strict=True))
+
+    @property
+    def asks(self) -> dict[float, float]:
+        """Price → size of the ask levels (a new dict; for inspection, not the hot path)."""
+        return dict(zip(self.ask_px, self._sz_ask, strict=True))
+
     def try_apply(self, ev: BookSnapshot | BookDelta, snapshot: bool, max_spread_bps: float) -> str | None:
         """Apply ``ev`` (as a snapshot if ``snapshot``); return None if committed, else why it was rejected."""
         if snapshot:
             return self._apply_snapshot(ev, max_spread_bps)
-        bids, asks = self.bids, self.asks
         lb, la = ev.bids, ev.asks
+        # a side without level updates keeps its lists; an updated side's lists are copied, then edited in place
+        bpx, bsz, bnt = self._asc_bid, self._asc_sz_bid, self._asc_not_bid
+        bgone: list[float] = []
         if lb:
-            err = _upsert(bids, lb)
+            bpx, bsz, bnt = bpx[:], bsz[:], bnt[:]
+            err = _apply_levels(bpx, bsz, bnt, lb, bgone)
             if err is not None:
-                _restore(bids, self.bid_px, self._sz_bid)
                 return err
+        apx, asz, ant = self._asc_ask, self._sz_ask, self._not_ask
+        agone: list[float] = []
         if la:
-            err = _upsert(asks, la)
+            apx, asz, ant = apx[:], asz[:], ant[:]
+            err = _apply_levels(apx, asz, ant, la, agone)
             if err is not None:
-                self._restore(lb, la)
                 return err
-        # a side without level updates keeps its lists; an updated side is sorted anew (most deltas add or remove a
-        # price on each side they touch, and the sizes list is rebuilt anyway)
-        bid_px = sorted(bids, reverse=True) if lb else self.bid_px
-        ask_px = sorted(asks) if la else self.ask_px
-        err = check_touch(bid_px, ask_px, max_spread_bps)
+        if not bsz:
+            return "empty bid side"
+        if not asz:
+            return "empty ask side"
+        err = _touch_error(bpx[-2], apx[0], max_spread_bps)  # bpx[-1] is the NaN
         if err is not None:
-            self._restore(lb, la)
             return err
         depth = self.depth
         if lb:
-            if len(bid_px) > depth:
-                _truncate(bids, bid_px, depth)
-            self.bid_px = bid_px
-            self._sz_bid = [bids[p] for p in bid_px]
-            self._top_bid = self._not_bid = None
+            cut = len(bsz) - depth  # the worst bids come first in ascending order
+            if cut > 0:
+                del bpx[:cut], bsz[:cut], bnt[:cut]
+            self._asc_bid, self._asc_sz_bid, self._asc_not_bid = bpx, bsz, bnt
+            self.bid_px, self._sz_bid, self._not_bid = bpx[-2::-1], bsz[::-1], bnt[::-1]
+            self._top_bid = None
         if la:
-            if len(ask_px) > depth:
-                _truncate(asks, ask_px, depth)
-            self.ask_px = ask_px
-            self._sz_ask = [asks[p] for p in ask_px]
-            self._top_ask = self._not_ask = None
+            if len(asz) > depth:
+                del apx[depth:-1], asz[depth:], ant[depth:]
+            self._asc_ask, self._sz_ask, self._not_ask = apx, asz, ant
+            self.ask_px = apx[:-1]
+            self._top_ask = None
+        self._gone_bid = bgone
+        self._gone_ask = agone
         self.update_id = ev.update_id
         self.ts = ev.ts
         return None
-
-    def _restore(self, lb: list[Level], la: list[Level]) -> None:
-        """Put the committed levels back into the side maps a rejected delta touched."""
-        if lb:
-            _restore(self.bids, self.bid_px, self._sz_bid)
-        if la:
-            _restore(self.asks, self.ask_px, self._sz_ask)
 
     def _apply_snapshot(self, ev: BookSnapshot | BookDelta, max_spread_bps: float) -> str | None:
         bids, err = _fresh(ev.bids)
@@ -125,33 +157,29 @@ class OrderBook:
         if err is not None:
             return err
         depth = self.depth
-        if len(bid_px) > depth:
-            _truncate(bids, bid_px, depth)
-        if len(ask_px) > depth:
-            _truncate(asks, ask_px, depth)
-        self.bids, self.asks, self.bid_px, self.ask_px = bids, asks, bid_px, ask_px
-        self._sz_bid = [bids[p] for p in bid_px]
-        self._sz_ask = [asks[p] for p in ask_px]
+        del bid_px[depth:], ask_px[depth:]
+        self.bid_px, self.ask_px = bid_px, ask_px
+        self._sz_bid = bsz = [bids[p] for p in bid_px]
+        self._sz_ask = asz = [asks[p] for p in ask_px]
+        self._not_bid = bnt = list(map(mul, bid_px, bsz))
+        self._not_ask = list(map(mul, ask_px, asz))
+        self._asc_bid, self._asc_sz_bid, self._asc_not_bid = [*bid_px[::-1], _NAN], bsz[::-1], bnt[::-1]
+        self._asc_ask = [*ask_px, _NAN]
+        self._gone_bid = []
+        self._gone_ask = []
         self.update_id = ev.update_id
         self.ts = ev.ts
-        self._top_bid = self._top_ask = self._not_bid = self._not_ask = None
+        self._top_bid = self._top_ask = None
         return None
 
     def bid_notionals(self) -> list[float]:
-        """Price · size of every level of ``bid_px``, best first: shared by the spoof tracker (each update) and the
-        analyzer (each evaluation), so it is built once per committed update. Callers must not mutate it."""
-        n = self._not_bid
-        if n is None:
-            # one IEEE multiply per level, from the aligned lists (no dict lookup; a C-level map beats a comprehension)
-            n = self._not_bid = list(map(mul, self.bid_px, self._sz_bid))
-        return n
+        """Price · size of every level of ``bid_px``, best first (shared by the spoof tracker and the analyzer).
+        Callers must not mutate it."""
+        return self._not_bid
 
     def ask_notionals(self) -> list[float]:
         """:meth:`bid_notionals` for the ask side."""
-        n = self._not_ask
-        if n is None:
-            n = self._not_ask = list(map(mul, self.ask_px, self._sz_ask))
-        return n
+        return self._not_ask
 
     def top(self, side: str, n: int) -> np.ndarray:
         """``(k, 3)`` read-only array of price, size, notional for the best ``k = min(n, levels)`` levels."""
@@ -174,7 +202,11 @@ def check_touch(bid_px: list[float], ask_px: list[float], max_spread_bps: float)
         return "empty bid side"
     if not ask_px:
         return "empty ask side"
-    bb, ba = bid_px[0], ask_px[0]
+    return _touch_error(bid_px[0], ask_px[0], max_spread_bps)
+
+
+def _touch_error(bb: float, ba: float, max_spread_bps: float) -> str | None:
+    """:func:`check_touch` for a best bid and ask of non-empty sides."""
     if not bb > 0.0:
         return f"best bid {bb} <= 0"
     if bb >= ba:
@@ -197,33 +229,46 @@ def _fresh(levels: list[Level]) -> tuple[dict[float, float], str | None]:
     return out, None
 
 
-def _upsert(side: dict[float, float], levels: list[Level]) -> str | None:
-    """Upsert ``levels`` into ``side`` in place, in order (size 0 deletes); stop at the first invalid level and say
-    why (the caller restores the side from its committed lists). One hash of the price per level: no journal."""
-    pop = side.pop
+def _apply_levels(
+    px: list[float], sz: list[float], nt: list[float], levels: list[Level], gone: list[float]
+) -> str | None:
+    """Apply ``levels`` in order to one side's aligned ascending lists in place (``px`` ends with the NaN; size 0
+    deletes a level, whose price is then appended to ``gone``); stop at the first invalid level (price not in
+    (0, inf), size not in [0, inf), NaN anywhere) and say why: the caller then drops these copies, so validating a
+    level as it is applied rejects exactly what a check of every level before applying any would.
+
+    ``bisect_left`` gives the first slot whose price is not below ``p`` (the NaN's at the latest): the level itself
+    if present, else where it goes. Every stored price is in (0, inf), so a price at or below 0 or NaN (every
+    comparison false) lands on slot 0, the only slot where the price is tested before the lookup; an absent price is
+    tested against inf before it is used. A size is tested on the branch that reads it: ``s > 0.0`` (then
+    ``s < inf``) or else ``s == 0.0``, which NaN and negative sizes fail. The notional is ``p * s``: ``p`` equals the
+    stored price, so it is the same float."""
     inf = _INF
     for p, s in levels:
-        if not (0.0 < p < inf and 0.0 <= s < inf):  # NaN fails every comparison
+        i = bisect_left(px, p)
+        if not i and not 0.0 < p < inf:
             return f"invalid level ({p}, {s})"
-        if s > 0.0:
-            side[p] = s
-        else:
-            pop(p, None)
+        if px[i] == p:
+            if s > 0.0:
+                if s < inf:
+                    sz[i] = s
+                    nt[i] = p * s
+                    continue
+            elif s == 0.0:
+                del px[i], sz[i], nt[i]
+                gone.append(p)
+                continue
+        elif p < inf:
+            if s > 0.0:
+                if s < inf:
+                    px.insert(i, p)
+                    sz.insert(i, s)
+                    nt.insert(i, p * s)
+                    continue
+            elif s == 0.0:
+                continue
+        return f"invalid level ({p}, {s})"
     return None
-
-
-def _restore(side: dict[float, float], px: list[float], sizes: list[float]) -> None:
-    """Make ``side`` hold exactly the committed levels again (a rejected update's rare path; the maps' order is never
-    read: every reader goes through the sorted price lists)."""
-    side.clear()
-    side.update(zip(px, sizes, strict=True))
-
-
-def _truncate(side: dict[float, float], px: list[float], depth: int) -> None:
-    """Drop the levels beyond ``depth`` from ``side`` and ``px`` (sorted best first)."""
-    for p in px[depth:]:
-        del side[p]
-    del px[depth:]
 
 
 def _levels_array(px: list[float], sizes: list[float]) -> np.ndarray:

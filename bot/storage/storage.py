@@ -296,7 +296,7 @@ class DataStorage:
             return None
         bb, ba = book.bid_px[0], book.ask_px[0]
         valid = book.valid and self._clock.now() - book.ts <= self._stale_sec
-        return BookTop(bb, ba, book.bids[bb], book.asks[ba], book.ts, book.update_id, valid)
+        return BookTop(bb, ba, book._sz_bid[0], book._sz_ask[0], book.ts, book.update_id, valid)
 
     def mid(self, sym: str) -> float | None:
         book = self._books.get(sym)
