@@ -16,7 +16,8 @@ from bot.clock import FixedClock
 from bot.events import BookSnapshot, Trade, TradeBatch
 from bot.storage import DataStorage
 from bot.storage.ingest import SMALL_ARRAY_BATCH, append_batch, append_trades
-from bot.storage.tape import ID_GENERATION, TradeTape
+from bot.storage.tape import TradeTape
+from bot.storage.trade_ids import ID_GENERATION
 from settings import Settings
 
 INF = math.inf

@@ -24,6 +24,7 @@ import numpy as np
 
 from bot.storage.minmax import RangeMinMax
 from bot.storage.prefix_rows import prefix_rows
+from bot.storage.trade_ids import TradeIds
 from bot.storage.types import PriceStats, SideSums, TradeView
 
 _C_NBUY, _C_NOTBUY, _C_NOTSELL, _C_Q, _C_Q2, _C_ADP = range(6)
@@ -37,11 +38,7 @@ DEFAULT_CAPACITY = 4096
 SYNC_BACKLOG = 2048
 SMALL_SYNC = 14
 """Up to this many rows, :meth:`TradeTape._sync` computes in Python floats (numpy's per-call overhead dominates)."""
-ID_GENERATION = 10_000
-"""String trade ids are remembered in two rotating generations of this size: at least the last 10k ids per symbol."""
 _accumulate_max = np.maximum.accumulate
-_greater = np.greater
-_count = np.count_nonzero
 _multiply = np.multiply
 _subtract = np.subtract
 _abs = np.absolute
@@ -54,8 +51,9 @@ def _read_only(a: np.ndarray) -> np.ndarray:
     return v
 
 
-class TradeTape:
-    """The trade series of one symbol. ``seq`` of buffer index i is ``seq0 + i``; the first trade ever is seq 1."""
+class TradeTape(TradeIds):
+    """The trade series of one symbol. ``seq`` of buffer index i is ``seq0 + i``; the first trade ever is seq 1.
+    Its trade-id memory (de-duplication) is :class:`bot.storage.trade_ids.TradeIds`."""
 
     def __init__(self, retention_sec: float, capacity: int = DEFAULT_CAPACITY) -> None:
         self.retention_sec = float(retention_sec)
@@ -66,9 +64,7 @@ class TradeTape:
         self.last_ts = -math.inf
         self.last_price: float | None = None
         self.synced = 0  # prefix sums and min/max cover rows [0, synced)
-        self._ids_cur: set[str] = set()
-        self._ids_prev: set[str] = set()
-        self.id_mark: float = -math.inf  # integer ids (synthetic feeds): every id <= this was seen
+        TradeIds.__init__(self)
         self._alloc(max(64, capacity))
 
     # --- buffers ------------------------------------------------------------------------------------------------
@@ -195,76 +191,6 @@ class TradeTape:
         self.synced = e
 
     # --- ingest -------------------------------------------------------------------------------------------------
-
-    def filter_ids(self, ids: tuple[str, ...] | list[str]) -> list[int] | None:
-        """Indices of the batch to keep (first sighting of each id), or None if all are new (the usual case)."""
-        batch = set(ids)
-        if len(batch) == len(ids) and batch.isdisjoint(self._ids_cur) and batch.isdisjoint(self._ids_prev):
-            self._remember(batch)
-            return None
-        keep: list[int] = []
-        seen: set[str] = set()
-        cur, prev = self._ids_cur, self._ids_prev
-        for i, tid in enumerate(ids):
-            if tid in seen or tid in cur or tid in prev:
-                continue
-            seen.add(tid)
-            keep.append(i)
-        self._remember(seen)
-        return keep
-
-    def filter_int_ids(self, ids: np.ndarray) -> np.ndarray | None:
-        """Rows of an int64 id column to keep, or None if all are new. Integer ids increase per symbol, so a
-        high-water mark replaces the id sets: ids <= the mark are duplicates. A batch whose ids do not strictly
-        increase is de-duplicated exactly (first sighting of each id above the mark), one Python pass."""
-        m = len(ids)
-        mark = self.id_mark
-        if ids.item(0) > mark and (m == 1 or _count(_greater(ids[1:], ids[:-1])) == m - 1):
-            self.id_mark = ids.item(m - 1)
-            return None
-        keep = self.filter_int_id_list(ids.tolist())
-        return None if keep is None else np.array(keep, dtype=np.intp)
-
-    def filter_int_id_list(self, ids: list[int]) -> list[int] | None:
-        """:meth:`filter_int_ids` for a list of Python ints (the small-batch path): same rule, same result."""
-        mark = self.id_mark
-        prev = mark
-        for x in ids:
-            if x <= prev:
-                break
-            prev = x
-        else:
-            self.id_mark = prev
-            return None
-        keep: list[int] = []
-        seen: set[int] = set()
-        hi = mark
-        for i, x in enumerate(ids):
-            if x <= mark or x in seen:
-                continue
-            seen.add(x)
-            keep.append(i)
-            if x > hi:
-                hi = x
-        self.id_mark = hi
-        return None if len(keep) == len(ids) else keep
-
-    def is_new_id(self, tid: str) -> bool:
-        """``filter_ids([tid]) is None`` (same memory, same rotation) without building sets: one print's frame."""
-        if tid in self._ids_cur or tid in self._ids_prev:
-            return False
-        cur = self._ids_cur
-        cur.add(tid)
-        if len(cur) >= ID_GENERATION:
-            self._ids_prev = cur
-            self._ids_cur = set()
-        return True
-
-    def _remember(self, ids: set[str]) -> None:
-        self._ids_cur |= ids
-        if len(self._ids_cur) >= ID_GENERATION:
-            self._ids_prev = self._ids_cur
-            self._ids_cur = set()
 
     def append(
         self,
