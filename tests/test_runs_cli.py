@@ -65,7 +65,9 @@ def test_show_prints_the_facts_and_formatted_metrics(two_runs: tuple[Path, RunOu
 
 def test_compare_diffs_metrics_and_settings(two_runs: tuple[Path, RunOutcome, RunOutcome], tmp_path: Path) -> None:
     bt, a, b = two_runs
-    out = _cli("runs", "--report-path", str(bt), "compare", a.run_dir.name, b.run_dir.name[:-2], cwd=tmp_path)
+    # A by a prefix: its name minus the seed's last digit ("…-s4") is unique even when both runs started in the same
+    # second (then the names differ only in the seed: "…-s42", "…-s7"); B by its full name
+    out = _cli("runs", "--report-path", str(bt), "compare", a.run_dir.name[:-1], b.run_dir.name, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     text = out.stdout
     assert "metrics: BTCUSDT" in text and "B − A" in text
