@@ -94,6 +94,19 @@ def new_run_dir(report_path: Path, label: str, *, now: datetime | None = None) -
     return path
 
 
+def run_order_key(path: Path) -> tuple[str, int, str]:
+    """Runs sort by their start second (the id's stamp), then by completion (the manifest is written last).
+
+    The name alone is not an order: two runs started in the same second would sort by label (``…-s7`` after
+    ``…-s42``), so "latest" and rotation could pick the earlier run.
+    """
+    try:
+        done = (path / RUN_MARKER).stat().st_mtime_ns
+    except OSError:
+        done = 0
+    return path.name.split("-", 1)[0], done, path.name
+
+
 def rotate_runs(report_path: Path, *, keep_last_n: int, max_age_days: float | None = None,
                 now: datetime | None = None, protect: Path | None = None) -> list[Path]:
     """Delete completed run folders beyond the newest ``keep_last_n`` or older than ``max_age_days``.
@@ -103,7 +116,7 @@ def rotate_runs(report_path: Path, *, keep_last_n: int, max_age_days: float | No
     runs = report_path / "runs"
     if not runs.is_dir():
         return []
-    found = sorted((p for p in runs.iterdir() if p.is_dir() and (p / RUN_MARKER).is_file()), key=lambda p: p.name)
+    found = sorted((p for p in runs.iterdir() if p.is_dir() and (p / RUN_MARKER).is_file()), key=run_order_key)
     now_ts = (now or datetime.now(UTC)).timestamp()
     doomed = found[:-keep_last_n] if keep_last_n > 0 else []
     if max_age_days is not None:

@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from replay.artifacts import RUN_MARKER
+from replay.artifacts import RUN_MARKER, run_order_key
 from replay.cli_args import OneLineParser
 from replay.report.formatting import (
     HEADLINE,
@@ -91,11 +91,11 @@ def load_run(path: Path) -> Run:
 
 
 def list_runs(report_path: Path) -> list[Run]:
-    """Every complete run under ``report_path/runs``, oldest first (run ids start with their UTC start time)."""
+    """Every complete run under ``report_path/runs``, oldest first (start second, then completion)."""
     runs = report_path / "runs"
     if not runs.is_dir():
         return []
-    return [load_run(p) for p in sorted(runs.iterdir(), key=lambda p: p.name) if (p / RUN_MARKER).is_file()]
+    return [load_run(p) for p in sorted(runs.iterdir(), key=run_order_key) if (p / RUN_MARKER).is_file()]
 
 
 def resolve(report_path: Path, ref: str) -> Run:
