@@ -267,6 +267,16 @@ def _signed_ok(acct: FakeBybitAccount, req: Request) -> bool:
     return hmac.compare_digest(expected, h.get("x-bapi-sign", ""))
 
 
+def _outside_recv_window(req: Request, server_ms: int) -> str | None:
+    """Bybit's rule for signed requests: server_time - recv_window <= timestamp < server_time + 1000 (else 10002)."""
+    h = {k.lower(): v for k, v in req.headers.items()}
+    ts, window = int(h["x-bapi-timestamp"]), int(h["x-bapi-recv-window"])
+    if server_ms - window <= ts < server_ms + 1000:
+        return None
+    return (f"invalid request, please check your server timestamp or recv_window param. req_timestamp[{ts}],"
+            f"server_timestamp[{server_ms}],recv_window[{window}]")
+
+
 def install_account_routes(srv: BybitHTTPServer, acct: FakeBybitAccount) -> None:
     """Bybit v5 trading, position, account and market routes over ``acct``."""
 
@@ -276,6 +286,8 @@ def install_account_routes(srv: BybitHTTPServer, acct: FakeBybitAccount) -> None
             if req.path.startswith(PRIVATE_PREFIXES) and not _signed_ok(acct, req):
                 acct.auth_failures += 1
                 return envelope(ret_code=10004, ret_msg="error sign! origin_string[...]", time_ms=now)
+            if req.path.startswith(PRIVATE_PREFIXES) and (late := _outside_recv_window(req, now)):
+                return envelope(ret_code=10002, ret_msg=late, time_ms=now)
             params = req.json() if req.method == "POST" else dict(req.query)
             try:
                 return envelope(fn(params), time_ms=acct.now_ms())

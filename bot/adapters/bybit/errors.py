@@ -22,6 +22,7 @@ from pybit.exceptions import FailedRequestError, InvalidRequestError
 from bot.ports import ERR_RATE_LIMIT, ExchangeError
 
 HTTP_RATE_LIMITED = frozenset({403, 429})
+ERR_TIMESTAMP = 10002  # signed request outside [server − recv_window, server + 1 s): clock drift or a slow request
 
 
 def to_port_error(exc: BaseException) -> BaseException:

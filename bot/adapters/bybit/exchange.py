@@ -12,6 +12,10 @@ Wiring (what ``python -m bot --mode demo|live`` does)::
 ``start`` does not wait for the private stream: the executor reconciles at its own start and again after every
 (re)connect it sees in :meth:`BybitExchange.stream_status`, and polls REST while the stream is down (§8.1, §8.7).
 With ``websocket.enable_private_ws`` off no stream is opened and the status stays down: REST polling only.
+
+A 10002 answer (a signed request stamped outside Bybit's window) re-measures the clock, at most once per
+``CLOCK_RECHECK_SEC``, and the raised error carries the measured skew: the clock can drift after the start check, and
+Bybit refuses a stamp more than 1 s ahead of its clock even when that is inside ``max_clock_skew_sec``.
 """
 
 from __future__ import annotations
@@ -24,14 +28,16 @@ from loguru import logger
 from pybit.unified_trading import HTTP
 
 from bot.adapters.bybit.auth import Credentials, load_credentials
+from bot.adapters.bybit.errors import ERR_TIMESTAMP
 from bot.adapters.bybit.private_ws import PrivateStream
 from bot.adapters.bybit.rest import PYBIT_NO_RETRY_CODES, BybitRest
 from bot.clock import Clock
-from bot.ports import PrivateEvent, StreamStatus
+from bot.ports import ExchangeError, PrivateEvent, StreamStatus
 
 __all__ = ["BybitExchange", "ClockSkewError", "build_bybit_exchange", "load_credentials", "make_http"]
 
 SKEW_WARN_FRACTION = 0.5
+CLOCK_RECHECK_SEC = 30.0  # a burst of 10002 answers re-measures the clock once, not once per request
 
 
 class ClockSkewError(RuntimeError):
@@ -67,6 +73,7 @@ class BybitExchange(BybitRest):
         self.stream = stream
         self.max_clock_skew_sec = max_clock_skew_sec
         self.skew_sec: float | None = None
+        self._clock_checked_at = float("-inf")
         self._stream_task: asyncio.Task[None] | None = None
         if stream is not None:
             stream.on_event = self.events.put_nowait
@@ -77,8 +84,34 @@ class BybitExchange(BybitRest):
     def stream_status(self) -> StreamStatus:
         return self.stream.status if self.stream is not None else StreamStatus(up=False, connects=0)
 
+    async def call(self, method: str, **params: Any) -> dict[str, Any]:
+        """A 10002 (request time outside recv_window) re-measures the clock, and its error says what the cause is:
+        a local clock that drifted past the limit since start, or a request slower than recv_window."""
+        try:
+            return await super().call(method, **params)
+        except ExchangeError as e:
+            if e.code != ERR_TIMESTAMP or method == "get_server_time":
+                raise
+            raise ExchangeError(e.code, f"{e.msg} [{await self._recheck_clock()}]") from e
+
+    async def _recheck_clock(self) -> str:
+        since = self.clock.now() - self._clock_checked_at
+        if since < CLOCK_RECHECK_SEC:
+            return f"clock measured {since:.0f}s ago: {_fmt_skew(self.skew_sec)}"
+        try:
+            skew = await self.check_clock()
+        except ClockSkewError as e:
+            logger.error("request refused for its timestamp (10002): {}", e)
+            return str(e)
+        except (ExchangeError, TimeoutError, ConnectionError) as e:
+            return f"clock recheck failed: {e}"
+        window = getattr(self.http, "recv_window", "?")
+        return (f"clock rechecked: {_fmt_skew(skew)}, within execution.max_clock_skew_sec; Bybit takes a request "
+                f"stamped at most 1 s ahead of its clock or {window} ms behind it")
+
     async def check_clock(self) -> float:
         """Skew = server time − local midpoint of the request (§8.8); raises beyond the limit, warns past half."""
+        self._clock_checked_at = self.clock.now()
         t0 = self.clock.now()
         server = await self.server_time()
         t1 = self.clock.now()
@@ -108,6 +141,10 @@ class BybitExchange(BybitRest):
             await asyncio.gather(task, return_exceptions=True)
         if self.stream is not None:
             await self.stream.close()
+
+
+def _fmt_skew(skew: float | None) -> str:
+    return "never measured" if skew is None else f"local clock {-skew:+.3f}s off Bybit's"
 
 
 def build_bybit_exchange(settings: Any, *, demo: bool, api_key: str, api_secret: str, clock: Clock,
