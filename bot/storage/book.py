@@ -242,10 +242,39 @@ def _apply_levels(
     comparison false) lands on slot 0, the only slot where the price is tested before the lookup; an absent price is
     tested against inf before it is used. A size is tested on the branch that reads it: ``s > 0.0`` (then
     ``s < inf``) or else ``s == 0.0``, which NaN and negative sizes fail. The notional is ``p * s``: ``p`` equals the
-    stored price, so it is the same float."""
+    stored price, so it is the same float.
+
+    Feeds send a side's levels in price order (best first) and a delta's levels mostly sit next to each other in
+    the book, so the slot is first sought beside the previous level's slot ``j`` (taken before that level was
+    applied). Whatever was done at ``j``, every slot below it holds a price below the previous price ``q`` and every
+    slot from it on a price above ``q`` (or the NaN), except slot ``j`` itself if ``q`` is there now. Hence, for
+    ``p < q`` the slot is at most ``j``: it is ``j`` if the price below is below ``p``, ``j - 1`` if that price is
+    ``p``, else a search below ``j - 1``; for ``p > q`` it is at least ``j``: the first of ``j``, ``j + 1`` whose
+    price is not below ``p``, else a search from ``j + 2`` (reached only past real prices, so in range). A first
+    level, a repeated price or a NaN (``q`` starts as NaN) takes the full search. Each case returns exactly the slot
+    ``bisect_left(px, p)`` would."""
     inf = _INF
+    q = _NAN
+    j = 0
     for p, s in levels:
-        i = bisect_left(px, p)
+        if p < q:
+            if not j or px[j - 1] < p:
+                i = j
+            elif px[j - 1] == p:
+                i = j - 1
+            else:
+                i = bisect_left(px, p, 0, j - 1)
+        elif q < p:
+            if not px[j] < p:
+                i = j
+            elif not px[j + 1] < p:
+                i = j + 1
+            else:
+                i = bisect_left(px, p, j + 2)
+        else:
+            i = bisect_left(px, p)
+        q = p
+        j = i
         if not i and not 0.0 < p < inf:
             return f"invalid level ({p}, {s})"
         if px[i] == p:

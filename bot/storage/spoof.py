@@ -102,17 +102,23 @@ class SpoofTracker:
             return
         if len(notionals) > top_n:
             notionals = notionals[:top_n]
-        thr = float(max(self.side_pct * sum(notionals), self.min_abs))  # a float: the compare below specialises
+        # float(max(pct · sum, min_abs)) without the two calls: max keeps its first argument unless the second is
+        # greater (NaN included), float() of a float is that float; a float, so the compare below specialises
+        thr = self.side_pct * sum(notionals)
+        if self.min_abs > thr:
+            thr = float(self.min_abs)
         if tracked:
             lo, hi = (top[-1], top[0]) if side == "bid" else (top[0], top[-1])
-            for p, first in list(tracked.items()):
+            dead: list[float] = []  # deleted after the loop (iterating the dict itself, not a copy of its items)
+            for p, first in tracked.items():
                 if p < lo or hi < p:  # not lo <= p <= hi (no NaN here)
-                    del tracked[p]  # left the top-N range: not evidence of anything
-                    continue
-                if p in gone and asc_px[bisect_left(asc_px, p)] != p:  # p <= hi <= asc_px[-1]: the slot exists
-                    del tracked[p]
+                    dead.append(p)  # left the top-N range: not evidence of anything
+                elif p in gone and asc_px[bisect_left(asc_px, p)] != p:  # p <= hi <= asc_px[-1]: the slot exists
+                    dead.append(p)
                     if ts - first < self.lifetime_sec:
                         self.records.append(SuspiciousOrder(side, p, _notional_at(last, p), first, ts))
+            for p in dead:
+                del tracked[p]
         # n >= thr (the same comparison as thr <= n): a plain loop over the notionals alone, whose float compare
         # CPython specialises (a zip of prices and notionals doubles the cost per level, a compress/map pipeline
         # triples it); the few qualifying levels find their position with list.index from just past the previous
