@@ -119,12 +119,14 @@ def first_tick_time(now: float, interval: float) -> float:
     return math.ceil(now / interval) * interval
 
 
-def _yield_is_void() -> bool:
+def _yield_is_void(loop: asyncio.AbstractEventLoop | None = None) -> bool:
     """True when ``await asyncio.sleep(0)`` here would change nothing: the running loop (the replay's virtual loop,
     through its optional ``claim_pass``) says the task's resumption would run alone in the next pass, and no
     cancellation of this task is pending (it would be delivered at that yield). Then the yield is only a wasted loop
-    pass and task step (one per working tick of a replay); a live loop has no ``claim_pass`` and always yields."""
-    loop = asyncio.get_running_loop()
+    pass and task step (one per working tick of a replay); a live loop has no ``claim_pass`` and always yields.
+    ``loop``: the running loop when the caller already knows it (see :attr:`Orchestrator._loop`)."""
+    if loop is None:
+        loop = asyncio.get_running_loop()
     claim = getattr(loop, "claim_pass", None)
     if claim is None:
         return False
@@ -194,55 +196,62 @@ class Orchestrator:
         # is mid-decision (bot.cycle swaps tuned parameters here)
         self.before_tick: list[Callable[[float], None]] = []
         self._stopping = False
+        # the loop ``run`` runs on, while it runs: ``asyncio.get_running_loop()`` checks the process id by a system
+        # call each time (~3 µs on a virtual machine, twice per working tick otherwise)
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------------------------------------------ cadence
     async def run(self, until: float | None = None) -> None:
         """Tick until ``stop()``, cancellation, or the next tick would start after ``until`` (epoch seconds)."""
-        clock, iv = self._clock, self.interval
-        self._stopping = False
-        t0 = self.t0 = first_tick_time(clock.now(), iv)
-        g = 0  # grid index of the next on-time tick
-        late_now: float | None = None  # set when the previous tick overran: run the next one right away
-        while not self._stopping:
-            if late_now is None:
-                skip = self._dark_run(g, until)
-                if skip:
-                    self._owed.extend(t0 + (g + i) * iv for i in range(skip))
-                    g += skip
-                now = t0 + g * iv
-                if until is not None and now > until:
-                    return
-                delay = now - clock.now() + SETTLE_SEC
-                if delay > 0:
-                    woke = await self._sleep_to_work(g, delay, until)
-                    if woke is None:
-                        return
-                    g = woke
+        self._loop = asyncio.get_running_loop()
+        try:
+            clock, iv = self._clock, self.interval
+            self._stopping = False
+            t0 = self.t0 = first_tick_time(clock.now(), iv)
+            g = 0  # grid index of the next on-time tick
+            late_now: float | None = None  # set when the previous tick overran: run the next one right away
+            while not self._stopping:
+                if late_now is None:
+                    skip = self._dark_run(g, until)
+                    if skip:
+                        self._owed.extend(t0 + (g + i) * iv for i in range(skip))
+                        g += skip
                     now = t0 + g * iv
-            else:
-                now = late_now
-                if until is not None and now > until:
-                    return
-            if self._owed:
-                self._pay_owed(math.inf)  # passed dark ticks, all before now (a stop would have dropped them)
-            await self.tick(now)
-            end = clock.now()
-            if late_now is None:
-                g += 1
-            else:
-                g = math.floor((now - t0) / iv) + 1
-                if t0 + g * iv <= now:
+                    if until is not None and now > until:
+                        return
+                    delay = now - clock.now() + SETTLE_SEC
+                    if delay > 0:
+                        woke = await self._sleep_to_work(g, delay, until)
+                        if woke is None:
+                            return
+                        g = woke
+                        now = t0 + g * iv
+                else:
+                    now = late_now
+                    if until is not None and now > until:
+                        return
+                if self._owed:
+                    self._pay_owed(math.inf)  # passed dark ticks, all before now (a stop would have dropped them)
+                await self.tick(now)
+                end = clock.now()
+                if late_now is None:
                     g += 1
-            t_next = t0 + g * iv
-            if end > t_next:
-                missed = math.floor((end - t0) / iv) - g + 1
-                self.overruns += 1
-                self.missed_ticks += missed
-                logger.warning("tick overrun: tick at {:.3f} ended at {:.3f} (+{:.3f}s); {} grid tick(s) missed, "
-                               "overruns so far {}", now, end, end - now, missed, self.overruns)
-                late_now = end
-            else:
-                late_now = None
+                else:
+                    g = math.floor((now - t0) / iv) + 1
+                    if t0 + g * iv <= now:
+                        g += 1
+                t_next = t0 + g * iv
+                if end > t_next:
+                    missed = math.floor((end - t0) / iv) - g + 1
+                    self.overruns += 1
+                    self.missed_ticks += missed
+                    logger.warning("tick overrun: tick at {:.3f} ended at {:.3f} (+{:.3f}s); {} grid tick(s) missed, "
+                                   "overruns so far {}", now, end, end - now, missed, self.overruns)
+                    late_now = end
+                else:
+                    late_now = None
+        finally:
+            self._loop = None
 
     async def _sleep_to_work(self, g: int, delay: float, until: float | None) -> int | None:
         """Sleep ``delay`` to grid tick ``g``, then on to the first grid tick with work; return its index, or None
@@ -254,7 +263,8 @@ class Orchestrator:
         wake-up it costs (most ticks of a replay of a few of many trade_pairs). Waits are computed exactly as
         ``asyncio.sleep(delay)`` would schedule them.
         """
-        loop = asyncio.get_running_loop()
+        loop = self._loop  # (called from ``run`` only)
+        assert loop is not None
         fut: asyncio.Future[int | None] = loop.create_future()
         clock, t0, iv = self._clock, self.t0, self.interval
         assert t0 is not None
@@ -367,7 +377,7 @@ class Orchestrator:
             self.tick_times.append(now)
         worked = False
         for sym in batch:
-            if worked and not _yield_is_void():
+            if worked and not _yield_is_void(self._loop):
                 await asyncio.sleep(0)  # after an evaluation, let socket readers run (§10: CPU work must not block)
             worked = self.process_symbol(sym, now) is not None  # a skipped symbol (no valid book) did no work
         if self._defer and self.pending:

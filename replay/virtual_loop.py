@@ -23,6 +23,7 @@ import functools
 import heapq
 import selectors
 from asyncio import base_events, events, format_helpers
+from asyncio.log import logger
 from collections.abc import Callable, Coroutine
 from contextvars import Context, copy_context
 from typing import Any, TypeVar
@@ -95,9 +96,10 @@ class VirtualSelector(selectors.BaseSelector):
 
 
 class _Timer(events.TimerHandle):
-    """asyncio's ``TimerHandle``, ordered by a plain ``_when`` compare: the timer heap holds only timers, so the
-    stock ``__lt__``'s ``isinstance`` test always passes (same answer for every pair, one call less per compare; a
-    replay day makes ~400k of them)."""
+    """asyncio's ``TimerHandle``, ordered by a plain ``_when`` compare. The loop's heap holds ``(when, timer)`` pairs
+    (see :class:`VirtualTimeLoop`), so a timer is compared only when two share a time, and then equality is identity:
+    the stock ``__eq__`` compares callbacks and arguments, which a tie in the heap must never do (it could call an
+    argument's ``__eq__``)."""
 
     __slots__ = ()
 
@@ -106,6 +108,11 @@ class _Timer(events.TimerHandle):
             return self._when < other._when  # type: ignore[no-any-return]
         except AttributeError:
             return NotImplemented
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    __hash__ = events.TimerHandle.__hash__
 
 
 _new = object.__new__
@@ -116,7 +123,14 @@ _heappop = heapq.heappop
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """A selector event loop on virtual time; starts at ``start`` (epoch seconds in replay) and advances only by
     waiting. Starting at the replay's start epoch makes ``loop.time()`` *be* the bot's clock, with no offset arithmetic
-    to round."""
+    to round.
+
+    Its timer heap (``_scheduled``) holds ``(when, timer)`` pairs, not the timers themselves: a pair compares in C
+    (``when`` first; a timer only on a tie, where it is never less than another, as asyncio's ``when`` compare says),
+    so every push and pop makes the same compares with the same answers as asyncio's heap of timers (same layout,
+    same order of equal times) without a Python ``__lt__`` call per compare (~400k a replay day). Everything that
+    reads the heap is here: the inlined pass, the stock pass for the rare paths, ``call_at``, ``claim_pass`` and
+    ``jump_to``."""
 
     def __init__(self, start: float = 0.0) -> None:
         self._vselector = VirtualSelector(start)
@@ -149,11 +163,10 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
                 and self._timer_cancelled_count / n  # type: ignore[attr-defined]
                 > base_events._MIN_CANCELLED_TIMER_HANDLES_FRACTION):  # type: ignore[attr-defined]
             return False  # that pass rebuilds the heap: let it
-        while scheduled and scheduled[0]._cancelled:
+        while scheduled and scheduled[0][1]._cancelled:
             self._timer_cancelled_count -= 1  # type: ignore[attr-defined]
-            handle = heapq.heappop(scheduled)
-            handle._scheduled = False
-        return not (scheduled and scheduled[0]._when < self._vselector.vtime + self._clock_resolution)
+            _heappop(scheduled)[1]._scheduled = False
+        return not (scheduled and scheduled[0][0] < self._vselector.vtime + self._clock_resolution)
 
     def jump_to(self, when: float) -> bool:
         """For a callback about to arm a timer at ``when`` (later than now) whose callback would claim its pass (see
@@ -166,7 +179,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         if self._ready or self._stopping or self._debug or sel._poll or not when > sel.vtime:  # type: ignore[attr-defined]
             return False
         scheduled = self._scheduled  # type: ignore[attr-defined]
-        if scheduled and scheduled[0]._when < when + self._clock_resolution:
+        if scheduled and scheduled[0][0] < when + self._clock_resolution:
             return False  # another timer runs in (or before) that pass
         n = len(scheduled)
         cancelled = self._timer_cancelled_count  # type: ignore[attr-defined]
@@ -176,26 +189,31 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             return False  # the timer's pass, or its claim, would rebuild the heap: let them
         # the timer's push and pop (it is the strict minimum: it goes to the root and comes straight back out); with
         # distinct times the heap is left as it was, with ties the layout may move, so do exactly that
-        probe = self._probe
-        probe._when = when
-        _heappush(scheduled, probe)
+        _heappush(scheduled, (when, self._probe))
         _heappop(scheduled)
         sel.vtime = when
-        while scheduled and scheduled[0]._cancelled:  # what the claim does first
+        while scheduled and scheduled[0][1]._cancelled:  # what the claim does first
             self._timer_cancelled_count -= 1  # type: ignore[attr-defined]
-            _heappop(scheduled)._scheduled = False
+            _heappop(scheduled)[1]._scheduled = False
         return True
 
     def call_at(self, when: float, callback: Callable[..., object], *args: Any,
                 context: Context | None = None) -> asyncio.TimerHandle:
         """``BaseEventLoop.call_at`` with the handle's fields set here instead of through the generic
-        ``Handle``/``TimerHandle`` constructors (same fields, same heap push; debug mode and errors go the stock
-        way)."""
-        if when is None or self._debug or self._closed:  # type: ignore[attr-defined]
+        ``Handle``/``TimerHandle`` constructors (same fields; debug mode builds it the stock way), pushed as its
+        ``(when, timer)`` pair (see the class docstring). Errors go the stock way (raised before any push)."""
+        if when is None or self._closed:  # type: ignore[attr-defined]
             return super().call_at(when, callback, *args, context=context)
-        timer = _fill(_new(_Timer), self, callback, args, context)
-        timer._when = when
-        _heappush(self._scheduled, timer)  # type: ignore[attr-defined]
+        if self._debug:  # type: ignore[attr-defined]
+            self._check_thread()  # type: ignore[attr-defined]
+            self._check_callback(callback, "call_at")  # type: ignore[attr-defined]
+            timer = _Timer(when, callback, args, self, context)
+            if timer._source_traceback:  # type: ignore[attr-defined]
+                del timer._source_traceback[-1]  # type: ignore[attr-defined]
+        else:
+            timer = _fill(_new(_Timer), self, callback, args, context)
+            timer._when = when
+        _heappush(self._scheduled, (when, timer))  # type: ignore[attr-defined]
         timer._scheduled = True
         return timer
 
@@ -220,7 +238,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         the same order, so timers due at the same instant run in the same order as under the stock pass. Inlined
         because a replay day is ~100k passes and the stock pass's method calls (``time()``, ``select()``, an empty
         ``_process_events``) cost about as much as the callbacks themselves. The rare paths (debug mode, a heap
-        rebuild after many cancellations, real file descriptors to poll, no timer at all) run the stock pass.
+        rebuild after many cancellations, real file descriptors to poll, no timer at all) run the stock pass
+        (:meth:`_stock_pass`).
 
         One call runs pass after pass until a callback stops the loop: ``run_forever`` does nothing between two passes
         but test ``_stopping``, so looping here runs the same passes without its call and this method's set-up per
@@ -236,21 +255,21 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             n = len(scheduled)
             if (self._debug or sel._poll or not scheduled  # type: ignore[attr-defined]
                     or (n > min_handles and self._timer_cancelled_count / n > max_cancelled)):  # type: ignore[attr-defined]
-                super()._run_once()  # type: ignore[misc]
+                self._stock_pass()
                 return
-            while scheduled and scheduled[0]._cancelled:
+            while scheduled and scheduled[0][1]._cancelled:
                 self._timer_cancelled_count -= 1  # type: ignore[attr-defined]
-                heappop(scheduled)._scheduled = False
+                heappop(scheduled)[1]._scheduled = False
             if scheduled and not ready and not self._stopping:  # type: ignore[attr-defined]
-                when = scheduled[0]._when
+                when = scheduled[0][0]
                 if when > sel.vtime:
                     sel.vtime = when  # what VirtualSelector.select does for this wait: land on the timer's own time
             elif not scheduled and not ready and not self._stopping:  # type: ignore[attr-defined]
-                super()._run_once()  # type: ignore[misc]  # only cancelled timers were left: a blocking wait
+                self._stock_pass()  # only cancelled timers were left: a blocking wait
                 return
             end_time = sel.vtime + self._clock_resolution
-            while scheduled and scheduled[0]._when < end_time:
-                handle = heappop(scheduled)
+            while scheduled and scheduled[0][0] < end_time:
+                handle = heappop(scheduled)[1]
                 handle._scheduled = False
                 append(handle)
             for _ in range(len(ready)):
@@ -265,9 +284,61 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             if self._stopping:  # type: ignore[attr-defined]
                 return  # run_forever ends here
 
+    def _stock_pass(self) -> None:
+        """One pass of asyncio's ``BaseEventLoop._run_once`` (CPython 3.11), line for line, on the heap of ``(when,
+        timer)`` pairs: the rare paths of :meth:`_run_once` (debug mode, a heap rebuild after many cancellations, real
+        file descriptors to poll, a blocking wait)."""
+        if (len(self._scheduled) > base_events._MIN_SCHEDULED_TIMER_HANDLES  # type: ignore[attr-defined]
+                and self._timer_cancelled_count / len(self._scheduled)  # type: ignore[attr-defined]
+                > base_events._MIN_CANCELLED_TIMER_HANDLES_FRACTION):  # type: ignore[attr-defined]
+            new_scheduled = []
+            for entry in self._scheduled:  # type: ignore[attr-defined]
+                if entry[1]._cancelled:
+                    entry[1]._scheduled = False
+                else:
+                    new_scheduled.append(entry)
+            heapq.heapify(new_scheduled)
+            self._scheduled = new_scheduled
+            self._timer_cancelled_count = 0
+        else:
+            while self._scheduled and self._scheduled[0][1]._cancelled:  # type: ignore[attr-defined]
+                self._timer_cancelled_count -= 1  # type: ignore[attr-defined]
+                heapq.heappop(self._scheduled)[1]._scheduled = False  # type: ignore[attr-defined]
+        timeout = None
+        if self._ready or self._stopping:  # type: ignore[attr-defined]
+            timeout = 0
+        elif self._scheduled:  # type: ignore[attr-defined]
+            when = self._scheduled[0][0]  # type: ignore[attr-defined]
+            timeout = min(max(0, when - self.time()), base_events.MAXIMUM_SELECT_TIMEOUT)  # type: ignore[attr-defined]
+        event_list = self._selector.select(timeout)  # type: ignore[attr-defined]
+        self._process_events(event_list)  # type: ignore[attr-defined]
+        event_list = None
+        end_time = self.time() + self._clock_resolution
+        while self._scheduled and self._scheduled[0][0] < end_time:  # type: ignore[attr-defined]
+            handle = heapq.heappop(self._scheduled)[1]  # type: ignore[attr-defined]
+            handle._scheduled = False
+            self._ready.append(handle)  # type: ignore[attr-defined]
+        for _ in range(len(self._ready)):  # type: ignore[attr-defined]
+            handle = self._ready.popleft()  # type: ignore[attr-defined]
+            if handle._cancelled:
+                continue
+            if self._debug:  # type: ignore[attr-defined]
+                try:
+                    self._current_handle = handle
+                    t0 = self.time()
+                    handle._run()
+                    dt = self.time() - t0
+                    if dt >= self.slow_callback_duration:
+                        logger.warning("Executing %s took %.3f seconds", base_events._format_handle(handle), dt)  # type: ignore[attr-defined]
+                finally:
+                    self._current_handle = None
+            else:
+                handle._run()
+        handle = None  # breaks cycles when an exception occurs (as the stock pass does)
+
     def _next_timer_when(self) -> float | None:
-        scheduled = self._scheduled  # asyncio's timer heap (CPython BaseEventLoop); earliest first
-        return scheduled[0].when() if scheduled else None
+        scheduled = self._scheduled  # the timer heap of (when, timer) pairs; earliest first
+        return scheduled[0][0] if scheduled else None
 
     def time(self) -> float:
         """Virtual seconds (instances answer through the equivalent C-level partial set in ``__init__``)."""

@@ -5,17 +5,28 @@ from __future__ import annotations
 import asyncio
 import random
 
-from replay.virtual_loop import VirtualTimeLoop
+from replay.virtual_loop import VirtualSelector, VirtualTimeLoop
 
 
-class StockPassLoop(VirtualTimeLoop):
-    """The same virtual loop with CPython's unmodified pass."""
+class StockVirtualLoop(asyncio.SelectorEventLoop):
+    """asyncio's own selector loop, unmodified (its pass, handles, timers and heap of timers; no ``claim_pass`` or
+    ``jump_to``), waiting on the virtual selector: the reference the virtual loop must match."""
 
-    def _run_once(self) -> None:
-        asyncio.BaseEventLoop._run_once(self)  # type: ignore[attr-defined]
+    def __init__(self, start: float = 0.0) -> None:
+        sel = VirtualSelector(start)
+        super().__init__(sel)
+        sel.next_timer = lambda: self._scheduled[0].when() if self._scheduled else None  # type: ignore[attr-defined]
+        sel.quiet_fds = frozenset((self._ssock.fileno(),))  # type: ignore[attr-defined]
+        sel._update_poll()
+        sel.loop_ready = self._ready  # type: ignore[attr-defined]
+        self._clock_resolution = 1e-6
+        self._vsel = sel
+
+    def time(self) -> float:
+        return self._vsel.vtime
 
 
-def _workload(loop: VirtualTimeLoop, seed: int) -> list[tuple[float, int]]:
+def _workload(loop: asyncio.AbstractEventLoop, seed: int) -> list[tuple[float, int]]:
     """Timers with many exact ties, cancellations (enough to trigger heap rebuilds), call_soon chains, and tasks
     sleeping: returns (loop time, callback id) in the order they ran."""
     rng = random.Random(seed)
@@ -56,6 +67,15 @@ def _workload(loop: VirtualTimeLoop, seed: int) -> list[tuple[float, int]]:
 def test_inlined_pass_matches_stock_pass() -> None:
     for seed in range(5):
         fast = _workload(VirtualTimeLoop(1.75e9), seed)
-        stock = _workload(StockPassLoop(1.75e9), seed)
+        stock = _workload(StockVirtualLoop(1.75e9), seed)
         assert len(fast) > 500
         assert fast == stock
+
+
+def test_debug_mode_pass_matches_stock_pass() -> None:
+    """Debug mode takes the loop's stock pass and the stock timer constructor, on its heap of (when, timer) pairs."""
+    for seed in range(2):
+        fast_loop, stock_loop = VirtualTimeLoop(1.75e9), StockVirtualLoop(1.75e9)
+        fast_loop.set_debug(True)
+        stock_loop.set_debug(True)
+        assert _workload(fast_loop, seed) == _workload(stock_loop, seed)

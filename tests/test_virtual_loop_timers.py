@@ -10,28 +10,10 @@ from typing import Any
 from bot.clock import LoopClock
 from replay.feed import ScheduledFeed
 from replay.virtual_loop import VirtualTimeLoop
+from tests.test_virtual_loop_pass import StockVirtualLoop
 
 
-class StockLoop(VirtualTimeLoop):
-    """The same virtual loop with CPython's own pass, handles and timers, and no ``jump_to``."""
-
-    def _run_once(self) -> None:
-        asyncio.BaseEventLoop._run_once(self)  # type: ignore[attr-defined]
-
-    def call_at(self, when: float, callback: Any, *args: Any, context: Any = None) -> asyncio.TimerHandle:
-        return asyncio.BaseEventLoop.call_at(self, when, callback, *args, context=context)
-
-    def call_later(self, delay: float, callback: Any, *args: Any, context: Any = None) -> asyncio.TimerHandle:
-        return asyncio.BaseEventLoop.call_later(self, delay, callback, *args, context=context)
-
-    def _call_soon(self, callback: Any, args: Any, context: Any) -> asyncio.Handle:
-        return asyncio.BaseEventLoop._call_soon(self, callback, args, context)  # type: ignore[attr-defined]
-
-    def jump_to(self, when: float) -> bool:
-        return False
-
-
-def _workload(loop: VirtualTimeLoop, seed: int) -> list[tuple[float, Any]]:
+def _workload(loop: asyncio.AbstractEventLoop, seed: int) -> list[tuple[float, Any]]:
     """A feed of random batches (many sharing a time) beside timers with exact ties (some on batch times),
     cancellations, call_soon chains, call_later and sleeping tasks: what ran, when, in order."""
     rng = random.Random(seed)
@@ -90,7 +72,7 @@ def _workload(loop: VirtualTimeLoop, seed: int) -> list[tuple[float, Any]]:
 def test_timers_and_feed_jumps_match_stock_asyncio() -> None:
     for seed in range(6):
         fast = _workload(VirtualTimeLoop(1.75e9), seed)
-        stock = _workload(StockLoop(1.75e9), seed)
+        stock = _workload(StockVirtualLoop(1.75e9), seed)
         assert len(fast) > 800
         assert fast == stock
 

@@ -95,6 +95,17 @@ class SimExchange(TapeMixin, MatchingMixin, MarginMixin, FundingMixin, EngineMix
     inspection API; the engine seams are its mixins over :class:`bot.adapters.simulated.state.SimState`
     (the constructor is there)."""
 
+    _req_loop: asyncio.AbstractEventLoop | None = None  # see :meth:`_running_loop`
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        """``asyncio.get_running_loop()``, remembered while that loop runs: the call checks the process id by a system
+        call each time (~3 µs on a virtual machine; a replay day sends thousands of requests). The exchange lives on
+        one loop at a time, so a loop that still runs is the running one."""
+        loop = self._req_loop
+        if loop is None or not loop.is_running():
+            loop = self._req_loop = asyncio.get_running_loop()
+        return loop
+
     # ------------------------------------------------------------------ delivery
     def _dispatch(self, delay: float) -> float:
         """Queue the events produced by one engine step for delivery after ``delay``; returns the delivery time."""
@@ -112,7 +123,7 @@ class SimExchange(TapeMixin, MatchingMixin, MarginMixin, FundingMixin, EngineMix
 
         The engine step is a loop timer, so a request that was sent is processed even if the caller is cancelled.
         """
-        loop = asyncio.get_running_loop()
+        loop = self._running_loop()
         fut: asyncio.Future[T] = loop.create_future()
 
         def arrive() -> None:
