@@ -55,6 +55,22 @@ _ROWS: dict[tuple[bool, bool], str] = {(z, sp): _row_format(z, sp) for z in (Fal
 
 _minute: tuple[int, str] = (-1 << 62, "")
 """(epoch minute, its ``YYYY-MM-DDTHH:MM:`` prefix) of the last row: one tuple, replaced atomically (see below)."""
+_day: tuple[int, str] = (-1 << 62, "")
+"""(epoch day, its ``YYYY-MM-DDT`` prefix) of the last new minute, the same way."""
+
+
+def _minute_prefix(minute: int) -> str:
+    """``strftime("%Y-%m-%dT%H:%M:", gmtime(60·minute))``, with the date part cached per day: ``minute = 1440·day +
+    m`` with 0 ≤ m < 1440 (floor division), and gmtime has no leap seconds, so the time of day is ``m // 60`` hours and
+    ``m % 60`` minutes, two zero-padded digits each as ``%H`` and ``%M`` print them. Inside a replay gmtime and
+    strftime cost tens of µs a call (cold code and data, once a simulated minute); now they run once a day."""
+    global _day
+    day, m = divmod(minute, 1440)
+    key, date = _day
+    if day != key:
+        date = time.strftime("%Y-%m-%dT", time.gmtime(day * 86400))
+        _day = (day, date)
+    return f"{date}{m // 60:02d}:{m % 60:02d}:"
 
 
 def format_row(sig: Signal) -> str:
@@ -71,7 +87,7 @@ def format_row(sig: Signal) -> str:
     minute, s = divmod(sec, 60)
     key, prefix = _minute
     if minute != key:
-        prefix = time.strftime("%Y-%m-%dT%H:%M:", time.gmtime(minute * 60))
+        prefix = _minute_prefix(minute)
         _minute = (minute, prefix)
     z = sig.volume_z
     sp = sig.spread_bps

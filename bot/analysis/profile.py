@@ -1,14 +1,12 @@
 """The §4.7 volume profile kept incrementally: a notional-per-bin histogram over the look-back window and its POC.
 
 Split from :mod:`bot.analysis.imbalance` (which uses it once per evaluation). An evaluation moves the window by a few
-dozen trades at each end, so the histogram, the queue of in-window trades and the arithmetic on them are plain Python
-lists and floats: per-call numpy overhead (``np.add.at``, ``np.rint`` and friends on a few dozen values) was most of
-the cost. numpy is used only where it pays: bins and weights of a dozen trades or more, a large batch of trades (a
-rebuild). The rare full POC search is a C-level ``max`` and ``list.index`` over the live bin range: ``np.argmax`` of
-the list spent nearly all its time converting the whole list to an array (a sixth of the profile's cost). Sketched in
-the fifth pass, not adopted (not timed reliably on a shared machine): the histogram and the trade queue as numpy
-arrays, ``np.add.at`` / ``np.subtract.at`` per move and ``argmax`` per POC; it counted fewer instructions than these
-lists, though ``ufunc.at`` alone cost ~22k instructions a call and ``min`` / ``max`` on a few dozen values ~9k each.
+dozen trades at each end (median 16, mean 34 a day of BTCUSDT). The histogram is a numpy array and the queue of
+in-window trades two numpy buffers, so a move of many trades is one ``ufunc.at`` each way and the POC search one
+C-level ``argmax``; a move of a few trades goes through memoryviews of the same arrays in a plain loop (numpy's fixed
+cost per call, some 6–10k instructions, is more than a few trades cost in Python). The sixth pass measured this
+against the lists it replaces (per-trade loops, ``max`` over Python floats for the POC): ~40% fewer instructions per
+update on a recorded day of updates.
 """
 
 from __future__ import annotations
@@ -22,29 +20,37 @@ __all__ = ["PROFILE_MARGIN", "PROFILE_TRIM_EVERY", "PROFILE_UNITS", "VolumeProfi
 PROFILE_UNITS = 100.0  # profile weights are whole cents of notional: exact float sums, so add/remove is lossless
 PROFILE_MARGIN = 256  # spare bins on each side when the dense histogram is (re)allocated
 PROFILE_TRIM_EVERY = 1000  # rebuild now and then so a trending price cannot grow the histogram without bound
-_NP_PREP = 12  # from this many trades in one push, bins and weights are computed with numpy
-_BULK = 64  # from this many, they are also added to the histogram with numpy
-_COMPACT = 4096  # the trade queue drops its consumed head once it is this long and more than half of the list
-_NO_MIN = 1 << 62  # rmin / rmax of an empty histogram
-_NO_MAX = -(1 << 62)
+_SMALL = 8  # below this many trades, a push runs as a Python loop over memoryviews
+_QUEUE = 1024  # initial queue capacity (it doubles when the live part needs more than half of it)
+
+_rint = np.rint
+_mul = np.multiply
+_sub = np.subtract
+_umax = np.maximum.reduce
+_add_at = np.add.at
+_sub_at = np.subtract.at
+_U64 = np.uint64
 
 
 class VolumeProfile:
     """Dense notional-per-bin histogram over the trades with seq in [first, last] (the look-back window).
 
     Weights are integer cents held in floats, so sums are exact and moving the window (add the trades that entered,
-    subtract those that left) gives bit for bit the histogram a from-scratch rebuild would: the POC does not depend
-    on the evaluation cadence. Each in-window trade's (bin index, weight) is kept in seq order, so a trade leaving the
-    window is subtracted without querying storage again (storage seq numbers are consecutive). A bin index is
+    subtract those that left) gives bit for bit the histogram a from-scratch rebuild would, in any order of the
+    additions: the POC depends neither on the evaluation cadence nor on which path (loop or ``ufunc.at``) moved a
+    trade. Each in-window trade's bin (relative to ``base``) and weight are queued in seq order, so a trade leaving
+    the window is subtracted without querying storage again (storage seq numbers are consecutive). A bin index is
     ``round(price · inv)`` and a weight ``round(notional · 100)``, both rounded half to even: the values ``np.rint``
-    gives (Python's ``round`` of a float is exact), so either path fills the same bins with the same weights.
+    gives (Python's ``round`` of a float is exact), so both paths fill the same bins with the same weights.
 
-    The POC bin is kept incrementally (``top``, an absolute bin index): adding weight can only move the maximum to a
-    bin that received it, removing weight can only lose it if the maximum's own bin shrank (then it is searched again).
-    Ties go to the lowest bin, as ``np.argmax`` does, so the POC is the one a full search would find.
+    The POC is the first maximal bin, ``base + argmax(hist)`` (ties to the lowest bin; an all-zero histogram gives
+    its first bin). ``top`` caches it as an absolute bin index: a loop push can only move the maximum to a bin it
+    added to (it tracks the largest one), a pop can only lose it if the maximum's own bin shrank; a ``ufunc.at`` push
+    drops it and the next :meth:`poc` searches again.
     """
 
-    __slots__ = ("base", "bin", "first", "hist", "inv", "last", "lo", "q_idx", "q_w", "rmax", "rmin", "top", "updates")
+    __slots__ = ("base", "bin", "first", "hi", "hist", "hv", "inv", "last", "lo", "q_rel", "q_u", "q_w", "qrv", "qwv",
+                 "top", "updates")
 
     def __init__(self) -> None:
         self.bin = 0.0
@@ -52,18 +58,25 @@ class VolumeProfile:
         self.first = 0  # seq of the oldest trade in the window (0: empty)
         self.last = 0
         self.base = 0  # absolute bin index of hist[0]
-        self.hist: list[float] = []
-        self.q_idx: list[int] = []  # queue of in-window trades: live part is [lo, len)
-        self.q_w: list[float] = []
-        self.lo = 0
+        self._set_hist(np.zeros(0))
+        self._set_queue(np.zeros(_QUEUE, np.int64), np.zeros(_QUEUE), 0, 0)
         self.updates = 0
         self.top: int | None = None  # absolute bin index of the maximum (None: unknown, search on demand)
-        # absolute bins [rmin, rmax] hold every non-zero bin (empty: rmin > rmax); the POC search reads only them
-        self.rmin = _NO_MIN
-        self.rmax = _NO_MAX
+
+    def _set_hist(self, hist: np.ndarray) -> None:
+        self.hist = hist
+        self.hv = memoryview(hist)  # element access as Python floats, ~5× cheaper than ndarray indexing
+
+    def _set_queue(self, q_rel: np.ndarray, q_w: np.ndarray, lo: int, hi: int) -> None:
+        """Queue buffers: bins relative to ``base`` (int64; ``q_u`` is the same memory as uint64) and weights; the
+        live part is [lo, hi)."""
+        self.q_rel, self.q_w = q_rel, q_w
+        self.q_u = q_rel.view(_U64)
+        self.qrv, self.qwv = memoryview(q_rel), memoryview(q_w)
+        self.lo, self.hi = lo, hi
 
     def _fit(self, imin: int, imax: int) -> None:
-        """Make the histogram cover bins [imin, imax], keeping its contents."""
+        """Make the histogram cover absolute bins [imin, imax], keeping its contents (and the queued bins' meaning)."""
         base, n = self.base, len(self.hist)
         if n and imin >= base and imax < base + n:
             return
@@ -71,87 +84,109 @@ class VolumeProfile:
         hi = max(imax, base + n - 1) if n else imax
         lo -= PROFILE_MARGIN
         hi += PROFILE_MARGIN
+        hist = np.zeros(hi - lo + 1)
         if n:
-            self.hist = [0.0] * (base - lo) + self.hist + [0.0] * (hi - base - n + 1)
-        else:
-            self.hist = [0.0] * (hi - lo + 1)
+            hist[base - lo : base - lo + n] = self.hist
+            live = self.q_rel[self.lo : self.hi]
+            live += base - lo
+        self._set_hist(hist)
         self.base = lo
+
+    def _room(self, k: int) -> int:
+        """Make room for ``k`` more queued trades; returns where they go."""
+        lo, hi = self.lo, self.hi
+        cap = len(self.q_rel)
+        if hi + k <= cap:
+            return hi
+        live = hi - lo
+        if 2 * (live + k) > cap:
+            cap = 2 * (live + k)
+            q_rel, q_w = np.zeros(cap, np.int64), np.zeros(cap)
+        else:
+            q_rel, q_w = self.q_rel, self.q_w  # compact in place (the live part moves towards the front)
+        q_rel[:live] = self.q_rel[lo:hi]
+        q_w[:live] = self.q_w[lo:hi]
+        self._set_queue(q_rel, q_w, 0, live)
+        return live
 
     def _push(self, price: np.ndarray, notional: np.ndarray) -> None:
         """Add trades (oldest first) to the histogram and the queue."""
         k = len(price)
         if k == 0:
             return
-        if k < _NP_PREP:
-            inv = self.inv
-            idx = [round(p * inv) for p in price.tolist()]
-            w = [float(round(x * PROFILE_UNITS)) for x in notional.tolist()]
-        else:  # the same values (see the class docstring), cheaper from a dozen trades on
-            idx_a = np.rint(price * self.inv).astype(np.int64)
-            w_a = np.rint(notional * PROFILE_UNITS)
-            idx, w = idx_a.tolist(), w_a.tolist()
-        imin, imax = min(idx), max(idx)
-        self._fit(imin, imax)
-        if imin < self.rmin:
-            self.rmin = imin
-        if imax > self.rmax:
-            self.rmax = imax
+        h = self._room(k)
+        e = h + k
+        if k < _SMALL:
+            self._push_loop(price, notional, h)
+        else:
+            q_rel = self.q_rel[h:e]
+            q_w = self.q_w[h:e]
+            q_rel[...] = _rint(price * self.inv)  # integral floats → int64, exact
+            _rint(_mul(notional, PROFILE_UNITS, out=q_w), out=q_w)
+            base = self.base
+            _sub(q_rel, base, out=q_rel)
+            # one unsigned max checks 0 ≤ bin − base < len(hist) for every trade (a negative one is huge unsigned)
+            if not len(self.hist) or _umax(self.q_u[h:e]) >= len(self.hist):
+                q_rel += base
+                self._fit(int(q_rel.min()), int(q_rel.max()))
+                _sub(q_rel, self.base, out=q_rel)
+            _add_at(self.hist, q_rel, q_w)
+            self.top = None
+        self.hi = e
+
+    def _push_loop(self, price: np.ndarray, notional: np.ndarray, h: int) -> None:
+        """:meth:`_push` of a few trades, queued from ``h``: per-trade Python on memoryviews, POC kept."""
+        inv = self.inv
+        idx = [round(p * inv) for p in price.tolist()]
+        w = [float(round(x * PROFILE_UNITS)) for x in notional.tolist()]
+        self._fit(min(idx), max(idx))
         base = self.base
-        hist = self.hist
+        hv, qrv, qwv = self.hv, self.qrv, self.qwv
         top = self.top
+        if top is None:
+            for i, x in zip(idx, w, strict=True):
+                j = i - base
+                hv[j] += x
+                qrv[h] = j
+                qwv[h] = x
+                h += 1
+            return
+        # the loop also finds the largest touched bin (lowest index on a tie): weights are >= 0, so a bin's value
+        # seen mid-loop never exceeds its final one, and the final one is seen at its last touch — the same
+        # (m, cand) as a search over the final values
         m = -1.0
         cand = 0
-        if k < _BULK:
-            if top is None:
-                for i, x in zip(idx, w, strict=True):
-                    hist[i - base] += x
-            else:
-                # the add loop also finds the largest touched bin (lowest index on a tie): weights are >= 0, so a bin's
-                # value seen mid-loop never exceeds its final one, and the final one is seen at its last touch — the
-                # same (m, cand) as a search over the final values
-                for i, x in zip(idx, w, strict=True):
-                    j = i - base
-                    v = hist[j] + x
-                    hist[j] = v
-                    if v > m or (v == m and i < cand):
-                        m, cand = v, i
-        else:  # whole cents: any summation order gives the same sums, so the touched bins are binned at once
-            lo, hi = imin - base, imax - base + 1
-            add = np.bincount(idx_a - imin, weights=w_a, minlength=hi - lo).tolist()
-            seg = [a + b for a, b in zip(hist[lo:hi], add, strict=True)]
-            hist[lo:hi] = seg
-            if top is not None:
-                # the first largest bin of [imin, imax], touched or not: an untouched one is at most hist[top] and,
-                # if equal to it, not below top (top is the first maximum), so the decision below is the one the
-                # largest touched bin (lowest on a tie) would give
-                m = max(seg)
-                cand = imin + seg.index(m)
-        if top is not None:  # the maximum stays, or moves to a bin that just grew (lowest such bin on a tie)
-            best = hist[top - base]
-            if m > best or (m == best and cand < top):
-                self.top = cand
-        self.q_idx += idx
-        self.q_w += w
+        for i, x in zip(idx, w, strict=True):
+            j = i - base
+            v = hv[j] + x
+            hv[j] = v
+            qrv[h] = j
+            qwv[h] = x
+            h += 1
+            if v > m or (v == m and i < cand):
+                m, cand = v, i
+        best = hv[top - base]  # the maximum stays, or moves to a bin that just grew (lowest such bin on a tie)
+        if m > best or (m == best and cand < top):
+            self.top = cand
 
     def _pop(self, j: int) -> None:
         """Subtract the oldest ``j`` in-window trades."""
         lo = self.lo
         hi = lo + j
-        hist, base = self.hist, self.base
+        hv = self.hv
         top = self.top
         if top is not None:
-            top -= base
-            best = hist[top]
-        for i, x in zip(self.q_idx[lo:hi], self.q_w[lo:hi], strict=True):
-            hist[i - base] -= x
-        if hi >= _COMPACT and 2 * hi > len(self.q_idx):
-            del self.q_idx[:hi]
-            del self.q_w[:hi]
-            hi = 0
+            top -= self.base
+            best = hv[top]
+        if j < _SMALL:
+            for i, x in zip(self.qrv[lo:hi], self.qwv[lo:hi], strict=True):
+                hv[i] -= x
+        else:
+            _sub_at(self.hist, self.q_rel[lo:hi], self.q_w[lo:hi])
         self.lo = hi
         # the other bins only shrank (or kept their weight), so the maximum stays unless its own bin shrank: then
         # search again on demand
-        if top is not None and hist[top] != best:
+        if top is not None and hv[top] != best:
             self.top = None
 
     def rebuild(self, view: Any, bin_size: float) -> None:
@@ -159,24 +194,22 @@ class VolumeProfile:
         inv = 1.0 / bin_size
         # 1/0.1 etc. as the exact integer: bin prices come out as idx / 10 = 100.5, not idx · 0.1 = 100.50000000000001
         self.inv = float(round(inv)) if abs(inv - round(inv)) < 1e-6 * inv else inv
-        self.hist = []
+        self._clear()
+        self._push(view.price, view.notional)
+
+    def _clear(self) -> None:
+        self._set_hist(np.zeros(0))
         self.base = 0
         self.first = self.last = 0
-        self.q_idx, self.q_w, self.lo = [], [], 0
+        self.lo = self.hi = 0
         self.top = None
-        self.rmin, self.rmax = _NO_MIN, _NO_MAX
-        self._push(view.price, view.notional)
 
     def update(self, view: Any, bin_size: float) -> None:
         """Move the window to ``view`` (the trades now in the look-back, oldest first)."""
         self.updates += 1
         k = len(view)
         if k == 0:
-            self.first = self.last = 0
-            self.q_idx, self.q_w, self.lo = [], [], 0
-            self.hist = []
-            self.top = None
-            self.rmin, self.rmax = _NO_MIN, _NO_MAX
+            self._clear()
             return
         seq = view.seq
         new_first, new_last = seq.item(0), seq.item(k - 1)
@@ -199,29 +232,8 @@ class VolumeProfile:
         self.first, self.last = new_first, new_last
 
     def poc(self) -> float:
+        """The POC's price: the first maximal bin (see the class docstring) times the bin size."""
         top = self.top
         if top is None:
-            top = self.top = self._search()
+            top = self.top = self.base + int(self.hist.argmax())
         return top / self.inv
-
-    def _search(self) -> int:
-        """The first maximal bin, as ``base + np.argmax(hist)``, searched over [rmin, rmax] only.
-
-        Every bin outside that range is zero, so a positive maximum inside it is the histogram's maximum and its first
-        occurrence there is the first overall. The range is first narrowed past zero bins at both ends (the window
-        left them behind): each bin is stepped over once, however many searches follow. ``max`` keeps the first of
-        equal values and ``list.index`` finds the first equal one, so ties go to the lowest bin as with np.argmax
-        (no NaN: the weights are whole cents); an all-zero histogram falls back to the full search (its first bin).
-        """
-        hist, base = self.hist, self.base
-        a, b = self.rmin - base, self.rmax - base
-        while a < b and hist[a] == 0.0:
-            a += 1
-        while b > a and hist[b] == 0.0:
-            b -= 1
-        self.rmin, self.rmax = base + a, base + b
-        seg = hist[a : b + 1]
-        m = max(seg) if seg else 0.0
-        if m > 0.0:
-            return base + a + seg.index(m)
-        return base + hist.index(max(hist))
