@@ -18,7 +18,8 @@ is what makes ingest cheap (the same numpy call covers many batches), and the ba
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import struct
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -38,6 +39,9 @@ DEFAULT_CAPACITY = 4096
 SYNC_BACKLOG = 2048
 SMALL_SYNC = 14
 """Up to this many rows, :meth:`TradeTape._sync` computes in Python floats (numpy's per-call overhead dominates)."""
+_ROW_BYTES = 8 * _NCUM
+_PACKERS: dict[int, Callable[..., None]] = {}
+"""Per row count k: ``Struct(f"{6k}d").pack_into`` (the small catch-up's row writer, made on first use)."""
 _accumulate_max = np.maximum.accumulate
 _multiply = np.multiply
 _subtract = np.subtract
@@ -79,7 +83,9 @@ class TradeTape(TradeIds):
         self.seq = np.arange(self.seq0, self.seq0 + cap, dtype=np.int64)  # fixed per buffer: seq0 + index
         self.cum = np.empty((cap + 1, _NCUM))
         self.cum[0] = 0.0
-        self._cumflat = self.cum.reshape(-1)  # a view: rows of a small catch-up are written as one flat slice
+        # the prefix sums as one flat memoryview: a query reads its few values (column j of row i at 6i + j) as the
+        # stored doubles, without a gather, slice and tolist (each a numpy call)
+        self._cmv = memoryview(self.cum.reshape(-1))
         self._ccols = tuple(self.cum[1:, j] for j in range(_NCUM))  # column j of row i + 1 is _ccols[j][i]
         self.mm = RangeMinMax(self.price)
         self.cols = (self.ts, self.price, self.size, self.notional, self.is_buy, self.seq)
@@ -172,8 +178,9 @@ class TradeTape(TradeIds):
         """:meth:`_sync` for a few rows, in Python floats: the same IEEE operations on the same values in the same
         order (each row's terms, their running sum from the first new row, plus ``cum[s]``), so the same bits, for
         a fraction of the ~20 numpy calls (no −0.0 can occur, so starting the running sums at the first row is
-        exactly numpy's accumulate; see :func:`~bot.storage.prefix_rows.prefix_rows`). One list assignment writes the
-        new rows."""
+        exactly numpy's accumulate; see :func:`~bot.storage.prefix_rows.prefix_rows`). One ``struct.pack_into`` writes
+        the new rows: each Python float is stored as its C double, the bits ``ndarray.__setitem__`` of the list
+        would store, without numpy's per-element conversion of a list (~3× the cost)."""
         price = self.price
         if s:
             pl = price[s - 1 : e].tolist()  # the previous price, then the new ones
@@ -185,7 +192,11 @@ class TradeTape(TradeIds):
         buys = self.is_buy[s:e].tolist()
         nots = self.notional[s:e].tolist()
         out = prefix_rows(pl, buys, nots, self.cum[s].tolist(), ref)
-        self._cumflat[(s + 1) * _NCUM : (e + 1) * _NCUM] = out
+        k = e - s
+        pack = _PACKERS.get(k)
+        if pack is None:
+            pack = _PACKERS[k] = struct.Struct(f"{k * _NCUM}d").pack_into
+        pack(self.cum, (s + 1) * _ROW_BYTES, *out)
         del pl[0]
         self.mm.extend(e, pl)
         self.synced = e
@@ -403,17 +414,18 @@ class TradeTape(TradeIds):
         if b < lo:
             b = lo
         idx[k] = b
-        rows = self.cum.take(idx, 0)[:, :3].tolist()  # take: the same gathered floats, cheaper than fancy indexing
-        nb1, vb1, vs1 = rows[k]
+        mv = self._cmv  # the same stored doubles a gather of the rows would give
+        r = b * _NCUM
+        nb1, vb1, vs1 = mv[r], mv[r + 1], mv[r + 2]
         out: list[SideSums] = []
         for i in range(k):
             a = idx[i]
             if a >= b:
                 out.append(_EMPTY_SUMS)
                 continue
-            nb0, vb0, vs0 = rows[i]
-            nbuy = round(nb1 - nb0)
-            out.append(SideSums(nbuy, b - a - nbuy, vb1 - vb0, vs1 - vs0))
+            r = a * _NCUM
+            nbuy = round(nb1 - mv[r])
+            out.append(SideSums(nbuy, b - a - nbuy, vb1 - mv[r + 1], vs1 - mv[r + 2]))
         return out
 
     def price_stats(self, t0: float, t1: float) -> PriceStats:
@@ -423,15 +435,16 @@ class TradeTape(TradeIds):
         k = b - a
         if k == 0:
             return _EMPTY_STATS
-        cum = self.cum
-        ca, cb = cum[a : b + 1 : k].tolist()  # rows a and b in one slice (k = b - a >= 1)
-        sq = cb[_C_Q] - ca[_C_Q]
-        sq2 = cb[_C_Q2] - ca[_C_Q2]
+        mv = self._cmv  # rows a and b (and a + 1) read as the stored doubles
+        ra = a * _NCUM
+        rb = b * _NCUM
+        sq = mv[rb + _C_Q] - mv[ra + _C_Q]
+        sq2 = mv[rb + _C_Q2] - mv[ra + _C_Q2]
         mean_q = sq / k
         if k > 1:
             var = (sq2 - sq * mean_q) / (k - 1)
             std = math.sqrt(var) if var > 0.0 else 0.0
-            mac = (cb[_C_ADP] - cum.item(a + 1, _C_ADP)) / (k - 1)
+            mac = (mv[rb + _C_ADP] - mv[ra + _NCUM + _C_ADP]) / (k - 1)
         else:
             std = 0.0
             mac = 0.0
