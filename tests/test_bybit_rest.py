@@ -219,27 +219,43 @@ async def test_a_timestamp_refusal_remeasures_the_clock_and_says_why(rig: Rig) -
     """10002 on a signed request: the adapter re-measures the clock once (not per request) and names the cause."""
     await rig.ex.start()
     rig.ex._clock_checked_at = float("-inf")                        # as if start were longer ago than the recheck gap
-    rig.acct.skew_sec = -2.0                                        # our clock 2 s ahead: inside the 5 s limit,
-    with pytest.raises(ExchangeError) as e:                         # but Bybit refuses stamps > 1 s ahead
+    rig.acct.skew_sec = 0.5                                         # our clock 0.5 s behind: fine for the checks,
+    rig.ex.http.recv_window = 100                                   # but a 100 ms window makes every request late
+    with pytest.raises(ExchangeError) as e:
         await rig.ex.place_order(req("nap-9-E1-BUY"))
     assert e.value.code == 10002 and "server_timestamp[" in e.value.msg
-    assert "clock rechecked: local clock +2." in e.value.msg and "1 s ahead" in e.value.msg
-    assert abs(rig.ex.skew_sec + 2.0) < 0.5 and rig.acct.orders == {}
+    assert "clock rechecked: local clock -0." in e.value.msg and "recv_window of 100 ms" in e.value.msg
+    assert abs(rig.ex.skew_sec - 0.5) < 0.3 and rig.acct.orders == {}
     times = rig.srv.count("/v5/market/time")
     rig.acct.skew_sec = -30.0
     with pytest.raises(ExchangeError, match="clock measured 0s ago"):  # a burst: no second measurement
         await rig.ex.cancel_order(SYM, "nap-9-E1-BUY")
     assert rig.srv.count("/v5/market/time") == times
     rig.ex._clock_checked_at = float("-inf")
+    rig.acct.skew_sec = -2.0
     seen: list[str] = []
     sink = logger.add(lambda m: seen.append(str(m)), level="ERROR")
     try:
-        with pytest.raises(ExchangeError, match=r"max_clock_skew_sec=5\.0s: sync the system clock"):
+        with pytest.raises(ExchangeError, match="ahead of Bybit's"):  # drifted since start: the error says so
             await rig.ex.get_positions()
     finally:
         logger.remove(sink)
         await rig.ex.stop()
-    assert any("10002" in s and "off Bybit" in s for s in seen)
+    assert any("10002" in s and "ahead of Bybit" in s for s in seen)
+
+
+async def test_start_refuses_a_clock_ahead_by_a_second_inside_the_limit(rig: Rig) -> None:
+    """Bybit refuses stamps 1 s or more ahead of its clock, so the start check does, though 2 s < the 5 s limit."""
+    rig.acct.skew_sec = -2.0
+    with pytest.raises(ClockSkewError, match="refuses every signed request"):
+        await rig.ex.start()
+    rig.acct.skew_sec = -0.5
+    await rig.ex.start()                                            # half a second ahead is accepted by both
+    try:
+        ack = await rig.ex.place_order(req("nap-10-E1-BUY"))
+    finally:
+        await rig.ex.stop()
+    assert ack.order_link_id == "nap-10-E1-BUY"
 
 
 async def test_calls_run_off_the_event_loop(rig: Rig) -> None:

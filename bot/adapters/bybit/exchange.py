@@ -15,7 +15,8 @@ With ``websocket.enable_private_ws`` off no stream is opened and the status stay
 
 A 10002 answer (a signed request stamped outside Bybit's window) re-measures the clock, at most once per
 ``CLOCK_RECHECK_SEC``, and the raised error carries the measured skew: the clock can drift after the start check, and
-Bybit refuses a stamp more than 1 s ahead of its clock even when that is inside ``max_clock_skew_sec``.
+Bybit refuses a stamp 1 s or more ahead of its clock even when that is inside ``max_clock_skew_sec`` (so the start
+check refuses such a clock too).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from bot.ports import ExchangeError, PrivateEvent, StreamStatus
 __all__ = ["BybitExchange", "ClockSkewError", "build_bybit_exchange", "load_credentials", "make_http"]
 
 SKEW_WARN_FRACTION = 0.5
+BYBIT_MAX_AHEAD_SEC = 1.0  # Bybit's rule: server − recv_window ≤ request timestamp < server + 1000 ms
 CLOCK_RECHECK_SEC = 30.0  # a burst of 10002 answers re-measures the clock once, not once per request
 
 
@@ -106,11 +108,14 @@ class BybitExchange(BybitRest):
         except (ExchangeError, TimeoutError, ConnectionError) as e:
             return f"clock recheck failed: {e}"
         window = getattr(self.http, "recv_window", "?")
-        return (f"clock rechecked: {_fmt_skew(skew)}, within execution.max_clock_skew_sec; Bybit takes a request "
-                f"stamped at most 1 s ahead of its clock or {window} ms behind it")
+        return (f"clock rechecked: {_fmt_skew(skew)}, within the limits; the request took longer than its "
+                f"recv_window of {window} ms to reach Bybit")
 
     async def check_clock(self) -> float:
-        """Skew = server time − local midpoint of the request (§8.8); raises beyond the limit, warns past half."""
+        """Skew = server time − local midpoint of the request (§8.8); raises beyond the limit, warns past half.
+
+        Also raises for a local clock 1 s or more ahead of Bybit's, inside the limit or not: Bybit refuses a signed
+        request stamped that far ahead, so such a bot could not place a single order."""
         self._clock_checked_at = self.clock.now()
         t0 = self.clock.now()
         server = await self.server_time()
@@ -121,6 +126,11 @@ class BybitExchange(BybitRest):
             raise ClockSkewError(
                 f"local clock is {-skew:+.3f}s off Bybit's (round trip {t1 - t0:.3f}s); the limit is "
                 f"execution.max_clock_skew_sec={self.max_clock_skew_sec}s: sync the system clock (NTP) and restart")
+        if -skew >= BYBIT_MAX_AHEAD_SEC:
+            raise ClockSkewError(
+                f"local clock is {-skew:+.3f}s ahead of Bybit's (round trip {t1 - t0:.3f}s): Bybit refuses every "
+                f"signed request stamped {BYBIT_MAX_AHEAD_SEC:g} s or more ahead of its clock (10002), whatever "
+                f"execution.max_clock_skew_sec says: sync the system clock (NTP) and restart")
         if abs(skew) > SKEW_WARN_FRACTION * self.max_clock_skew_sec:
             logger.warning("local clock is {:+.3f}s off Bybit's (limit {}s)", -skew, self.max_clock_skew_sec)
         else:
