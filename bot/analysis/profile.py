@@ -234,6 +234,8 @@ class VolumeProfile:
     def poc(self) -> float:
         """The POC's price: the first maximal bin (see the class docstring) times the bin size."""
         top = self.top
-        if top is None:
+        # an all-zero window (only trades under half a cent) has no maximum to track: its POC is the histogram's first
+        # bin, which moves whenever the histogram is re-allocated, so a cached zero bin is searched again
+        if top is None or not self.hv[top - self.base]:
             top = self.top = self.base + int(self.hist.argmax())
         return top / self.inv
