@@ -22,7 +22,7 @@ from bot.clock import FixedClock
 from bot.cycle import hotswap
 from bot.cycle.notify import Notifier
 from bot.cycle.overlay import OverlayWatcher
-from bot.cycle.rotation import rotate, run_id_at
+from bot.cycle.rotation import prune_kline_cache, rotate, run_id_at
 from bot.cycle.runner import CycleConfig
 from bot.cycle.schedule import next_due
 from bot.cycle.service import CycleService
@@ -270,6 +270,26 @@ def test_rotation_keeps_the_newest_runs_and_their_studies(tmp_path: Path) -> Non
     assert not (tmp_path / "optimization" / f"cycle-{ids[4]}").exists()
     removed = rotate(tmp_path, keep_last_n=3, max_age_days=0.5 / 24, now=T0, protect=ids[2])
     assert removed == [ids[1]]  # older than 30 min, except the protected (running) one
+
+
+def test_kline_cache_keeps_the_days_a_cycle_can_still_read(tmp_path: Path) -> None:
+    day = 86_400
+    now = (T0 // day) * day + 6 * 3600  # 06:00 UTC
+    sym = tmp_path / "cycle" / "kline_cache" / "linear-1m" / "BTCUSDT"
+    sym.mkdir(parents=True)
+    names = [run_id_at(now - k * day)[:8] for k in range(6)]  # today first
+    files = [sym / f"{n[:4]}-{n[4:6]}-{n[6:]}.parquet" for n in names]
+    for f in files:
+        f.write_bytes(b"x")
+    other = [sym / "notes.parquet", sym / ".2020-01-01.abc.tmp"]
+    for f in other:
+        f.write_bytes(b"x")
+    removed = prune_kline_cache(tmp_path, keep_days=3, now=now)
+    # day k ended (k-1)·day + 18 h before now: the days k = 4, 5 ended more than 3 days ago; k = 3 is still needed
+    assert removed == sorted(files[4:])
+    assert all(f.exists() for f in files[:4] + other)
+    assert prune_kline_cache(tmp_path, keep_days=3, now=now) == []
+    assert prune_kline_cache(tmp_path / "nowhere", keep_days=3, now=now) == []
 
 
 # ------------------------------------------------------------------------------------------------------ fetch

@@ -4,6 +4,9 @@ its backups and audit log stay).
 
 With ``backtest.auto_cleanup``: keep the newest ``keep_last_n_runs`` runs, and of those drop the ones older than
 ``cleanup_interval_days`` (by the run id, a UTC stamp, against the bot's clock). The run in progress is never removed.
+The shared kline cache ``{report_path}/cycle/kline_cache`` keeps the day files a cycle can still read (the last
+``data_lookback_days`` plus a day's margin); older days are removed, so a bot that runs for months does not grow it
+without bound (one parquet file per symbol and day, ~40 kB).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from loguru import logger
 from bot.cycle.runner import STUDY_PREFIX
 
 RUN_ID_FORMAT = "%Y%m%dT%H%M%SZ"
+KLINE_CACHE = "kline_cache"
+_DAY_FORMAT = "%Y-%m-%d"  # the cache's day-file stem (replay.data.cache)
 
 
 def run_id_at(ts: float) -> str:
@@ -49,4 +54,24 @@ def rotate(root: Path, *, keep_last_n: int, max_age_days: float, now: float, pro
         removed.append(run_id)
     if removed:
         logger.info("cycle cleanup: removed {} old run(s) and their studies: {}", len(removed), ", ".join(removed))
+    return removed
+
+
+def prune_kline_cache(root: Path, *, keep_days: float, now: float) -> list[Path]:
+    """Remove the cycle's cached kline days that ended more than ``keep_days`` before ``now``; returns the files
+    removed. Only ``{root}/cycle/kline_cache/<category-interval>/<SYMBOL>/<YYYY-MM-DD>.parquet`` files are candidates;
+    anything else there (a file whose name is not a day, a temporary file being written) is left alone."""
+    cache = root / "cycle" / KLINE_CACHE
+    cutoff = now - keep_days * 86_400
+    removed = []
+    for path in sorted(cache.glob("*/*/*.parquet")):
+        try:
+            day = datetime.strptime(path.stem, _DAY_FORMAT).replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            continue
+        if day + 86_400 <= cutoff:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    if removed:
+        logger.info("cycle cleanup: removed {} cached kline day(s) older than {:g} days", len(removed), keep_days)
     return removed

@@ -24,7 +24,7 @@ from loguru import logger
 from bot.cycle import hotswap
 from bot.cycle.notify import Notifier
 from bot.cycle.overlay import OverlayWatcher, changed_fields
-from bot.cycle.rotation import rotate, run_id_at
+from bot.cycle.rotation import prune_kline_cache, rotate, run_id_at
 from bot.cycle.runner import CycleConfig, CycleResult, CycleRunner
 from bot.cycle.schedule import next_due
 from bot.timefmt import iso_utc
@@ -148,6 +148,9 @@ class CycleService:
                 max_age_days=bt.cleanup_interval_days,
                 now=clock.now(),
                 protect=run_id,
+            )
+            await asyncio.to_thread(
+                prune_kline_cache, self.runner.root, keep_days=bt.data_lookback_days + 1, now=clock.now()
             )
         return res
 
