@@ -28,12 +28,13 @@ import contextlib
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from bybit_http_server import BybitHTTPServer, Request, bundled_klines
+from bybit_http_server import BybitHTTPServer, KlineRoute, Reply, Request, bundled_klines
 from ws_capture_server import DEPTH, CaptureServer
 
 from bot.runner import EXIT_OK, RunOptions, assemble, drive
@@ -103,7 +104,17 @@ async def test_cycle_from_trigger_to_swapped_parameters_with_cadence_unchanged(t
 
     overlay = tmp_path / "config" / "overlay.toml"
     with BybitHTTPServer() as klines, BybitHTTPServer() as webhook:
-        klines.serve_klines(restamped_klines())
+        # the first run's download waits here until the schedule has skipped its next due time (7.2 s on), so "a run
+        # still going when the next is due" happens on any machine (an idle one finishes a run in ~5 s); the wait is
+        # shorter than the fetch's 10 s HTTP timeout and bounded in case the skip never comes
+        gate = threading.Event()
+        route = KlineRoute(restamped_klines(), klines.now_ms)
+
+        def held_klines(req: Request) -> Reply | dict:
+            gate.wait(timeout=9.0)
+            return route(req)
+
+        klines.route("GET", "/v5/market/kline", held_klines)
         webhook.route("POST", "/hook/T0KEN", hook)
         settings_file = write_settings(tmp_path, klines.base_url, webhook.base_url)
         settings = load_settings(settings_file)
@@ -146,6 +157,8 @@ async def test_cycle_from_trigger_to_swapped_parameters_with_cadence_unchanged(t
                     return False
 
                 await _until(child_niced, 40, f"a cycle child process at nice {want}")
+                await _until(lambda: bool(cycle.skipped), 20, "the next due time skipped while the first run fetches")
+                gate.set()
                 # trigger → fetch → optimize → apply: a pending proposal and two webhook POSTs
                 await _until(lambda: bool(cycle.runs), 150, "the first cycle run to finish")
                 res = cycle.runs[0]
@@ -212,6 +225,7 @@ async def test_cycle_from_trigger_to_swapped_parameters_with_cadence_unchanged(t
                 ticks_at_swap = orch.ticks
                 await _until(lambda: orch.ticks > ticks_at_swap + 2, 5, "ticks after the swap")
             finally:
+                gate.set()
                 await bot.stop("test done")
                 rc = await asyncio.wait_for(task, 30)
     assert rc == EXIT_OK
