@@ -277,8 +277,7 @@ def test_kline_cache_keeps_the_days_a_cycle_can_still_read(tmp_path: Path) -> No
     now = (T0 // day) * day + 6 * 3600  # 06:00 UTC
     sym = tmp_path / "cycle" / "kline_cache" / "linear-1m" / "BTCUSDT"
     sym.mkdir(parents=True)
-    names = [run_id_at(now - k * day)[:8] for k in range(6)]  # today first
-    files = [sym / f"{n[:4]}-{n[4:6]}-{n[6:]}.parquet" for n in names]
+    files = [sym / time.strftime("%Y-%m-%d.parquet", time.gmtime(now - k * day)) for k in range(6)]  # today first
     for f in files:
         f.write_bytes(b"x")
     other = [sym / "notes.parquet", sym / ".2020-01-01.abc.tmp"]

@@ -17,10 +17,9 @@ from pathlib import Path
 
 from loguru import logger
 
-from bot.cycle.runner import STUDY_PREFIX
+from bot.cycle.runner import KLINE_CACHE, STUDY_PREFIX
 
 RUN_ID_FORMAT = "%Y%m%dT%H%M%SZ"
-KLINE_CACHE = "kline_cache"
 _DAY_FORMAT = "%Y-%m-%d"  # the cache's day-file stem (replay.data.cache)
 
 

@@ -39,6 +39,7 @@ from bot.cycle.snapshot import to_toml
 from settings import Settings
 
 STUDY_PREFIX = "cycle-"
+KLINE_CACHE = "kline_cache"  # under {report_path}/cycle: shared by all runs, pruned by rotation
 SETTINGS_SNAPSHOT = "settings.toml"
 WEBHOOK_ENV = "NAPORRR_BACKTEST__WEBHOOK_URL"
 _PROPOSAL = re.compile(r"^proposal (\S+): (\w+)", re.M)
@@ -154,7 +155,7 @@ class CycleRunner:
             "--out",
             str(d / "data"),
             "--cache-dir",
-            str(self.root / "cycle" / "kline_cache"),
+            str(self.root / "cycle" / KLINE_CACHE),
             *common,
         ]
         study = STUDY_PREFIX + run_id
